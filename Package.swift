@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Quanta",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "quanta", targets: ["quanta"]),
+        .executable(name: "run-quantum", targets: ["run-quantum"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+    ],
+    targets: [
+        .target(name: "QuantaCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "QuantaGraphIO", dependencies: ["QuantaCore"]),
+        .target(name: "QuantaButler", dependencies: [
+            "QuantaCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .target(name: "QuantaScheduler", dependencies: [
+            "QuantaCore", "QuantaButler",
+            .product(name: "Mustache", package: "swift-mustache"),
+        ]),
+        .target(name: "QuantaExec", dependencies: ["QuantaCore", "QuantaButler"]),
+        .target(name: "QuantaCommands", dependencies: [
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "quanta", dependencies: ["QuantaCommands"]),
+        .executableTarget(name: "run-quantum", dependencies: [
+            "QuantaExec",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler"]),
+        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaButler"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,100 @@
+import Foundation
+import QuantaCore
+
+/// What a merge did, for people and for `merge-summary.json`.
+public struct MergeResult: Sendable, Codable {
+    public var outputRun: String
+    public var output: String?
+    public var registered: Int
+    public var alreadyRegistered: Int
+    public var datasetsInManifests: Int
+    /// Outputs a manifest lists whose file is gone or has another size.
+    public var missingFiles: [String]
+    public var quantaSucceeded: Int
+    public var quantaFailed: [String]
+    public var quantaBlocked: [String]
+    /// Jobs with no manifest: never ran, killed, or still running.
+    public var jobsWithoutManifest: [String]
+    public var seconds: Double
+}
+
+/// Registers the outputs that manifests report into the repository, in idempotent batches.
+public struct Merger: Sendable {
+    public let dir: SubmitDirectory
+
+    public init(dir: SubmitDirectory) { self.dir = dir }
+
+    /// - Parameters:
+    ///   - batchSize: datasets per transaction.
+    ///   - pauseMilliseconds: pause between batches, to go easy on a shared registry.
+    ///   - progress: called after each committed batch with (done, total).
+    public func run(batchSize: Int = 10_000, pauseMilliseconds: Int = 0,
+                    progress: (Int, Int) -> Void = { _, _ in }) throws -> MergeResult {
+        let start = Date()
+        let meta = try Snapshot.meta(path: dir.snapshot)
+        let repo = try Repository(root: meta.repo)
+        let registry = try Registry(path: repo.registryPath)
+        for t in try Snapshot.datasetTypes(path: dir.snapshot) {
+            try registry.registerDatasetType(name: t.name, dimensions: t.dimensions, storageClass: t.storageClass)
+        }
+        try registry.registerCollection(meta.outputRun, type: .run)
+
+        var result = MergeResult(outputRun: meta.outputRun, output: meta.output, registered: 0, alreadyRegistered: 0,
+                                 datasetsInManifests: 0, missingFiles: [], quantaSucceeded: 0, quantaFailed: [],
+                                 quantaBlocked: [], jobsWithoutManifest: [], seconds: 0)
+        var records: [DatasetRecord] = []
+        var seenJobs = Set<String>()
+        for job in try Snapshot.jobs(path: dir.snapshot) {
+            let key = "\(job.array):\(job.index)"
+            guard seenJobs.insert(key).inserted else { continue }
+            guard let m = try Manifest.read(path: dir.manifest(array: job.array, index: job.index)) else {
+                result.jobsWithoutManifest.append(key)
+                continue
+            }
+            for q in m.quanta {
+                switch q.status {
+                case .failed: result.quantaFailed.append("\(q.task) \(Self.describe(q.dataID)): \(q.reason ?? "failed")")
+                case .blocked: result.quantaBlocked.append("\(q.task) \(Self.describe(q.dataID)): \(q.reason ?? "blocked")")
+                case .succeeded:
+                    result.quantaSucceeded += 1
+                    for o in q.outputs {
+                        result.datasetsInManifests += 1
+                        let abs = repo.absolutePath(o.path)
+                        let size = (try? FileManager.default.attributesOfItem(atPath: abs)[.size] as? NSNumber)?.int64Value
+                        guard size == o.size else {
+                            result.missingFiles.append("\(abs) (\(size == nil ? "missing" : "size \(size!) ≠ \(o.size)"))")
+                            continue
+                        }
+                        records.append(DatasetRecord(id: o.id, datasetType: o.type, run: o.run, dataID: o.dataID,
+                                                     path: o.path, size: o.size, checksum: o.checksum))
+                    }
+                }
+            }
+        }
+        for run in Set(records.map(\.run)) where run != meta.outputRun {
+            try registry.registerCollection(run, type: .run)
+        }
+        var done = 0
+        for start in stride(from: 0, to: records.count, by: max(1, batchSize)) {
+            let batch = Array(records[start ..< min(start + max(1, batchSize), records.count)])
+            let added = try registry.insert(batch)
+            result.registered += added
+            result.alreadyRegistered += batch.count - added
+            done += batch.count
+            progress(done, records.count)
+            if pauseMilliseconds > 0 { usleep(UInt32(pauseMilliseconds) * 1000) }
+        }
+        if let output = meta.output {
+            try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
+        }
+        result.seconds = Date().timeIntervalSince(start)
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try e.encode(result), to: dir.mergeSummary)
+        return result
+    }
+
+    static func describe(_ dataIDJSON: String) -> String {
+        ((try? DataID(json: dataIDJSON)).map { "{\($0)}" }) ?? dataIDJSON
+    }
+}

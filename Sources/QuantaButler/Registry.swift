@@ -1,0 +1,235 @@
+import Foundation
+import GRDB
+import QuantaCore
+
+/// One registered (or to-be-registered) dataset.
+public struct DatasetRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var datasetType: String
+    public var run: String
+    public var dataID: String
+    public var path: String
+    public var size: Int64
+    public var checksum: String?
+
+    public init(id: String, datasetType: String, run: String, dataID: String, path: String, size: Int64, checksum: String?) {
+        self.id = id
+        self.datasetType = datasetType
+        self.run = run
+        self.dataID = dataID
+        self.path = path
+        self.size = size
+        self.checksum = checksum
+    }
+}
+
+public enum CollectionType: String, Sendable { case run = "RUN", chained = "CHAINED", tagged = "TAGGED" }
+
+/// The SQLite registry: dataset types, RUN and CHAINED collections, datasets.
+public final class Registry: Sendable {
+    public let path: String
+    let db: DatabaseQueue
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        do {
+            db = try DatabaseQueue(path: path, configuration: config)
+            try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode=WAL") }
+            try migrate()
+        } catch let e as QuantaError {
+            throw e
+        } catch {
+            throw QuantaError(.registry, "\(path): cannot open the registry (\(error))")
+        }
+    }
+
+    private func migrate() throws {
+        try db.write { db in
+            try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS dataset_type (
+                name TEXT PRIMARY KEY, dimensions TEXT NOT NULL, storage_class TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS collection (
+                name TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('RUN','CHAINED','TAGGED')));
+            CREATE TABLE IF NOT EXISTS collection_chain (
+                parent TEXT NOT NULL REFERENCES collection(name), position INTEGER NOT NULL,
+                child TEXT NOT NULL REFERENCES collection(name), PRIMARY KEY (parent, position));
+            CREATE TABLE IF NOT EXISTS dataset (
+                id TEXT PRIMARY KEY,
+                dataset_type TEXT NOT NULL REFERENCES dataset_type(name),
+                run TEXT NOT NULL REFERENCES collection(name),
+                data_id TEXT NOT NULL,
+                path TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                checksum TEXT,
+                ingest_date TEXT NOT NULL DEFAULT (datetime('now')),
+                UNIQUE (dataset_type, run, data_id));
+            CREATE INDEX IF NOT EXISTS dataset_run ON dataset(run, dataset_type);
+            """)
+        }
+    }
+
+    func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as QuantaError { throw e } catch {
+            throw QuantaError(.registry, "\(path): \(what) failed: \(error)")
+        }
+    }
+
+    public func registerDatasetType(name: String, dimensions: [String], storageClass: String) throws {
+        try wrap("registering dataset type \(name)") {
+            try db.write { db in
+                if let row = try Row.fetchOne(db, sql: "SELECT dimensions, storage_class FROM dataset_type WHERE name = ?", arguments: [name]) {
+                    let dims: String = row["dimensions"], sc: String = row["storage_class"]
+                    guard dims == dimensions.joined(separator: ","), sc == storageClass else {
+                        throw QuantaError(.registry, "\(self.path): dataset type '\(name)' is registered as (\(dims)) \(sc) but the submission has (\(dimensions.joined(separator: ","))) \(storageClass); rename the dataset type in the pipeline")
+                    }
+                    return
+                }
+                try db.execute(sql: "INSERT INTO dataset_type (name, dimensions, storage_class) VALUES (?, ?, ?)",
+                               arguments: [name, dimensions.joined(separator: ","), storageClass])
+            }
+        }
+    }
+
+    public func registerCollection(_ name: String, type: CollectionType) throws {
+        try wrap("registering collection \(name)") {
+            try db.write { db in
+                if let existing = try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [name]) {
+                    guard existing == type.rawValue else {
+                        throw QuantaError(.registry, "\(self.path): collection '\(name)' exists as \(existing), not \(type.rawValue); choose another name")
+                    }
+                    return
+                }
+                try db.execute(sql: "INSERT INTO collection (name, type) VALUES (?, ?)", arguments: [name, type.rawValue])
+            }
+        }
+    }
+
+    public func collectionType(_ name: String) throws -> CollectionType? {
+        try wrap("reading collection \(name)") {
+            try db.read { db in
+                try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [name]).flatMap(CollectionType.init)
+            }
+        }
+    }
+
+    public func chain(_ parent: String) throws -> [String] {
+        try wrap("reading chain \(parent)") {
+            try db.read { db in
+                try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [parent])
+            }
+        }
+    }
+
+    /// Puts `run` first in the CHAINED collection `parent`, creating it with `[run] + rest` if needed.
+    public func prependToChain(_ parent: String, run: String, rest: [String]) throws {
+        try wrap("updating chain \(parent)") {
+            try db.write { db in
+                let type = try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [parent])
+                if let type, type != CollectionType.chained.rawValue {
+                    throw QuantaError(.registry, "\(self.path): output collection '\(parent)' is a \(type) collection, not CHAINED; choose another output name")
+                }
+                var children = try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [parent])
+                if type == nil {
+                    try db.execute(sql: "INSERT INTO collection (name, type) VALUES (?, 'CHAINED')", arguments: [parent])
+                    children = rest
+                }
+                children.removeAll { $0 == run }
+                children.insert(run, at: 0)
+                for c in children {
+                    try db.execute(sql: "INSERT OR IGNORE INTO collection (name, type) VALUES (?, 'RUN')", arguments: [c])
+                }
+                try db.execute(sql: "DELETE FROM collection_chain WHERE parent = ?", arguments: [parent])
+                for (i, c) in children.enumerated() {
+                    try db.execute(sql: "INSERT INTO collection_chain (parent, position, child) VALUES (?, ?, ?)", arguments: [parent, i, c])
+                }
+            }
+        }
+    }
+
+    /// Runs reached from `collections` (CHAINED ones flattened, in search order).
+    public func resolveRuns(_ collections: [String]) throws -> [String] {
+        var out: [String] = []
+        var seen = Set<String>()
+        func visit(_ c: String, depth: Int) throws {
+            guard depth < 100, seen.insert(c).inserted else { return }
+            switch try collectionType(c) {
+            case .chained?: for child in try chain(c) { try visit(child, depth: depth + 1) }
+            case .run?, .tagged?: out.append(c)
+            case nil: throw QuantaError(.registry, "\(path): no collection named '\(c)'; 'quanta repo collections' lists them")
+            }
+        }
+        for c in collections { try visit(c, depth: 0) }
+        return out
+    }
+
+    /// Inserts one batch in one transaction; datasets whose UUID is already registered are skipped.
+    /// Returns how many were new. A different dataset with the same type, run and data ID is an error.
+    public func insert(_ batch: [DatasetRecord]) throws -> Int {
+        try wrap("registering \(batch.count) datasets") {
+            try db.write { db in
+                var added = 0
+                let stmt = try db.makeStatement(sql: """
+                    INSERT OR IGNORE INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for r in batch {
+                    try stmt.execute(arguments: [r.id, r.datasetType, r.run, r.dataID, r.path, r.size, r.checksum])
+                    if db.changesCount == 1 {
+                        added += 1
+                    } else if try String.fetchOne(db, sql: "SELECT id FROM dataset WHERE id = ?", arguments: [r.id]) == nil {
+                        throw QuantaError(.registry, "\(self.path): \(r.datasetType) \(r.dataID) is already registered in run \(r.run) under another UUID; this submission's output run was used before — use a new run")
+                    }
+                }
+                return added
+            }
+        }
+    }
+
+    /// Datasets in the given runs (all runs when nil), optionally of some types.
+    public func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord] {
+        try wrap("querying datasets") {
+            try db.read { db in
+                var sql = "SELECT id, dataset_type, run, data_id, path, size, checksum FROM dataset"
+                var clauses: [String] = []
+                var args: [DatabaseValueConvertible] = []
+                if let runs {
+                    clauses.append("run IN (\(runs.map { _ in "?" }.joined(separator: ",")))")
+                    args += runs
+                }
+                if let types, !types.isEmpty {
+                    clauses.append("dataset_type IN (\(types.map { _ in "?" }.joined(separator: ",")))")
+                    args += types
+                }
+                if runs?.isEmpty == true { return [] }
+                if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
+                sql += " ORDER BY dataset_type, run, data_id"
+                return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
+                    DatasetRecord(id: $0[0], datasetType: $0[1], run: $0[2], dataID: $0[3], path: $0[4], size: $0[5], checksum: $0[6])
+                }
+            }
+        }
+    }
+
+    public func collections() throws -> [(name: String, type: String, children: [String])] {
+        try wrap("listing collections") {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT name, type FROM collection ORDER BY name").map { row in
+                    let name: String = row[0]
+                    let children = try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [name])
+                    return (name, row[1], children)
+                }
+            }
+        }
+    }
+
+    public func count(run: String? = nil) throws -> Int {
+        try wrap("counting datasets") {
+            try db.read { db in
+                if let run { return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dataset WHERE run = ?", arguments: [run]) ?? 0 }
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dataset") ?? 0
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import QuantaCore
+import Yams
+
+/// A native repository: `quanta-repo.yaml`, a SQLite registry and a POSIX datastore.
+public struct Repository: Sendable {
+    public static let configName = "quanta-repo.yaml"
+    public static let defaultTemplate = "{run}/{datasetType}/{datasetType}_{dataId}.{ext}"
+
+    public let root: String
+    public let registryPath: String
+    public let datastoreRoot: String
+    public let template: String
+
+    /// Opens an existing repository.
+    public init(root: String) throws {
+        let root = URL(fileURLWithPath: root).standardizedFileURL.path
+        let configPath = root + "/" + Self.configName
+        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
+            throw QuantaError(.registry, "\(root): not a Quanta repository (no \(Self.configName)); create one with 'quanta repo create \(shellQuote(root))'")
+        }
+        let config: [String: Any]
+        do { config = (try Yams.load(yaml: text) as? [String: Any]) ?? [:] } catch {
+            throw QuantaError(.registry, "\(configPath): not valid YAML: \(error)")
+        }
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : root + "/" + p }
+        self.root = root
+        registryPath = resolve(config["registry"] as? String ?? "registry.sqlite")
+        datastoreRoot = resolve(config["datastore"] as? String ?? "datastore")
+        template = config["template"] as? String ?? Self.defaultTemplate
+    }
+
+    /// Creates a repository (config, empty registry, datastore directory); refuses to overwrite one.
+    @discardableResult
+    public static func create(at root: String) throws -> Repository {
+        let fm = FileManager.default
+        let root = URL(fileURLWithPath: root).standardizedFileURL.path
+        if fm.fileExists(atPath: root + "/" + configName) {
+            throw QuantaError(.registry, "\(root): a repository already exists here; use it, or choose another directory")
+        }
+        do {
+            try fm.createDirectory(atPath: root + "/datastore", withIntermediateDirectories: true)
+        } catch {
+            throw QuantaError(.io, "\(root): cannot create the repository directory (\(error.localizedDescription))")
+        }
+        let config = """
+        # Quanta repository. Paths are relative to this file's directory.
+        registry: registry.sqlite
+        datastore: datastore
+        # Placeholders: {run} {datasetType} {dataId} {ext} and any dimension name, e.g. {visit}
+        template: "\(defaultTemplate)"
+
+        """
+        try AtomicFile.write(config, to: root + "/" + configName)
+        let repo = try Repository(root: root)
+        _ = try Registry(path: repo.registryPath)
+        return repo
+    }
+
+    /// Path of a dataset relative to the datastore root, from the file template.
+    public func relativePath(run: String, datasetType: String, storageClass: String, dataID: DataID) -> String {
+        Self.expand(template, run: run, datasetType: datasetType, storageClass: storageClass, dataID: dataID)
+    }
+
+    public static func expand(_ template: String, run: String, datasetType: String, storageClass: String, dataID: DataID) -> String {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            out += rest[..<open]
+            let key = String(rest[rest.index(after: open)..<close])
+            switch key {
+            case "run": out += run.split(separator: "/").map { PathSanitizer.component(String($0)) }.joined(separator: "/")
+            case "datasetType": out += PathSanitizer.component(datasetType)
+            case "dataId": out += dataID.pathFragment
+            case "ext": out += StorageClasses.fileExtension(storageClass)
+            default: out += dataID[key].map { PathSanitizer.component($0.description) } ?? "none"
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    public func absolutePath(_ relative: String) -> String { datastoreRoot + "/" + relative }
+}
+
+public enum StorageClasses {
+    public static func fileExtension(_ storageClass: String) -> String {
+        switch storageClass {
+        case "QuantaImage": return "qimg"
+        case "SourceCatalog", "CSV": return "csv"
+        case "Text": return "txt"
+        case "JSON", "StructuredDataDict": return "json"
+        case "FITS", "ExposureF", "ImageF": return "fits"
+        default: return "dat"
+        }
+    }
+}

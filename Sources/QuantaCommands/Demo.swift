@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaExec
+import QuantaGraphIO
+import QuantaScheduler
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a small repository and a 3-step graph (isr → calibrate → gather), plan it, run it locally, merge.",
+        discussion: "Everything lands in --workdir: repo/, demo.qgn, demo-submit.yaml and submit/.")
+
+    @Option(name: .long, help: "Where to put the demo (replaced if it holds an earlier demo).")
+    var workdir = "quanta-demo"
+
+    @Option(name: .long, help: "Number of visits.") var visits = 3
+    @Option(name: .long, help: "Detectors per visit.") var detectors = 4
+    @Option(name: .long, help: "Image side in pixels.") var size = 64
+    @Option(name: .long, help: "Write this many raws corrupt, to see failures and 'restart'.") var corrupt = 0
+    @Option(name: .long, help: "Site config to plan for.") var site = "local"
+    @Option(name: [.short, .customLong("jobs")], help: "Jobs at once (default: the number of cores).") var parallel: Int?
+    @Flag(name: .long, help: "Write the repository, graph and submit directory, but do not run.") var planOnly = false
+
+    func validate() throws {
+        guard visits > 0, detectors > 0 else { throw ValidationError("--visits and --detectors must be at least 1") }
+        guard size >= 16 else { throw ValidationError("--size must be at least 16 pixels") }
+        guard corrupt >= 0, corrupt <= visits * detectors else { throw ValidationError("--corrupt must be between 0 and visits × detectors") }
+    }
+
+    func run() throws {
+        let fm = FileManager.default
+        let root = URL(fileURLWithPath: workdir).standardizedFileURL.path
+        let marker = root + "/.quanta-demo"
+        if fm.fileExists(atPath: root) {
+            let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
+            guard contents.isEmpty || fm.fileExists(atPath: marker) else {
+                throw ValidationError("\(root) exists and is not an earlier demo; choose another --workdir")
+            }
+            try fm.removeItem(atPath: root)
+        }
+        try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try AtomicFile.write("quanta demo workdir; 'quanta demo' replaces it\n", to: marker)
+
+        let survey = DemoSurvey(visits: visits, detectors: detectors, size: size, corrupt: corrupt)
+        print("Quanta demo in \(root)")
+        let repo = try Repository.create(at: root + "/repo")
+        let ingest = Progress("  writing raws")
+        let raws = try survey.ingestRaws(repo: repo) { ingest.update($0, $1) }
+        ingest.done()
+        print("  1. repository \(repo.root): \(raws.count) raws (\(visits) visits × \(detectors) detectors) in \(DemoSurvey.inputRun)\(corrupt > 0 ? ", \(corrupt) corrupt" : "")")
+
+        let stamp = Self.timestamp()
+        let graph = survey.graph(raws: raws, outputRun: "demo/out/\(stamp)", output: "demo/out")
+        let graphPath = root + "/demo.\(NativeGraphFormat.fileExtension)"
+        try NativeGraphFormat.write(graph, to: graphPath)
+        let configPath = root + "/demo-submit.yaml"
+        try AtomicFile.write(DemoSurvey.submitConfig, to: configPath)
+        print("  2. graph \(graphPath): \(graph.quanta.count) quanta of isr, calibrate, gather")
+
+        var options = try PlanOptions.parse(["--repo", repo.root, "--config", configPath, "--site", site])
+        options.templates = nil
+        let submitDir = SubmitDirectory(root + "/submit")
+        let plan = try Plan.plan(graphPath: graphPath, options: options, out: submitDir.root)
+        print("  3. planned \(plan.jobs) jobs in \(plan.arrays.count) arrays (\(plan.arrays.map { "\($0.name)[\($0.size)]" }.joined(separator: ", "))) + merge in \(String(format: "%.3f", plan.planSeconds)) s → \(submitDir.root)")
+        if planOnly {
+            print("\nRun it with: quanta run \(shellQuote(submitDir.root))")
+            return
+        }
+        var o = LocalBackend.Options()
+        o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
+        let summary = try LocalRun.execute(submitDir, plan: plan, options: o)
+        print("  4. ran locally in \(String(format: "%.2f", summary.seconds)) s (\(summary.elements) jobs, \(o.parallel) at a time) and merged\n")
+        let status = try SubmissionStatus.read(submitDir)
+        print(status.render(showElements: false))
+        let registry = try Registry(path: repo.registryPath)
+        let count = try registry.count(run: plan.outputRun)
+        print("Outputs: \(count) datasets in run \(plan.outputRun), chained into demo/out")
+        print("  files:  \(repo.datastoreRoot)/demo/out/\(stamp)/")
+        print("  list:   quanta repo query \(shellQuote(repo.root)) --collections demo/out")
+        print("  status: quanta status \(shellQuote(submitDir.root))")
+        if !status.isComplete {
+            print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")
+        }
+        try LocalRun.finish(summary)
+    }
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register what the jobs wrote into the repository; safe to rerun (already registered datasets are skipped).")
+
+    @Argument(help: "Submit directory.")
+    var dir: String
+
+    @Option(name: .long, help: "Datasets per transaction.")
+    var batchSize = 10_000
+
+    @Option(name: .long, help: "Pause between transactions, in milliseconds, to go easy on a shared registry.")
+    var batchPauseMs = 0
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        let progress = Progress("merging")
+        let r = try Merger(dir: SubmitDirectory(dir)).run(batchSize: batchSize, pauseMilliseconds: batchPauseMs) { done, total in
+            progress.update(done, total)
+            if !progress.enabled { print("committed \(done)/\(total) datasets"); fflush(nil) }
+        }
+        progress.done()
+        print("Merged into run \(r.outputRun)\(r.output.map { " (chain \($0))" } ?? ""): \(r.registered) datasets registered, \(r.alreadyRegistered) already registered, from \(r.quantaSucceeded) succeeded quanta in \(String(format: "%.2f", r.seconds)) s")
+        for (title, list) in [("failed quanta", r.quantaFailed), ("blocked quanta", r.quantaBlocked),
+                              ("jobs without a manifest (never ran or were killed)", r.jobsWithoutManifest),
+                              ("outputs missing on disk (not registered)", r.missingFiles)] where !list.isEmpty {
+            print("\(list.count) \(title):")
+            for line in list.prefix(20) { print("  \(line)") }
+            if list.count > 20 { print("  … \(list.count - 20) more in merge-summary.json") }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaGraphIO
+import QuantaScheduler
+
+/// Flags shared by every command that plans.
+struct PlanOptions: ParsableArguments {
+    @Option(name: .long, help: "The repository the graph's inputs are in and its outputs go to.")
+    var repo: String
+
+    @Option(name: .long, help: "Submit config in bps YAML keys (requestMemory, pipetask.<label>.*, cluster.<name>.*).")
+    var config: String?
+
+    @Option(name: .long, help: "Site config: a name in site-configs/ (local, …) or a path.")
+    var site: String = "local"
+
+    @Option(name: .long, help: "Output RUN collection (default: the graph's).")
+    var outputRun: String?
+
+    @Option(name: .long, help: "Output CHAINED collection (default: the graph's).")
+    var output: String?
+
+    @Option(name: .long, help: "Folder with the sbatch/submit.sh mustache templates (default: the project's templates/).")
+    var templates: String?
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cluster a graph into SLURM job arrays and write a submit directory.",
+        discussion: "The directory holds plan.json/plan.txt, snapshot.sqlite, scripts/*.sbatch and submit.sh (run it with bash on a login node).")
+
+    @Argument(help: "Graph file (.qgn, Quanta's native format).")
+    var graph: String
+
+    @OptionGroup var options: PlanOptions
+
+    @Option(name: .long, help: "Submit directory to create (must not hold a submission).")
+    var out: String
+
+    @Flag(name: .long, help: "Print plan.json instead of the summary.")
+    var json = false
+
+    func run() throws {
+        let doc = try Self.plan(graphPath: graph, options: options, out: out, quiet: json)
+        if json {
+            print(String(decoding: try doc.encoded(), as: UTF8.self))
+        } else {
+            print(doc.summary, terminator: "")
+            print("\nSubmit directory: \(SubmitDirectory(out).root)")
+            print("Run it here:      quanta run \(shellQuote(SubmitDirectory(out).root))")
+            print("Or on SLURM:      bash \(shellQuote(SubmitDirectory(out).submitScript))")
+        }
+    }
+
+    static func plan(graphPath: String, options: PlanOptions, out: String, quiet: Bool = false) throws -> PlanDocument {
+        let progress = Progress("planning")
+        progress.stage("reading \(graphPath)")
+        let graph = try NativeGraphFormat.read(path: graphPath)
+        let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
+        if !config.ignoredKeys.isEmpty && !quiet {
+            FileHandle.standardError.write(Data("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n".utf8))
+        }
+        let site = try Resources.site(options.site)
+        let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
+                              submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
+                              quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
+                              outputRun: options.outputRun, output: options.output)
+        let doc = try Planner.plan(graph, req) { progress.stage($0.rawValue) }
+        progress.done()
+        return doc
+    }
+}

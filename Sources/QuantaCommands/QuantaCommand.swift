@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import QuantaCore
+
+/// `quanta`: plan, run and follow quantum graphs on SLURM or locally.
+public struct QuantaCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "quanta",
+        abstract: "Run quantum graphs as SLURM job arrays, or locally with the same scripts.",
+        discussion: """
+        A first run:  quanta demo
+        Then:         quanta status quanta-demo/submit   ·   quanta repo query quanta-demo/repo
+        """,
+        subcommands: [Demo.self, Plan.self, Run.self, Status.self, Merge.self, Rerun.self, Restart.self,
+                      GraphCommand.self, RepoCommand.self]
+    )
+
+    public init() {}
+}
+
+/// Finds the project's shipped folders (templates/, site-configs/) and sibling executables.
+enum Resources {
+    /// This executable's absolute path.
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    }
+
+    static var runQuantum: String {
+        URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("run-quantum").path
+    }
+
+    /// `$QUANTA_HOME/NAME`, else the first `NAME/` found walking up from the executable
+    /// (a checkout's `.build/debug/quanta` finds the checkout's folder), else `/usr/local/share/quanta/NAME`.
+    static func folder(_ name: String, marker: String) throws -> String {
+        let fm = FileManager.default
+        if let home = ProcessInfo.processInfo.environment["QUANTA_HOME"] {
+            return home + "/" + name
+        }
+        var dir = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent(name)
+            if fm.fileExists(atPath: candidate.appendingPathComponent(marker).path) { return candidate.path }
+            dir = dir.deletingLastPathComponent()
+        }
+        for base in ["/usr/local/share/quanta", "/usr/share/quanta"] where fm.fileExists(atPath: "\(base)/\(name)/\(marker)") {
+            return "\(base)/\(name)"
+        }
+        throw QuantaError(.usage, "cannot find the '\(name)' folder next to \(executable); set QUANTA_HOME to the Quanta checkout")
+    }
+
+    static func templates(_ override: String?) throws -> String {
+        if let override { return override }
+        if let env = ProcessInfo.processInfo.environment["QUANTA_TEMPLATES"] { return env }
+        return try folder("templates", marker: "array.sbatch.mustache")
+    }
+
+    /// A site by name (`local` → site-configs/local.yaml) or by path.
+    static func site(_ nameOrPath: String) throws -> SiteConfig {
+        let path: String
+        if nameOrPath.contains("/") || nameOrPath.hasSuffix(".yaml") {
+            path = nameOrPath
+        } else {
+            path = try folder("site-configs", marker: "local.yaml") + "/\(nameOrPath).yaml"
+            if !FileManager.default.fileExists(atPath: path) {
+                let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+                let known = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                    .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+                throw QuantaError(.usage, "no site config '\(nameOrPath)'; known sites: \(known.joined(separator: ", ")) (or give a path to a YAML file)")
+            }
+        }
+        let memMB = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
+        return try SiteConfig.load(path: path, machine: (ProcessInfo.processInfo.activeProcessorCount, memMB))
+    }
+}
+
+/// Progress for long work: a self-rewriting line on a terminal, nothing in logs.
+final class Progress {
+    let label: String
+    let enabled: Bool
+    private var last = Date.distantPast
+
+    init(_ label: String) {
+        self.label = label
+        enabled = isatty(1) == 1 && ProcessInfo.processInfo.environment["QUANTA_PROGRESS"] != "0"
+    }
+
+    func update(_ done: Int, _ total: Int, _ extra: String = "") {
+        guard enabled, Date().timeIntervalSince(last) > 0.1 || done == total else { return }
+        last = Date()
+        let pct = total > 0 ? done * 100 / total : 100
+        print("\r\u{1B}[K\(label) \(done)/\(total) (\(pct)%)\(extra.isEmpty ? "" : "  " + extra)", terminator: "")
+        fflush(nil)
+    }
+
+    func stage(_ text: String) {
+        guard enabled else { return }
+        print("\r\u{1B}[K\(label): \(text)…", terminator: "")
+        fflush(nil)
+    }
+
+    func done() {
+        guard enabled else { return }
+        print("\r\u{1B}[K", terminator: "")
+        fflush(nil)
+    }
+}
+
+/// Reads `D:I`-style job references.
+struct JobReference: ExpressibleByArgument {
+    var array: String
+    var index: Int
+
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), let i = Int(argument[argument.index(after: colon)...]), i >= 0 else { return nil }
+        array = String(argument[..<colon])
+        index = i
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+
+struct RepoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repo", abstract: "Create and query native repositories.",
+        subcommands: [Create.self, Query.self, Collections.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a repository (SQLite registry + POSIX datastore).")
+        @Argument(help: "Directory for the new repository.") var path: String
+
+        func run() throws {
+            let repo = try Repository.create(at: path)
+            print("Created repository \(repo.root) (registry \(repo.registryPath), datastore \(repo.datastoreRoot))")
+        }
+    }
+
+    struct Query: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "query", abstract: "List datasets.")
+        @Argument(help: "Repository.") var path: String
+        @Option(name: .long, parsing: .upToNextOption, help: "Collections to search (CHAINED ones are followed); default: all runs.")
+        var collections: [String] = []
+        @Option(name: .long, parsing: .upToNextOption, help: "Dataset types.") var type: [String] = []
+        @Flag(name: .long, help: "Print counts per dataset type and run only.") var count = false
+        @Flag(name: .long, help: "One JSON object per line.") var json = false
+
+        func run() throws {
+            let repo = try Repository(root: path)
+            let registry = try Registry(path: repo.registryPath)
+            let runs = collections.isEmpty ? nil : try registry.resolveRuns(collections)
+            let rows = try registry.datasets(runs: runs, types: type)
+            if json {
+                let e = JSONEncoder()
+                e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                for r in rows { print(String(decoding: try e.encode(r), as: UTF8.self)) }
+                return
+            }
+            if count {
+                var c: [String: Int] = [:]
+                for r in rows { c["\(r.datasetType)\t\(r.run)", default: 0] += 1 }
+                let table = c.keys.sorted().map { k -> [String] in
+                    let p = k.split(separator: "\t").map(String.init)
+                    return [p[0], p[1], String(c[k]!)]
+                }
+                TextTable.render(header: ["type", "run", "datasets"], rows: table).forEach { print($0) }
+                return
+            }
+            let table = rows.map { r in
+                [r.datasetType, r.run, ((try? DataID(json: r.dataID)).map(\.description)) ?? r.dataID, r.id, r.path]
+            }
+            TextTable.render(header: ["type", "run", "dataId", "id", "path"], rows: table).forEach { print($0) }
+            print("\(rows.count) datasets")
+        }
+    }
+
+    struct Collections: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List collections; CHAINED ones with their members.")
+        @Argument(help: "Repository.") var path: String
+
+        func run() throws {
+            let repo = try Repository(root: path)
+            for c in try Registry(path: repo.registryPath).collections() {
+                print("\(c.name)  \(c.type)\(c.children.isEmpty ? "" : "  [\(c.children.joined(separator: ", "))]")")
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaScheduler
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a submit directory with the local backend: the same scripts SLURM would run, as local processes.",
+        discussion: "Dependencies are honoured as SLURM would; Ctrl-C cancels running jobs cleanly. The merge runs at the end.")
+
+    @Argument(help: "Submit directory written by 'quanta plan'.")
+    var dir: String
+
+    @Option(name: [.short, .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
+    var parallel: Int?
+
+    @Flag(name: .long, help: "Redo jobs that already succeeded.")
+    var force = false
+
+    @Flag(name: .long, help: "Skip the merge at the end.")
+    var noMerge = false
+
+    func run() throws {
+        let d = SubmitDirectory(dir)
+        let plan = try PlanDocument.read(d)
+        var o = LocalBackend.Options()
+        o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
+        o.runQuantumArguments = force ? ["--force"] : []
+        o.runMerge = !noMerge
+        let summary = try LocalRun.execute(d, plan: plan, options: o)
+        print(try SubmissionStatus.read(d).render(showElements: false), terminator: "")
+        try LocalRun.finish(summary)
+    }
+}
+
+/// Runs the local backend with live progress, shared by run, restart and demo.
+enum LocalRun {
+    static func execute(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
+        let total = options.only?.values.reduce(0) { $0 + $1.count } ?? plan.arrays.reduce(0) { $0 + $1.size }
+        let progress = Progress("running")
+        var done = 0, failed = 0, running = 0
+        let backend = LocalBackend(dir: dir, plan: plan)
+        let summary = try backend.run(options) { event in
+            switch event {
+            case .started: running += 1
+            case .ended(_, _, let s):
+                running -= 1; done += 1
+                if !s.succeeded { failed += 1 }
+            case .skipped: done += 1
+            case .mergeStarted: progress.stage("merging")
+            case .mergeEnded: progress.done()
+            case .interrupted(let sig, let n):
+                progress.done()
+                FileHandle.standardError.write(Data("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n".utf8))
+            }
+            progress.update(done, total, "\(running) running\(failed > 0 ? ", \(failed) exited non-zero" : "")")
+        }
+        progress.done()
+        return summary
+    }
+
+    static func finish(_ s: LocalBackend.Summary) throws {
+        if s.interrupted {
+            FileHandle.standardError.write(Data("cancelled: \(s.cancelled) jobs stopped; 'quanta restart' continues where this stopped\n".utf8))
+            throw ExitCode(130)
+        }
+        if let m = s.merge, !m.succeeded {
+            FileHandle.standardError.write(Data("the merge failed (\(m)); see logs/merge.err, then run 'quanta merge' again\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+extension QuantumGraph {
+    /// Checks the graph is something we can run; `source` names the file in messages.
+    /// Returns a topological order of the quanta.
+    @discardableResult
+    public func validate(source: String) throws -> [Int32] {
+        func fail(_ what: String) -> QuantaError {
+            QuantaError(.invalidGraph, "\(source): \(what)")
+        }
+        let nTypes = Int32(datasetTypes.count), nIDs = Int32(dataIDs.count), nRuns = Int32(runs.count)
+        for (i, d) in datasets.enumerated() {
+            guard d.type >= 0, d.type < nTypes, d.dataID >= 0, d.dataID < nIDs, d.run >= 0, d.run < nRuns else {
+                throw fail("dataset #\(i) (\(d.id.lowercased)) refers to a dataset type, data ID or run that is not in the file; the file is damaged — write it again")
+            }
+        }
+        let nDatasets = Int32(datasets.count)
+        for (q, n) in quanta.enumerated() {
+            guard n.task >= 0, n.task < Int32(tasks.count), n.dataID >= 0, n.dataID < nIDs else {
+                throw fail("quantum #\(q) (\(n.id.lowercased)) refers to a task or data ID that is not in the file")
+            }
+            guard n.inputStart >= 0, n.inputCount >= 0, Int(n.inputStart + n.inputCount) <= quantumInputs.count,
+                  n.outputStart >= 0, n.outputCount >= 0, Int(n.outputStart + n.outputCount) <= quantumOutputs.count
+            else { throw fail("quantum \(describe(quantum: q)) has input/output ranges outside the file") }
+            for d in inputs(of: q) where d < 0 || d >= nDatasets {
+                throw fail("quantum \(describe(quantum: q)) reads dataset #\(d), which is not in the file (dangling reference)")
+            }
+            for d in outputs(of: q) where d < 0 || d >= nDatasets {
+                throw fail("quantum \(describe(quantum: q)) writes dataset #\(d), which is not in the file (dangling reference)")
+            }
+        }
+        var seen = Set<UUID>(minimumCapacity: quanta.count + datasets.count)
+        for (q, n) in quanta.enumerated() where !seen.insert(n.id).inserted {
+            throw fail("UUID \(n.id.lowercased) is used twice (quantum \(describe(quantum: q))); every quantum and dataset needs its own UUID")
+        }
+        for (d, n) in datasets.enumerated() where !seen.insert(n.id).inserted {
+            throw fail("UUID \(n.id.lowercased) is used twice (dataset \(describe(dataset: d))); every quantum and dataset needs its own UUID")
+        }
+        var producer = [Int32](repeating: -1, count: datasets.count)
+        for q in quanta.indices {
+            for d in outputs(of: q) {
+                if producer[Int(d)] >= 0 {
+                    throw fail("dataset \(describe(dataset: Int(d))) is written by both \(describe(quantum: Int(producer[Int(d)]))) and \(describe(quantum: q))")
+                }
+                producer[Int(d)] = Int32(q)
+            }
+        }
+        for q in quanta.indices {
+            for d in inputs(of: q) where producer[Int(d)] < 0 && datasets[Int(d)].location == nil {
+                throw fail("quantum \(describe(quantum: q)) reads \(describe(dataset: Int(d))), which no quantum writes and which has no datastore location (dangling input); add its location or the quantum that writes it")
+            }
+        }
+        return try topologicalOrder(producers: producer, source: source)
+    }
+
+    /// Kahn's algorithm over quantum edges; a cycle is reported by the task labels on it.
+    public func topologicalOrder(producers: [Int32], source: String) throws -> [Int32] {
+        let (offsets, targets) = upstreamEdges(producers: producers)
+        var indegree = [Int32](repeating: 0, count: quanta.count)
+        var downstream = [[Int32]](repeating: [], count: quanta.count)
+        for q in quanta.indices {
+            for k in Int(offsets[q]) ..< Int(offsets[q + 1]) {
+                let up = Int(targets[k])
+                if up == q {
+                    throw QuantaError(.invalidGraph, "\(source): cycle: quantum \(describe(quantum: q)) reads its own output")
+                }
+                indegree[q] += 1
+                downstream[up].append(Int32(q))
+            }
+        }
+        var order: [Int32] = []
+        order.reserveCapacity(quanta.count)
+        var queue = quanta.indices.filter { indegree[$0] == 0 }.map { Int32($0) }
+        var head = 0
+        while head < queue.count {
+            let q = queue[head]; head += 1
+            order.append(q)
+            for d in downstream[Int(q)] {
+                indegree[Int(d)] -= 1
+                if indegree[Int(d)] == 0 { queue.append(d) }
+            }
+        }
+        if order.count < quanta.count {
+            let stuck = quanta.indices.filter { indegree[$0] > 0 }
+            let labels = Array(Set(stuck.map { taskLabel(ofQuantum: $0) })).sorted()
+            throw QuantaError(.invalidGraph, "\(source): cycle among tasks \(labels.joined(separator: " → ")) (\(stuck.count) quanta never become ready); a task must not read, directly or through others, what it writes")
+        }
+        return order
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// `plan.json`: what was planned, for people, for `status`, and for the local backend.
+public struct PlanDocument: Sendable, Codable, Equatable {
+    public struct Merge: Sendable, Codable, Equatable {
+        public var dependencies: [ArrayDependency]
+
+        public init(dependencies: [ArrayDependency]) { self.dependencies = dependencies }
+    }
+
+    public var formatVersion = 1
+    public var submission: String
+    public var created: String
+    public var graph: String
+    public var repo: String
+    public var outputRun: String
+    public var output: String?
+    public var site: String
+    public var siteConfig: String
+    public var submitConfig: String
+    public var quanta: Int
+    public var jobs: Int
+    public var arrays: [PlannedArray]
+    public var merge: Merge
+    public var ignoredConfigKeys: [String]
+    public var planSeconds: Double
+
+    public init(submission: String, created: String, graph: String, repo: String, outputRun: String, output: String?,
+                site: String, siteConfig: String, submitConfig: String, quanta: Int, jobs: Int, arrays: [PlannedArray],
+                merge: Merge, ignoredConfigKeys: [String], planSeconds: Double) {
+        self.submission = submission
+        self.created = created
+        self.graph = graph
+        self.repo = repo
+        self.outputRun = outputRun
+        self.output = output
+        self.site = site
+        self.siteConfig = siteConfig
+        self.submitConfig = submitConfig
+        self.quanta = quanta
+        self.jobs = jobs
+        self.arrays = arrays
+        self.merge = merge
+        self.ignoredConfigKeys = ignoredConfigKeys
+        self.planSeconds = planSeconds
+    }
+
+    public static func read(_ dir: SubmitDirectory) throws -> PlanDocument {
+        guard let data = FileManager.default.contents(atPath: dir.planJSON) else {
+            throw QuantaError(.usage, "\(dir.root): not a submit directory (no plan.json); make one with 'quanta plan'")
+        }
+        do { return try JSONDecoder().decode(PlanDocument.self, from: data) } catch {
+            throw QuantaError(.io, "\(dir.planJSON): unreadable (\(error)); plan the submission again")
+        }
+    }
+
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try e.encode(self)
+    }
+
+    /// The human-readable summary written beside plan.json and printed by `quanta plan`.
+    public var summary: String {
+        var lines = [
+            "Submission \(submission)",
+            "  graph   \(graph)",
+            "  repo    \(repo)",
+            "  run     \(outputRun)\(output.map { " (chained into \($0))" } ?? "")",
+            "  site    \(site) (\(siteConfig))",
+            "  \(quanta) quanta in \(jobs) jobs, \(arrays.count) arrays + merge; planned in \(String(format: "%.2f", planSeconds)) s",
+            "",
+        ]
+        let rows = arrays.map { a -> [String] in
+            [a.name, a.label, a.arraySpec, String(a.quanta), Units.memory(a.resources.memoryMB), String(a.resources.cpus),
+             a.resources.walltime.map(Units.slurmTime) ?? "-", a.partition,
+             a.dependencies.map { "\($0.kind.rawValue):\($0.array)" }.joined(separator: ",").ifEmpty("-")]
+        }
+        lines += TextTable.render(header: ["array", "label", "elements", "quanta", "memory", "cpus", "walltime", "partition", "after"],
+                                  rows: rows + [["merge", "merge", "0", "-", "-", "1", "-", "-",
+                                                 merge.dependencies.isEmpty ? "-" : "afterany:all"]])
+        if !ignoredConfigKeys.isEmpty {
+            lines.append("")
+            lines.append("Ignored config keys (not used by Quanta): \(ignoredConfigKeys.joined(separator: ", "))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    var trailingSpacesRemoved: String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+
+    public func ifEmpty(_ other: String) -> String { isEmpty ? other : self }
+}
+
+/// Plain aligned text tables for terminals and log files.
+public enum TextTable {
+    public static func render(header: [String], rows: [[String]]) -> [String] {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+                // Numbers align right, words left.
+                return Int(c) != nil ? pad + c : c + pad
+            }.joined(separator: "  ").trailingSpacesRemoved
+        }
+        return [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)
+    }
+}

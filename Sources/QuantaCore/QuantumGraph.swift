@@ -1,0 +1,247 @@
+import Foundation
+
+/// A task: label, dimensions, and the dataset types it reads and writes.
+public struct TaskNode: Sendable, Equatable {
+    public var label: String
+    public var dimensions: [String]
+    public var inputTypes: [String]
+    public var outputTypes: [String]
+
+    public init(label: String, dimensions: [String], inputTypes: [String] = [], outputTypes: [String] = []) {
+        self.label = label
+        self.dimensions = dimensions
+        self.inputTypes = inputTypes
+        self.outputTypes = outputTypes
+    }
+}
+
+/// A dataset type: name, dimensions, storage class.
+public struct DatasetTypeNode: Sendable, Equatable {
+    public var name: String
+    public var dimensions: [String]
+    public var storageClass: String
+
+    public init(name: String, dimensions: [String], storageClass: String) {
+        self.name = name
+        self.dimensions = dimensions
+        self.storageClass = storageClass
+    }
+}
+
+/// One dataset: indices into the graph's tables, plus its UUID and, for overall inputs, where it is.
+public struct DatasetNode: Sendable, Equatable {
+    public var id: UUID
+    public var type: Int32
+    public var dataID: Int32
+    public var run: Int32
+    /// Datastore path (relative to the datastore root) of a dataset that exists before the run.
+    public var location: String?
+
+    public init(id: UUID, type: Int32, dataID: Int32, run: Int32, location: String?) {
+        self.id = id
+        self.type = type
+        self.dataID = dataID
+        self.run = run
+        self.location = location
+    }
+}
+
+/// One quantum: task and data ID indices, and ranges into the graph's flat input/output arrays.
+public struct QuantumNode: Sendable, Equatable {
+    public var id: UUID
+    public var task: Int32
+    public var dataID: Int32
+    public var inputStart: Int32
+    public var inputCount: Int32
+    public var outputStart: Int32
+    public var outputCount: Int32
+
+    public init(id: UUID, task: Int32, dataID: Int32, inputStart: Int32, inputCount: Int32, outputStart: Int32, outputCount: Int32) {
+        self.id = id
+        self.task = task
+        self.dataID = dataID
+        self.inputStart = inputStart
+        self.inputCount = inputCount
+        self.outputStart = outputStart
+        self.outputCount = outputCount
+    }
+}
+
+/// A quantum graph held in flat arrays with interned data IDs and string tables,
+/// so that millions of quanta cost tens of bytes each, not objects.
+public struct QuantumGraph: Sendable, Equatable {
+    /// Dimension names in universe order.
+    public var universe: [String]
+    /// Free-form key/values: `outputRun`, `output`, `inputCollections`, `pipeline`, …
+    public var metadata: [String: String]
+    public var tasks: [TaskNode]
+    public var datasetTypes: [DatasetTypeNode]
+    public var runs: [String]
+    public var dataIDs: [DataID]
+    public var datasets: [DatasetNode]
+    public var quanta: [QuantumNode]
+    public var quantumInputs: [Int32]
+    public var quantumOutputs: [Int32]
+
+    public init(universe: [String] = [], metadata: [String: String] = [:], tasks: [TaskNode] = [],
+                datasetTypes: [DatasetTypeNode] = [], runs: [String] = [], dataIDs: [DataID] = [],
+                datasets: [DatasetNode] = [], quanta: [QuantumNode] = [],
+                quantumInputs: [Int32] = [], quantumOutputs: [Int32] = []) {
+        self.universe = universe
+        self.metadata = metadata
+        self.tasks = tasks
+        self.datasetTypes = datasetTypes
+        self.runs = runs
+        self.dataIDs = dataIDs
+        self.datasets = datasets
+        self.quanta = quanta
+        self.quantumInputs = quantumInputs
+        self.quantumOutputs = quantumOutputs
+    }
+
+    public var outputRun: String? { metadata["outputRun"] }
+
+    public func inputs(of q: Int) -> ArraySlice<Int32> {
+        let n = quanta[q]
+        return quantumInputs[Int(n.inputStart) ..< Int(n.inputStart + n.inputCount)]
+    }
+
+    public func outputs(of q: Int) -> ArraySlice<Int32> {
+        let n = quanta[q]
+        return quantumOutputs[Int(n.outputStart) ..< Int(n.outputStart + n.outputCount)]
+    }
+
+    public func taskLabel(ofQuantum q: Int) -> String { tasks[Int(quanta[q].task)].label }
+    public func dataID(ofQuantum q: Int) -> DataID { dataIDs[Int(quanta[q].dataID)] }
+
+    /// Describes a dataset for messages: `calexp {visit=1, detector=2}`.
+    public func describe(dataset d: Int) -> String {
+        let n = datasets[d]
+        return "\(datasetTypes[Int(n.type)].name) {\(dataIDs[Int(n.dataID)])}"
+    }
+
+    /// Describes a quantum for messages: `isr {visit=1, detector=2}`.
+    public func describe(quantum q: Int) -> String {
+        "\(taskLabel(ofQuantum: q)) {\(dataID(ofQuantum: q))}"
+    }
+
+    /// For each dataset, the quantum that writes it, or -1 for an overall input.
+    public func producers() -> [Int32] {
+        var producer = [Int32](repeating: -1, count: datasets.count)
+        for q in quanta.indices {
+            for d in outputs(of: q) { producer[Int(d)] = Int32(q) }
+        }
+        return producer
+    }
+
+    /// Quantum → upstream quanta (deduplicated), in CSR form: `offsets[q] ..< offsets[q+1]`.
+    public func upstreamEdges(producers: [Int32]) -> (offsets: [Int32], targets: [Int32]) {
+        var offsets = [Int32](repeating: 0, count: quanta.count + 1)
+        var targets: [Int32] = []
+        targets.reserveCapacity(quantumInputs.count)
+        for q in quanta.indices {
+            let start = targets.count
+            for d in inputs(of: q) {
+                let p = producers[Int(d)]
+                if p >= 0, !targets[start...].contains(p) { targets.append(p) }
+            }
+            offsets[q + 1] = Int32(targets.count)
+        }
+        return (offsets, targets)
+    }
+}
+
+/// Builds a graph with interning, for generators, readers and tests.
+public struct GraphBuilder: Sendable {
+    public private(set) var graph: QuantumGraph
+    private var dataIDIndex: [DataID: Int32] = [:]
+    private var runIndex: [String: Int32] = [:]
+    private var typeIndex: [String: Int32] = [:]
+    private var taskIndex: [String: Int32] = [:]
+    private var datasetIndex: [DatasetKey: Int32] = [:]
+
+    private struct DatasetKey: Hashable {
+        var type: Int32
+        var dataID: Int32
+        var run: Int32
+    }
+
+    public init(universe: [String], metadata: [String: String] = [:]) {
+        graph = QuantumGraph(universe: universe, metadata: metadata)
+    }
+
+    public mutating func addDatasetType(_ name: String, dimensions: [String], storageClass: String) {
+        guard typeIndex[name] == nil else { return }
+        typeIndex[name] = Int32(graph.datasetTypes.count)
+        graph.datasetTypes.append(DatasetTypeNode(name: name, dimensions: dimensions, storageClass: storageClass))
+    }
+
+    public mutating func addTask(_ task: TaskNode) {
+        guard taskIndex[task.label] == nil else { return }
+        taskIndex[task.label] = Int32(graph.tasks.count)
+        graph.tasks.append(task)
+    }
+
+    public mutating func intern(_ dataID: DataID) -> Int32 {
+        if let i = dataIDIndex[dataID] { return i }
+        let i = Int32(graph.dataIDs.count)
+        graph.dataIDs.append(dataID)
+        dataIDIndex[dataID] = i
+        return i
+    }
+
+    public mutating func internRun(_ run: String) -> Int32 {
+        if let i = runIndex[run] { return i }
+        let i = Int32(graph.runs.count)
+        graph.runs.append(run)
+        runIndex[run] = i
+        return i
+    }
+
+    /// The dataset of this type, data ID and run, created on first use.
+    public mutating func dataset(_ type: String, _ dataID: DataID, run: String, location: String? = nil,
+                                 id: UUID? = nil) -> Int32 {
+        guard let t = typeIndex[type] else { preconditionFailure("unknown dataset type \(type)") }
+        let key = DatasetKey(type: t, dataID: intern(dataID), run: internRun(run))
+        if let i = datasetIndex[key] {
+            if let location { graph.datasets[Int(i)].location = location }
+            return i
+        }
+        let i = Int32(graph.datasets.count)
+        graph.datasets.append(DatasetNode(id: id ?? UUID.v7(), type: t, dataID: key.dataID, run: key.run,
+                                          location: location))
+        datasetIndex[key] = i
+        return i
+    }
+
+    @discardableResult
+    public mutating func addQuantum(task: String, dataID: DataID, inputs: [Int32], outputs: [Int32],
+                                    id: UUID? = nil) -> Int {
+        guard let t = taskIndex[task] else { preconditionFailure("unknown task \(task)") }
+        let q = QuantumNode(id: id ?? UUID.v7(), task: t, dataID: intern(dataID),
+                            inputStart: Int32(graph.quantumInputs.count), inputCount: Int32(inputs.count),
+                            outputStart: Int32(graph.quantumOutputs.count), outputCount: Int32(outputs.count))
+        graph.quantumInputs.append(contentsOf: inputs)
+        graph.quantumOutputs.append(contentsOf: outputs)
+        graph.quanta.append(q)
+        return graph.quanta.count - 1
+    }
+}
+
+extension UUID {
+    /// A time-ordered UUID (version 7), as LSST uses for datasets and quanta.
+    public static func v7() -> UUID {
+        let ms = UInt64(Date().timeIntervalSince1970 * 1000)
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<6 { bytes[i] = UInt8((ms >> (8 * (5 - UInt64(i)))) & 0xff) }
+        var rng = SystemRandomNumberGenerator()
+        for i in 6..<16 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        bytes[6] = (bytes[6] & 0x0f) | 0x70
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+
+    /// Lower-case text form, as LSST writes UUIDs.
+    public var lowercased: String { uuidString.lowercased() }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// How a child process ended.
+public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public init(waitStatus s: Int32) {
+        self = (s & 0x7f) == 0 ? .exited((s >> 8) & 0xff) : .signaled(s & 0x7f)
+    }
+
+    public var succeeded: Bool { self == .exited(0) }
+
+    /// Shell convention: 128 + signal.
+    public var code: Int32 {
+        switch self {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exit code \(c)"
+        case .signaled(let s): return "killed by signal \(s)\(s == SIGKILL ? " (SIGKILL)" : s == SIGTERM ? " (SIGTERM)" : "")"
+        }
+    }
+}
+
+/// posix_spawn with output files and process groups: what run-quantum and the local backend need
+/// and Foundation.Process does not give (a group per job so a cancel reaches the whole tree).
+public enum Spawn {
+    public struct Options: Sendable {
+        public var stdoutPath: String?
+        public var stderrPath: String?
+        /// Append to the output files instead of truncating them.
+        public var append = true
+        /// Put the child in a new process group (its pid), so signals reach all it starts.
+        public var newProcessGroup = false
+        public var workingDirectory: String?
+        public init() {}
+    }
+
+    public static func launch(_ executable: String, _ arguments: [String], environment: [String: String],
+                              options: Options = Options()) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (options.append ? O_APPEND : O_TRUNC)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let out = options.stdoutPath { posix_spawn_file_actions_addopen(&actions, 1, out, flags & ~O_CLOEXEC, 0o644) }
+        if let err = options.stderrPath {
+            if err == options.stdoutPath { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
+            else { posix_spawn_file_actions_addopen(&actions, 2, err, flags & ~O_CLOEXEC, 0o644) }
+        }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var spawnFlags: Int32 = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if options.newProcessGroup {
+            spawnFlags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attr, 0)
+        }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setflags(&attr, Int16(spawnFlags))
+
+        // glibc's addchdir_np is not visible to Swift; a tiny sh trampoline changes directory instead.
+        var executable = executable, arguments = arguments
+        if let dir = options.workingDirectory {
+            arguments = ["-c", "cd -- \"$0\" && exec \"$@\"", dir, executable] + arguments
+            executable = "/bin/sh"
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = executable.contains("/")
+            ? posix_spawn(&pid, executable, &actions, &attr, argv, envp)
+            : posix_spawnp(&pid, executable, &actions, &attr, argv, envp)
+        guard rc == 0 else {
+            throw QuantaError(.execution, "cannot start \(executable): \(String(cString: strerror(rc)))")
+        }
+        return pid
+    }
+
+    /// Waits for one child; retries on EINTR unless `interruptible` says stop.
+    public static func wait(_ pid: pid_t) -> ExitStatus {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return ExitStatus(waitStatus: status)
+    }
+
+    /// Runs to completion.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String],
+                           options: Options = Options()) throws -> ExitStatus {
+        wait(try launch(executable, arguments, environment: environment, options: options))
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+import Yams
+
+/// Per-task settings with bps key names; `nil` means "not set here".
+public struct TaskSettings: Sendable, Equatable {
+    public var requestMemory: Int?
+    public var requestCpus: Int?
+    public var requestWalltime: Int?
+    public var numberOfRetries: Int?
+    public var retryUnlessExit: [Int]?
+    public var memoryMultiplier: Double?
+    public var memoryLimit: Int?
+    /// `builtin` or `command`.
+    public var executor: String?
+    /// Command template for the command executor.
+    public var command: String?
+    /// Built-in task name for the builtin executor.
+    public var builtin: String?
+    /// SLURM partition (bps: `queue`).
+    public var partition: String?
+
+    public init() {}
+
+    /// Values set here win over `base`.
+    public func over(_ base: TaskSettings) -> TaskSettings {
+        var r = base
+        if let v = requestMemory { r.requestMemory = v }
+        if let v = requestCpus { r.requestCpus = v }
+        if let v = requestWalltime { r.requestWalltime = v }
+        if let v = numberOfRetries { r.numberOfRetries = v }
+        if let v = retryUnlessExit { r.retryUnlessExit = v }
+        if let v = memoryMultiplier { r.memoryMultiplier = v }
+        if let v = memoryLimit { r.memoryLimit = v }
+        if let v = executor { r.executor = v }
+        if let v = command { r.command = v }
+        if let v = builtin { r.builtin = v }
+        if let v = partition { r.partition = v }
+        return r
+    }
+
+    /// bps defaults: 2048 MB, 1 cpu, 5 retries, retry unless exit 1 or 2, ×2 memory on OOM.
+    public static let defaults: TaskSettings = {
+        var s = TaskSettings()
+        s.requestMemory = 2048
+        s.requestCpus = 1
+        s.numberOfRetries = 5
+        s.retryUnlessExit = [1, 2]
+        s.memoryMultiplier = 2
+        return s
+    }()
+
+    static let keys: Set<String> = [
+        "requestMemory", "requestCpus", "requestWalltime", "numberOfRetries", "retryUnlessExit",
+        "memoryMultiplier", "memoryLimit", "executor", "command", "builtin", "queue", "partition",
+    ]
+}
+
+/// `cluster.<name>`: which tasks run together in one job, and how to group their quanta.
+public struct ClusterSpec: Sendable, Equatable {
+    public var name: String
+    public var pipetasks: [String]
+    public var dimensions: [String]?
+    /// `visit:exposure` — treat these two dimensions as the same key when grouping.
+    public var equalDimensions: [(String, String)]
+    public var partitionDimensions: [String]
+    public var partitionMaxClusters: Int?
+    public var partitionMaxSize: Int?
+    public var settings: TaskSettings
+
+    public init(name: String, pipetasks: [String], dimensions: [String]? = nil,
+                equalDimensions: [(String, String)] = [], partitionDimensions: [String] = [],
+                partitionMaxClusters: Int? = nil, partitionMaxSize: Int? = nil, settings: TaskSettings = TaskSettings()) {
+        self.name = name
+        self.pipetasks = pipetasks
+        self.dimensions = dimensions
+        self.equalDimensions = equalDimensions
+        self.partitionDimensions = partitionDimensions
+        self.partitionMaxClusters = partitionMaxClusters
+        self.partitionMaxSize = partitionMaxSize
+        self.settings = settings
+    }
+
+    public static func == (a: ClusterSpec, b: ClusterSpec) -> Bool {
+        a.name == b.name && a.pipetasks == b.pipetasks && a.dimensions == b.dimensions
+            && a.equalDimensions.map { [$0.0, $0.1] } == b.equalDimensions.map { [$0.0, $0.1] }
+            && a.partitionDimensions == b.partitionDimensions && a.partitionMaxClusters == b.partitionMaxClusters
+            && a.partitionMaxSize == b.partitionMaxSize && a.settings == b.settings
+    }
+}
+
+/// A submit config in bps YAML keys.
+public struct SubmitConfig: Sendable, Equatable {
+    public var source: String
+    public var global: TaskSettings
+    public var pipetask: [String: TaskSettings]
+    public var clusters: [ClusterSpec]
+    public var computeSite: String?
+    public var payload: [String: String]
+    /// Keys present in the file that Quanta does not use, as dotted paths.
+    public var ignoredKeys: [String]
+
+    public init(source: String = "(defaults)") {
+        self.source = source
+        global = TaskSettings()
+        pipetask = [:]
+        clusters = []
+        payload = [:]
+        ignoredKeys = []
+    }
+
+    /// Settings for one task label: defaults < global < `pipetask.<label>`.
+    public func settings(forTask label: String) -> TaskSettings {
+        let base = global.over(TaskSettings.defaults)
+        return pipetask[label].map { $0.over(base) } ?? base
+    }
+
+    public static func load(path: String) throws -> SubmitConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw QuantaError(.invalidConfig, "\(path): cannot read the submit config (\(error.localizedDescription))")
+        }
+        return try parse(text, source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws -> SubmitConfig {
+        let root = try YAMLInput.mapping(text, source: source)
+        var config = SubmitConfig(source: source)
+        var reader = YAMLReader(source: source)
+        config.global = try reader.settings(root, path: "")
+        for (key, value) in root {
+            switch key {
+            case _ where TaskSettings.keys.contains(key):
+                continue
+            case "pipetask":
+                for (label, v) in try reader.mapping(value, path: "pipetask") {
+                    let m = try reader.mapping(v, path: "pipetask.\(label)")
+                    config.pipetask[label] = try reader.settings(m, path: "pipetask.\(label).")
+                    for k in m.keys.sorted() where !TaskSettings.keys.contains(k) {
+                        reader.ignored.append("pipetask.\(label).\(k)")
+                    }
+                }
+            case "cluster":
+                let m = try reader.mapping(value, path: "cluster")
+                for name in m.keys.sorted() {
+                    config.clusters.append(try reader.cluster(name: name, try reader.mapping(m[name]!, path: "cluster.\(name)")))
+                }
+            case "computeSite":
+                config.computeSite = try reader.string(value, path: key)
+            case "payload":
+                for (k, v) in try reader.mapping(value, path: "payload") {
+                    config.payload[k] = try reader.string(v, path: "payload.\(k)")
+                }
+            default:
+                reader.ignored.append(key)
+            }
+        }
+        config.ignoredKeys = reader.ignored.sorted()
+        return config
+    }
+}
+
+enum YAMLInput {
+    static func mapping(_ text: String, source: String) throws -> [String: Any] {
+        let any: Any?
+        do { any = try Yams.load(yaml: text) } catch {
+            throw QuantaError(.invalidConfig, "\(source): not valid YAML: \(error)")
+        }
+        if any == nil { return [:] }
+        guard let m = any as? [String: Any] else {
+            throw QuantaError(.invalidConfig, "\(source): expected a mapping of keys at the top level")
+        }
+        return m
+    }
+}
+
+/// Typed access to loaded YAML with errors that name the file and the key.
+struct YAMLReader {
+    let source: String
+    var ignored: [String] = []
+
+    func fail(_ path: String, _ what: String) -> QuantaError {
+        QuantaError(.invalidConfig, "\(source): \(path): \(what)")
+    }
+
+    func mapping(_ any: Any, path: String) throws -> [String: Any] {
+        guard let m = any as? [String: Any] else { throw fail(path, "expected a mapping of keys") }
+        return m
+    }
+
+    func string(_ any: Any, path: String) throws -> String {
+        if let s = any as? String { return s }
+        if let n = any as? Int { return String(n) }
+        if let d = any as? Double { return String(d) }
+        if let b = any as? Bool { return String(b) }
+        throw fail(path, "expected a single value")
+    }
+
+    func int(_ any: Any, path: String) throws -> Int {
+        if let n = any as? Int { return n }
+        if let s = any as? String, let n = Int(s.trimmingCharacters(in: .whitespaces)) { return n }
+        throw fail(path, "expected a whole number, got '\(any)'")
+    }
+
+    func bool(_ any: Any, path: String) throws -> Bool {
+        if let b = any as? Bool { return b }
+        throw fail(path, "expected true or false, got '\(any)'")
+    }
+
+    /// A list written as YAML list or bps's comma-separated string.
+    func list(_ any: Any, path: String) throws -> [String] {
+        if let a = any as? [Any] { return try a.map { try string($0, path: path) } }
+        return try string(any, path: path).split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func settings(_ m: [String: Any], path: String) throws -> TaskSettings {
+        var s = TaskSettings()
+        if let v = m["requestMemory"] {
+            guard let mb = Units.megabytes(v), mb > 0 else { throw fail(path + "requestMemory", "expected memory in MB (e.g. 4096 or 4G), got '\(v)'") }
+            s.requestMemory = mb
+        }
+        if let v = m["requestCpus"] {
+            s.requestCpus = try int(v, path: path + "requestCpus")
+            if s.requestCpus! < 1 { throw fail(path + "requestCpus", "must be at least 1") }
+        }
+        if let v = m["requestWalltime"] {
+            guard let secs = Units.seconds(v), secs > 0 else { throw fail(path + "requestWalltime", "expected seconds or HH:MM:SS, got '\(v)'") }
+            s.requestWalltime = secs
+        }
+        if let v = m["numberOfRetries"] { s.numberOfRetries = try int(v, path: path + "numberOfRetries") }
+        if let v = m["retryUnlessExit"] {
+            if let a = v as? [Any] { s.retryUnlessExit = try a.map { try int($0, path: path + "retryUnlessExit") } }
+            else { s.retryUnlessExit = [try int(v, path: path + "retryUnlessExit")] }
+        }
+        if let v = m["memoryMultiplier"] {
+            guard let d = (v as? Double) ?? (v as? Int).map(Double.init), d >= 1 else {
+                throw fail(path + "memoryMultiplier", "expected a number ≥ 1, got '\(v)'")
+            }
+            s.memoryMultiplier = d
+        }
+        if let v = m["memoryLimit"] {
+            guard let mb = Units.megabytes(v) else { throw fail(path + "memoryLimit", "expected memory in MB, got '\(v)'") }
+            s.memoryLimit = mb
+        }
+        if let v = m["executor"] {
+            let e = try string(v, path: path + "executor")
+            guard ["builtin", "command"].contains(e) else {
+                throw fail(path + "executor", "unknown executor '\(e)'; use builtin or command")
+            }
+            s.executor = e
+        }
+        if let v = m["command"] { s.command = try string(v, path: path + "command") }
+        if let v = m["builtin"] { s.builtin = try string(v, path: path + "builtin") }
+        if let v = m["queue"] ?? m["partition"] { s.partition = try string(v, path: path + "partition") }
+        return s
+    }
+
+    mutating func cluster(name: String, _ m: [String: Any]) throws -> ClusterSpec {
+        let path = "cluster.\(name)"
+        guard let tasks = m["pipetasks"] else { throw fail(path, "needs 'pipetasks' (the task labels it groups)") }
+        var spec = ClusterSpec(name: name, pipetasks: try list(tasks, path: path + ".pipetasks"))
+        if spec.pipetasks.isEmpty { throw fail(path + ".pipetasks", "lists no task") }
+        if let v = m["dimensions"] { spec.dimensions = try list(v, path: path + ".dimensions") }
+        if let v = m["equalDimensions"] {
+            spec.equalDimensions = try list(v, path: path + ".equalDimensions").map { pair in
+                let p = pair.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard p.count == 2 else { throw fail(path + ".equalDimensions", "expected 'a:b' pairs, got '\(pair)'") }
+                return (p[0], p[1])
+            }
+        }
+        if let v = m["partitionDimensions"] { spec.partitionDimensions = try list(v, path: path + ".partitionDimensions") }
+        if let v = m["partitionMaxClusters"] { spec.partitionMaxClusters = try int(v, path: path + ".partitionMaxClusters") }
+        if let v = m["partitionMaxSize"] { spec.partitionMaxSize = try int(v, path: path + ".partitionMaxSize") }
+        if spec.partitionMaxClusters != nil && spec.partitionMaxSize != nil {
+            throw fail(path, "set partitionMaxClusters or partitionMaxSize, not both")
+        }
+        if !spec.partitionDimensions.isEmpty && spec.partitionMaxClusters == nil && spec.partitionMaxSize == nil {
+            throw fail(path, "partitionDimensions needs partitionMaxClusters or partitionMaxSize")
+        }
+        if let n = spec.partitionMaxClusters ?? spec.partitionMaxSize, n < 1 {
+            throw fail(path, "partitionMaxClusters/partitionMaxSize must be at least 1")
+        }
+        spec.settings = try settings(m, path: path + ".")
+        let known: Set<String> = ["pipetasks", "dimensions", "equalDimensions", "partitionDimensions",
+                                  "partitionMaxClusters", "partitionMaxSize"]
+        for k in m.keys.sorted() where !known.contains(k) && !TaskSettings.keys.contains(k) {
+            ignored.append("\(path).\(k)")
+        }
+        return spec
+    }
+}

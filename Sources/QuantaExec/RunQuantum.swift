@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QuantaButler
+import QuantaCore
+
+/// One array element: read the job's rows of the snapshot, run its quanta in order, check every
+/// output, write the manifest last.
+public struct JobRunner: Sendable {
+    public let dir: SubmitDirectory
+    public let array: String
+    public let index: Int
+    public let force: Bool
+    public let environment: [String: String]
+
+    public init(dir: SubmitDirectory, array: String, index: Int, force: Bool, environment: [String: String]) {
+        self.dir = dir
+        self.array = array
+        self.index = index
+        self.force = force
+        self.environment = environment
+    }
+
+    public enum Outcome: Sendable {
+        case alreadySucceeded(Manifest)
+        case ran(Manifest)
+    }
+
+    public func run(log: (String) -> Void) throws -> Outcome {
+        if !force, let previous = try Manifest.read(path: dir.manifest(array: array, index: index)), previous.status == .succeeded {
+            return .alreadySucceeded(previous)
+        }
+        let job = try Snapshot.job(path: dir.snapshot, array: array, index: index)
+        let attempt = Manifest.nextAttempt(in: dir, array: array, index: index)
+        let started = Date()
+        let iso = ISO8601DateFormatter()
+        log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
+        var records: [QuantumRecord] = []
+        var failedOrBlocked = Set<String>()
+        for (k, q) in job.quanta.enumerated() {
+            let record = runQuantum(q, job: job, attempt: attempt, failedOutputs: failedOrBlocked)
+            if record.status != .succeeded { q.outputs.forEach { failedOrBlocked.insert($0.path) } }
+            log("[\(k + 1)/\(job.quanta.count)] \(q.task) {\(q.dataID)}: \(record.status.rawValue)\(record.reason.map { " — \($0)" } ?? "") (\(String(format: "%.2f", record.seconds)) s)")
+            records.append(record)
+        }
+        let status: QuantumStatus = records.contains { $0.status == .failed } ? .failed
+            : records.contains { $0.status == .blocked } ? .blocked : .succeeded
+        let firstError = records.first { $0.status == .failed }?.reason ?? records.first { $0.status == .blocked }?.reason
+        let ended = Date()
+        let manifest = Manifest(submission: job.meta.submission, array: array, index: index, attempt: attempt, status: status,
+                                firstError: firstError.map { "\(records.first { $0.status != .succeeded }!.task): \($0)" },
+                                startedAt: iso.string(from: started), endedAt: iso.string(from: ended),
+                                seconds: ended.timeIntervalSince(started), host: hostName(),
+                                slurmJobID: environment["SLURM_JOB_ID"], slurmArrayJobID: environment["SLURM_ARRAY_JOB_ID"],
+                                maxRSSKB: maxRSS(), quanta: records)
+        try manifest.write(in: dir)
+        return .ran(manifest)
+    }
+
+    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>) -> QuantumRecord {
+        let start = Date()
+        let logPath = dir.quantumLog(task: q.task, quantum: q.id, attempt: attempt)
+        var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
+                                   seconds: 0, log: logPath, outputs: [])
+        defer { record.seconds = Date().timeIntervalSince(start) }
+        let root = job.meta.datastoreRoot
+        for input in q.inputs {
+            let path = root + "/" + input.path
+            if failedOrMissing(path, failedOutputs: failedOutputs, relative: input.path) {
+                record.reason = "missing input \(input.type) {\(input.dataID)} (\(path)); its producer failed or did not run"
+                record.log = nil
+                return finish(record, start)
+            }
+        }
+        guard let execution = job.tasks[q.task] else {
+            record.status = .failed
+            record.reason = "the snapshot has no execution settings for task '\(q.task)'"
+            return finish(record, start)
+        }
+        let pid = getpid()
+        let outputs = q.outputs.map { o -> (spec: DatasetSpec, final: String, tmp: String) in
+            let final = root + "/" + o.path
+            let url = URL(fileURLWithPath: final)
+            return (o, final, url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(pid)")
+        }
+        let logFile = LogFile(path: logPath)
+        logFile.write("# quantum \(q.id.lowercased) \(q.task) {\(q.dataID)} attempt \(attempt) on \(hostName()) at \(ISO8601DateFormatter().string(from: start))\n")
+        do {
+            for o in outputs {
+                try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: o.final).deletingLastPathComponent().path,
+                                                        withIntermediateDirectories: true)
+                unlink(o.tmp)
+            }
+            let inputs = q.inputs.map { (type: $0.type, path: root + "/" + $0.path) }
+            let tmpOutputs = outputs.map { (type: $0.spec.type, path: $0.tmp) }
+            switch execution.executor {
+            case "command":
+                let template = try CommandTemplate(execution.command ?? "")
+                let line = template.render(task: q.task, dataID: q.dataID, inputs: inputs, outputs: tmpOutputs)
+                logFile.write("# command: \(line)\n")
+                var env = environment
+                env["QUANTA_QUANTUM_ID"] = q.id.lowercased
+                env["QUANTA_TASK"] = q.task
+                env["QUANTA_DATA_ID"] = q.dataID.json
+                var o = Spawn.Options()
+                o.stdoutPath = logPath
+                o.stderrPath = logPath
+                let status = try Spawn.run("/bin/sh", ["-c", line], environment: env, options: o)
+                guard status.succeeded else {
+                    throw QuantaError(.execution, "\(status)\(firstErrorLine(logPath).map { ": \($0)" } ?? "")")
+                }
+            case "builtin":
+                try BuiltinTasks.run(execution.builtin ?? "", dataID: q.dataID,
+                                     inputs: Dictionary(grouping: inputs, by: \.type).mapValues { $0.map(\.path) },
+                                     outputs: Dictionary(grouping: tmpOutputs, by: \.type).mapValues { $0.map(\.path) },
+                                     log: { logFile.write($0 + "\n") })
+            default:
+                throw QuantaError(.execution, "unknown executor '\(execution.executor)'")
+            }
+            for o in outputs {
+                guard FileManager.default.fileExists(atPath: o.tmp) else {
+                    throw QuantaError(.execution, "no output \(o.spec.type) {\(o.spec.dataID)}: the task exited 0 but did not write \(o.tmp)")
+                }
+            }
+            for o in outputs {
+                guard rename(o.tmp, o.final) == 0 else {
+                    throw QuantaError(.io, "cannot rename \(o.tmp) to \(o.final): \(String(cString: strerror(errno)))")
+                }
+                let (size, crc) = try checksum(o.final)
+                record.outputs.append(OutputRecord(id: o.spec.id.lowercased, type: o.spec.type, dataID: o.spec.dataID.json,
+                                                   run: o.spec.run, path: o.spec.path, size: size, checksum: String(format: "crc32:%08x", crc)))
+            }
+            record.status = .succeeded
+        } catch {
+            for o in outputs { unlink(o.tmp) }
+            record.outputs = []
+            record.status = .failed
+            record.reason = "\(error)"
+            logFile.write("# failed: \(error)\n")
+        }
+        return finish(record, start)
+    }
+
+    private func failedOrMissing(_ path: String, failedOutputs: Set<String>, relative: String) -> Bool {
+        failedOutputs.contains(relative) || !FileManager.default.fileExists(atPath: path)
+    }
+
+    private func finish(_ r: QuantumRecord, _ start: Date) -> QuantumRecord {
+        var r = r
+        r.seconds = Date().timeIntervalSince(start)
+        return r
+    }
+}
+
+/// Appends to a quantum's log, creating its directory on first use.
+final class LogFile: @unchecked Sendable {
+    let path: String
+    init(path: String) {
+        self.path = path
+        try? FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
+                                                 withIntermediateDirectories: true)
+    }
+    func write(_ text: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+}
+
+/// The first line that looks like an error, else the last line (what a person wants in `status`).
+func firstErrorLine(_ path: String) -> String? {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+    let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("# ") }
+    let markers = ["error", "fatal", "exception", "traceback", "failed", "no such file"]
+    let hit = lines.first { l in markers.contains { l.lowercased().contains($0) } } ?? lines.last
+    return hit.map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
+}
+
+func checksum(_ path: String) throws -> (Int64, UInt32) {
+    guard let h = FileHandle(forReadingAtPath: path) else { throw QuantaError(.io, "\(path): cannot read back the output") }
+    defer { try? h.close() }
+    var crc = CRC32()
+    var size: Int64 = 0
+    while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
+        size += Int64(chunk.count)
+        chunk.withUnsafeBytes { crc.update($0) }
+    }
+    return (size, crc.value)
+}
+
+func hostName() -> String {
+    var buf = [CChar](repeating: 0, count: 256)
+    gethostname(&buf, 255)
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func maxRSS() -> Int {
+    var selfUsage = rusage(), children = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &selfUsage)
+    getrusage(RUSAGE_CHILDREN.rawValue, &children)
+    return max(selfUsage.ru_maxrss, children.ru_maxrss)
+}

@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QuantaCore
+
+nonisolated(unsafe) private var interruptSignal: sig_atomic_t = 0
+
+private func onInterrupt(_ sig: Int32) { interruptSignal = sig }
+
+/// Runs a submit directory's own sbatch scripts as local processes, with the environment SLURM
+/// would give them, honouring the array dependencies: the embedded default backend.
+public struct LocalBackend: Sendable {
+    public struct Options: Sendable {
+        /// How many array elements run at once.
+        public var parallel = 1
+        /// Only these elements (array name → indices); nil runs everything.
+        public var only: [String: Set<Int>]?
+        /// Extra arguments for run-quantum (e.g. `--force`).
+        public var runQuantumArguments: [String] = []
+        public var runMerge = true
+        public init() {}
+    }
+
+    public enum Event: Sendable {
+        case started(array: String, index: Int)
+        case ended(array: String, index: Int, status: ExitStatus)
+        case skipped(array: String, index: Int, reason: String)
+        case mergeStarted
+        case mergeEnded(ExitStatus)
+        case interrupted(signal: Int32, running: Int)
+    }
+
+    public struct Summary: Sendable {
+        public var elements = 0
+        public var exitedZero = 0
+        public var exitedNonZero = 0
+        public var skipped = 0
+        public var cancelled = 0
+        public var merge: ExitStatus?
+        public var interrupted = false
+        public var seconds = 0.0
+    }
+
+    public let dir: SubmitDirectory
+    public let plan: PlanDocument
+
+    public init(dir: SubmitDirectory, plan: PlanDocument) {
+        self.dir = dir
+        self.plan = plan
+    }
+
+    private struct Element {
+        var array: Int
+        var index: Int
+        var deps: [(element: Int, corr: Bool)]
+        var pid: pid_t = 0
+        var state: State = .waiting
+        enum State { case waiting, running, done(ExitStatus), skipped, cancelled }
+        var finished: Bool {
+            switch state { case .waiting, .running: return false
+            default: return true }
+        }
+    }
+
+    public func run(_ options: Options, onEvent: (Event) -> Void = { _ in }) throws -> Summary {
+        let started = Date()
+        var summary = Summary()
+        var elements: [Element] = []
+        var position: [String: [Int: Int]] = [:]
+        for (a, array) in plan.arrays.enumerated() {
+            for i in 0..<array.size where options.only?[array.name]?.contains(i) ?? (options.only == nil) {
+                position[array.name, default: [:]][i] = elements.count
+                elements.append(Element(array: a, index: i, deps: []))
+            }
+        }
+        for e in elements.indices {
+            let array = plan.arrays[elements[e].array]
+            for dep in array.dependencies {
+                guard let upstream = position[dep.array] else { continue }
+                switch dep.kind {
+                case .aftercorr:
+                    if let u = upstream[elements[e].index] { elements[e].deps.append((u, true)) }
+                case .afterany:
+                    elements[e].deps += upstream.values.sorted().map { ($0, false) }
+                }
+            }
+        }
+        summary.elements = elements.count
+
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = onInterrupt
+        sigemptyset(&sa.sa_mask)
+        sa.sa_flags = 0  // no SA_RESTART: waitpid returns EINTR so we can cancel
+        var oldInt = sigaction(), oldTerm = sigaction()
+        sigaction(SIGINT, &sa, &oldInt)
+        sigaction(SIGTERM, &sa, &oldTerm)
+        defer {
+            sigaction(SIGINT, &oldInt, nil)
+            sigaction(SIGTERM, &oldTerm, nil)
+        }
+        interruptSignal = 0
+
+        let baseEnv = ProcessInfo.processInfo.environment
+        let jobBase = Int(getpid()) * 1000
+        var running: [pid_t: Int] = [:]
+        let parallel = max(1, options.parallel)
+
+        func record(_ e: Int, _ what: String, _ detail: String = "") {
+            let el = elements[e]
+            let line = "\(ISO8601DateFormatter().string(from: Date()))\t\(plan.arrays[el.array].name)\t\(el.index)\t\(what)\t\(detail)\n"
+            appendLine(line, to: dir.localEvents)
+        }
+
+        func startReady() throws {
+            var progressed = true
+            while progressed {
+                progressed = false
+                for e in elements.indices where !elements[e].finished && elements[e].pid == 0 {
+                    if case .running = elements[e].state { continue }
+                    var ready = true
+                    var invalid: String?
+                    for (u, corr) in elements[e].deps {
+                        switch elements[u].state {
+                        case .waiting, .running: ready = false
+                        case .done(let s): if corr && !s.succeeded { invalid = "\(plan.arrays[elements[u].array].name):\(elements[u].index) ended with \(s)" }
+                        case .skipped, .cancelled: if corr { invalid = "\(plan.arrays[elements[u].array].name):\(elements[u].index) did not run" }
+                        }
+                    }
+                    guard ready else { continue }
+                    let name = plan.arrays[elements[e].array].name
+                    if let invalid {
+                        // What SLURM does with --kill-on-invalid-dep=yes: the element never runs.
+                        elements[e].state = .skipped
+                        summary.skipped += 1
+                        record(e, "skipped", "dependency never satisfied: \(invalid)")
+                        onEvent(.skipped(array: name, index: elements[e].index, reason: invalid))
+                        progressed = true
+                        continue
+                    }
+                    guard running.count < parallel else { return }
+                    let array = plan.arrays[elements[e].array]
+                    var env = baseEnv
+                    env["SLURM_JOB_ID"] = String(jobBase + e)
+                    env["SLURM_ARRAY_JOB_ID"] = String(jobBase + elements[e].array)
+                    env["SLURM_ARRAY_TASK_ID"] = String(elements[e].index)
+                    env["SLURM_ARRAY_TASK_COUNT"] = String(array.size)
+                    env["SLURM_ARRAY_TASK_MIN"] = "0"
+                    env["SLURM_ARRAY_TASK_MAX"] = String(array.size - 1)
+                    env["SLURM_JOB_NAME"] = "\(plan.submission).\(array.name)"
+                    env["SLURM_CPUS_PER_TASK"] = String(array.resources.cpus)
+                    env["SLURM_MEM_PER_NODE"] = String(array.resources.memoryMB)
+                    env["SLURM_JOB_PARTITION"] = array.partition
+                    env["SLURM_SUBMIT_DIR"] = dir.root
+                    env["QUANTA_BACKEND"] = "local"
+                    var o = Spawn.Options()
+                    o.stdoutPath = dir.jobLog(array: name, index: elements[e].index, stream: "out")
+                    o.stderrPath = dir.jobLog(array: name, index: elements[e].index, stream: "err")
+                    o.newProcessGroup = true
+                    o.workingDirectory = dir.root
+                    let pid = try Spawn.launch("/bin/bash", [dir.script(array: name)] + options.runQuantumArguments, environment: env, options: o)
+                    elements[e].pid = pid
+                    elements[e].state = .running
+                    running[pid] = e
+                    record(e, "start", "pid \(pid)")
+                    onEvent(.started(array: name, index: elements[e].index))
+                    progressed = true
+                }
+            }
+        }
+
+        try startReady()
+        while !running.isEmpty {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, 0)
+            if pid < 0 {
+                if errno == EINTR, interruptSignal != 0 { break }
+                if errno == ECHILD { break }
+                continue
+            }
+            guard let e = running.removeValue(forKey: pid) else { continue }
+            let s = ExitStatus(waitStatus: status)
+            elements[e].state = .done(s)
+            elements[e].pid = 0
+            if s.succeeded { summary.exitedZero += 1 } else { summary.exitedNonZero += 1 }
+            record(e, "end", s.description)
+            onEvent(.ended(array: plan.arrays[elements[e].array].name, index: elements[e].index, status: s))
+            if interruptSignal != 0 { break }
+            try startReady()
+        }
+
+        if interruptSignal != 0 {
+            summary.interrupted = true
+            onEvent(.interrupted(signal: interruptSignal, running: running.count))
+            for pid in running.keys { kill(-pid, SIGTERM) }
+            let deadline = Date().addingTimeInterval(10)
+            while !running.isEmpty {
+                var status: Int32 = 0
+                let pid = waitpid(-1, &status, WNOHANG)
+                if pid > 0, let e = running.removeValue(forKey: pid) {
+                    elements[e].state = .cancelled
+                    summary.cancelled += 1
+                    record(e, "cancelled", "interrupted (\(ExitStatus(waitStatus: status)))")
+                } else if pid < 0 && errno == ECHILD {
+                    break
+                } else {
+                    if Date() > deadline { for pid in running.keys { kill(-pid, SIGKILL) } }
+                    usleep(50_000)
+                }
+            }
+            summary.seconds = Date().timeIntervalSince(started)
+            return summary
+        }
+
+        if options.runMerge {
+            onEvent(.mergeStarted)
+            var o = Spawn.Options()
+            o.stdoutPath = dir.logs + "/merge.out"
+            o.stderrPath = dir.logs + "/merge.err"
+            o.newProcessGroup = true
+            o.workingDirectory = dir.root
+            var env = baseEnv
+            env["SLURM_JOB_ID"] = String(jobBase + 999)
+            env["SLURM_SUBMIT_DIR"] = dir.root
+            env["QUANTA_BACKEND"] = "local"
+            env["QUANTA_PROGRESS"] = "0"
+            let s = try Spawn.run("/bin/bash", [dir.script(array: "merge")], environment: env, options: o)
+            summary.merge = s
+            appendLine("\(ISO8601DateFormatter().string(from: Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
+            onEvent(.mergeEnded(s))
+        }
+        summary.seconds = Date().timeIntervalSince(started)
+        return summary
+    }
+}
+
+/// One line appended with O_APPEND, so concurrent writers never interleave within a line.
+func appendLine(_ line: String, to path: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return }
+    _ = line.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
+}

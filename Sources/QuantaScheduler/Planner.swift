@@ -1,0 +1,189 @@
+import Foundation
+import Mustache
+import QuantaButler
+import QuantaCore
+
+/// Everything `quanta plan` needs, resolved by the command layer.
+public struct PlanRequest: Sendable {
+    public var graphPath: String
+    public var config: SubmitConfig
+    public var site: SiteConfig
+    public var repo: Repository
+    public var submitDir: SubmitDirectory
+    public var runQuantumPath: String
+    public var quantaPath: String
+    public var templatesDir: String
+    /// Overrides of the graph's own metadata.
+    public var outputRun: String?
+    public var output: String?
+
+    public init(graphPath: String, config: SubmitConfig, site: SiteConfig, repo: Repository, submitDir: SubmitDirectory,
+                runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil) {
+        self.graphPath = graphPath
+        self.config = config
+        self.site = site
+        self.repo = repo
+        self.submitDir = submitDir
+        self.runQuantumPath = runQuantumPath
+        self.quantaPath = quantaPath
+        self.templatesDir = templatesDir
+        self.outputRun = outputRun
+        self.output = output
+    }
+}
+
+/// graph → clustered jobs → arrays → submit directory.
+public enum Planner {
+    public enum Stage: String, Sendable { case validate, cluster, arrays, snapshot, scripts }
+
+    public static func plan(_ graph: QuantumGraph, _ req: PlanRequest,
+                            progress: (Stage) -> Void = { _ in }) throws -> PlanDocument {
+        let started = Date()
+        let dir = req.submitDir
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir.planJSON) || fm.fileExists(atPath: dir.snapshot) {
+            throw QuantaError(.usage, "\(dir.root): already holds a submission; a submit directory is never reused — choose a new --out")
+        }
+        progress(.validate)
+        let order = try graph.validate(source: req.graphPath)
+        guard let outputRun = req.outputRun ?? graph.outputRun, !outputRun.isEmpty else {
+            throw QuantaError(.planning, "\(req.graphPath): the graph names no output run; pass --output-run")
+        }
+        let executions = try taskExecutions(graph, req.config)
+        progress(.cluster)
+        let clustered = try Clustering.cluster(graph, config: req.config, order: order)
+        progress(.arrays)
+        let plan = try ArrayPlanner.plan(clustered, site: req.site)
+
+        for sub in [dir.root, dir.scripts, dir.logs, dir.manifests] {
+            do { try fm.createDirectory(atPath: sub, withIntermediateDirectories: true) } catch {
+                throw QuantaError(.io, "\(sub): cannot create (\(error.localizedDescription))")
+            }
+        }
+        let submission = URL(fileURLWithPath: dir.root).lastPathComponent
+        let output = req.output ?? graph.metadata["output"]
+        let inputs = (graph.metadata["inputCollections"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        progress(.snapshot)
+        let meta = SnapshotMeta(submission: submission, repo: req.repo.root, datastoreRoot: req.repo.datastoreRoot,
+                                outputRun: outputRun, output: output, inputCollections: inputs,
+                                graph: URL(fileURLWithPath: req.graphPath).standardizedFileURL.path)
+        var runGraph = graph
+        if let override = req.outputRun, let old = graph.outputRun, let i = runGraph.runs.firstIndex(of: old) {
+            runGraph.runs[i] = override
+        }
+        try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: plan, repo: req.repo, tasks: executions)
+
+        progress(.scripts)
+        let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
+        try renderScripts(plan: plan, mergeDependencies: mergeDeps, req: req, submission: submission, quantumCount: graph.quanta.count)
+
+        let doc = PlanDocument(submission: submission, created: ISO8601DateFormatter().string(from: started),
+                               graph: meta.graph, repo: req.repo.root, outputRun: outputRun, output: output,
+                               site: req.site.name, siteConfig: req.site.source, submitConfig: req.config.source,
+                               quanta: graph.quanta.count, jobs: clustered.jobs.count, arrays: plan.arrays,
+                               merge: .init(dependencies: mergeDeps),
+                               ignoredConfigKeys: req.config.ignoredKeys + req.site.ignoredKeys.map { "site:\($0)" },
+                               planSeconds: Date().timeIntervalSince(started))
+        try AtomicFile.write(doc.summary, to: dir.planText)
+        try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
+        return doc
+    }
+
+    /// How each task runs: `builtin` when a built-in task is named, `command` when a command template is.
+    static func taskExecutions(_ graph: QuantumGraph, _ config: SubmitConfig) throws -> [String: TaskExecution] {
+        var out: [String: TaskExecution] = [:]
+        for t in graph.tasks {
+            let s = config.settings(forTask: t.label)
+            let executor = s.executor ?? (s.builtin != nil ? "builtin" : s.command != nil ? "command" : nil)
+            switch executor {
+            case "builtin"?:
+                guard let b = s.builtin else {
+                    throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' uses the builtin executor but names no task; set pipetask.\(t.label).builtin")
+                }
+                out[t.label] = TaskExecution(executor: "builtin", command: nil, builtin: b)
+            case "command"?:
+                guard let c = s.command, !c.isEmpty else {
+                    throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' uses the command executor but has no command; set pipetask.\(t.label).command")
+                }
+                try CommandTemplate(c).check(task: t, source: config.source)
+                out[t.label] = TaskExecution(executor: "command", command: c, builtin: nil)
+            default:
+                throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' has no way to run; set pipetask.\(t.label).command (a command template) or pipetask.\(t.label).builtin")
+            }
+        }
+        return out
+    }
+
+    static func template(_ name: String, in dir: String) throws -> MustacheTemplate {
+        let path = "\(dir)/\(name).mustache"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw QuantaError(.io, "\(path): template missing; point --templates (or QUANTA_TEMPLATES) at the project's templates/ folder")
+        }
+        do { return try MustacheTemplate(string: text) } catch {
+            throw QuantaError(.invalidConfig, "\(path): not a valid mustache template (\(error))")
+        }
+    }
+
+    static func renderScripts(plan: ArrayPlan, mergeDependencies: [ArrayDependency], req: PlanRequest,
+                              submission: String, quantumCount: Int) throws {
+        let site = req.site
+        let arrayT = try template("array.sbatch", in: req.templatesDir)
+        let mergeT = try template("merge.sbatch", in: req.templatesDir)
+        let submitT = try template("submit.sh", in: req.templatesDir)
+        var common: [String: Any] = [
+            "submission": shellQuote(submission),
+            "submitDir": shellQuote(req.submitDir.root),
+            "runQuantum": shellQuote(req.runQuantumPath),
+            "quanta": shellQuote(req.quantaPath),
+            "siteConfig": req.site.source.replacingOccurrences(of: "\n", with: " "),
+            "environment": site.environment,
+            "sbatchOptions": site.sbatchOptions,
+        ]
+        if let v = site.account { common["account"] = v }
+        if let v = site.qos { common["qos"] = v }
+        if let v = site.umask { common["umask"] = v }
+
+        var variable: [String: String] = [:]
+        var submitArrays: [[String: Any]] = []
+        for (a, array) in plan.arrays.enumerated() {
+            var ctx = common
+            ctx["name"] = array.name
+            ctx["label"] = PathSanitizer.safeName(array.label)
+            ctx["jobName"] = PathSanitizer.safeName("\(submission).\(array.name)")
+            ctx["arraySpec"] = array.arraySpec
+            ctx["size"] = String(array.size)
+            ctx["quanta"] = String(array.quanta)
+            ctx["partition"] = array.partition
+            ctx["memoryMB"] = String(array.resources.memoryMB)
+            ctx["cpus"] = String(array.resources.cpus)
+            if let w = array.resources.walltime { ctx["walltime"] = Units.slurmTime(w) }
+            ctx["quanta"] = String(array.quanta)
+            try writeScript(arrayT.render(ctx), to: req.submitDir.script(array: array.name))
+            variable[array.name] = "job_\(a)"
+            var entry: [String: Any] = ["name": array.name, "variable": "job_\(a)"]
+            if !array.dependencies.isEmpty { entry["dependency"] = dependencyString(array.dependencies, variable) }
+            submitArrays.append(entry)
+        }
+        var mctx = common
+        mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
+        mctx["partition"] = site.defaultPartition ?? site.partitions[0].name
+        try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
+
+        var sctx: [String: Any] = [
+            "submission": shellQuote(submission), "arrays": submitArrays, "arrayCount": String(plan.arrays.count),
+            "jobCount": String(plan.clustered.jobs.count), "quantumCount": String(quantumCount),
+        ]
+        if !mergeDependencies.isEmpty { sctx["mergeDependency"] = dependencyString(mergeDependencies, variable) }
+        try writeScript(submitT.render(sctx), to: req.submitDir.submitScript)
+    }
+
+    /// `aftercorr:${job_0},afterany:${job_1}` — only generated variable names, never user text.
+    static func dependencyString(_ deps: [ArrayDependency], _ variable: [String: String]) -> String {
+        deps.map { "\($0.kind.rawValue):${\(variable[$0.array]!)}" }.joined(separator: ",")
+    }
+
+    static func writeScript(_ text: String, to path: String) throws {
+        try AtomicFile.write(text, to: path)
+        chmod(path, 0o755)
+    }
+}

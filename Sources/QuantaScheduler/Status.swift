@@ -1,0 +1,143 @@
+import Foundation
+import QuantaButler
+import QuantaCore
+
+/// What a person needs to know about a submission: per task label and per array element.
+public struct SubmissionStatus: Sendable, Codable {
+    public enum State: String, Sendable, Codable, CaseIterable {
+        case succeeded, failed, blocked, running, pending, cancelled
+    }
+
+    public struct TaskRow: Sendable, Codable {
+        public var label: String
+        public var counts: [String: Int]
+        public var total: Int
+    }
+
+    public struct ElementRow: Sendable, Codable {
+        public var array: String
+        public var index: Int
+        public var state: State
+        public var attempt: Int?
+        /// First error line, missing input, or why it never ran.
+        public var reason: String?
+    }
+
+    public var submission: String
+    public var outputRun: String
+    public var tasks: [TaskRow]
+    public var arrays: [String: [String: Int]]
+    public var arrayOrder: [String]
+    public var elements: [ElementRow]
+    public var merge: String
+    public var quanta: [String: Int]
+
+    /// Reads plan, snapshot, manifests and the local backend's events: no scheduler query here.
+    public static func read(_ dir: SubmitDirectory) throws -> SubmissionStatus {
+        let plan = try PlanDocument.read(dir)
+        let jobs = try Snapshot.jobs(path: dir.snapshot)
+        let events = LocalEvents.read(dir)
+        var taskCounts: [String: [String: Int]] = [:]
+        var taskOrder: [String] = []
+        var elements: [ElementRow] = []
+        var arrays: [String: [String: Int]] = [:]
+        var quanta: [String: Int] = [:]
+        for job in jobs {
+            let key = "\(job.array)\t\(job.index)"
+            let manifest = try Manifest.read(path: dir.manifest(array: job.array, index: job.index))
+            let event = events[key]
+            var row = ElementRow(array: job.array, index: job.index, state: .pending, attempt: manifest?.attempt, reason: nil)
+            var perQuantum: [(String, State)] = []
+            if let event, event.what == "start", event.isNewer(than: manifest?.endedAt) {
+                row.state = event.processAlive ? .running : .failed
+                if !event.processAlive { row.reason = "ended without writing a manifest (killed?)" }
+            } else if let manifest {
+                row.state = State(rawValue: manifest.status.rawValue) ?? .failed
+                row.reason = manifest.firstError
+                perQuantum = manifest.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
+            } else if let event {
+                switch event.what {
+                case "end": row.state = .failed; row.reason = "\(event.detail), no manifest written"
+                case "skipped": row.state = .blocked; row.reason = event.detail
+                case "cancelled": row.state = .cancelled; row.reason = event.detail
+                default: break
+                }
+            }
+            if perQuantum.isEmpty { perQuantum = job.tasks.map { ($0, row.state) } }
+            for (task, state) in perQuantum {
+                if taskCounts[task] == nil { taskOrder.append(task) }
+                taskCounts[task, default: [:]][state.rawValue, default: 0] += 1
+                quanta[state.rawValue, default: 0] += 1
+            }
+            arrays[job.array, default: [:]][row.state.rawValue, default: 0] += 1
+            elements.append(row)
+        }
+        var merge = "not run"
+        if let data = FileManager.default.contents(atPath: dir.mergeSummary),
+           let m = try? JSONDecoder().decode(MergeResult.self, from: data) {
+            merge = "\(m.registered + m.alreadyRegistered) datasets registered in \(m.outputRun)"
+        }
+        return SubmissionStatus(
+            submission: plan.submission, outputRun: plan.outputRun,
+            tasks: taskOrder.map { TaskRow(label: $0, counts: taskCounts[$0]!, total: taskCounts[$0]!.values.reduce(0, +)) },
+            arrays: arrays, arrayOrder: plan.arrays.map(\.name), elements: elements, merge: merge, quanta: quanta)
+    }
+
+    public var isComplete: Bool { (quanta["succeeded"] ?? 0) == quanta.values.reduce(0, +) }
+
+    /// Tables for a terminal.
+    public func render(showElements: Bool) -> String {
+        let states = State.allCases.map(\.rawValue)
+        var lines = ["Submission \(submission) → run \(outputRun)", ""]
+        lines += TextTable.render(header: ["task", "quanta"] + states, rows: tasks.map { t in
+            [t.label, String(t.total)] + states.map { String(t.counts[$0] ?? 0) }
+        })
+        lines.append("")
+        lines += TextTable.render(header: ["array", "elements"] + states, rows: arrayOrder.map { a in
+            let c = arrays[a] ?? [:]
+            return [a, String(c.values.reduce(0, +))] + states.map { String(c[$0] ?? 0) }
+        })
+        let problems = elements.filter { [.failed, .blocked, .cancelled].contains($0.state) }
+        if !problems.isEmpty {
+            lines.append("")
+            lines.append("Jobs that need attention (rerun one with: quanta rerun DIR --job ARRAY:INDEX):")
+            for e in problems.prefix(showElements ? problems.count : 20) {
+                lines.append("  \(e.array):\(e.index)  \(e.state.rawValue)\(e.reason.map { "  \($0)" } ?? "")")
+            }
+            if !showElements && problems.count > 20 { lines.append("  … \(problems.count - 20) more (--all lists them)") }
+        }
+        lines.append("")
+        lines.append("Merge: \(merge)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The local backend's append-only record: the last event per element.
+struct LocalEvents {
+    struct Event {
+        var time: String
+        var what: String
+        var detail: String
+
+        var processAlive: Bool {
+            guard detail.hasPrefix("pid "), let pid = Int32(detail.dropFirst(4)) else { return false }
+            return kill(pid, 0) == 0
+        }
+
+        func isNewer(than iso: String?) -> Bool {
+            guard let iso else { return true }
+            return time >= iso
+        }
+    }
+
+    static func read(_ dir: SubmitDirectory) -> [String: Event] {
+        guard let text = try? String(contentsOfFile: dir.localEvents, encoding: .utf8) else { return [:] }
+        var out: [String: Event] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 4 else { continue }
+            out["\(f[1])\t\(f[2])"] = Event(time: f[0], what: f[3], detail: f.count > 4 ? f[4] : "")
+        }
+        return out
+    }
+}

@@ -1,0 +1,8 @@
+import QuantaCommands
+
+@main
+struct Entrypoint {
+    static func main() {
+        QuantaCommand.main()
+    }
+}
