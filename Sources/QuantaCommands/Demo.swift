@@ -19,7 +19,7 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Image side in pixels.") var size = 64
     @Option(name: .long, help: "Write this many raws corrupt, to see failures and 'restart'.") var corrupt = 0
     @Option(name: .long, help: "Site config to plan for.") var site = "local"
-    @Option(name: [.short, .customLong("jobs")], help: "Jobs at once (default: the number of cores).") var parallel: Int?
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Jobs at once (default: the number of cores).") var parallel: Int?
     @Flag(name: .long, help: "Write the repository, graph and submit directory, but do not run.") var planOnly = false
 
     func validate() throws {
@@ -82,7 +82,7 @@ struct Demo: ParsableCommand {
         if !status.isComplete {
             print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")
         }
-        try LocalRun.finish(summary)
+        try LocalRun.finish(summary, complete: status.isComplete)
     }
 
     static func timestamp() -> String {

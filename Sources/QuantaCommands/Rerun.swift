@@ -51,7 +51,7 @@ struct Restart: ParsableCommand {
     @Argument(help: "Submit directory.")
     var dir: String
 
-    @Option(name: [.short, .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
     var parallel: Int?
 
     func run() throws {
@@ -69,7 +69,8 @@ struct Restart: ParsableCommand {
         o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
         o.only = only
         let summary = try LocalRun.execute(d, plan: plan, options: o)
-        print(try SubmissionStatus.read(d).render(showElements: false), terminator: "")
-        try LocalRun.finish(summary)
+        let after = try SubmissionStatus.read(d)
+        print(after.render(showElements: false), terminator: "")
+        try LocalRun.finish(summary, complete: after.isComplete)
     }
 }

@@ -12,7 +12,7 @@ struct Run: ParsableCommand {
     @Argument(help: "Submit directory written by 'quanta plan'.")
     var dir: String
 
-    @Option(name: [.short, .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
     var parallel: Int?
 
     @Flag(name: .long, help: "Redo jobs that already succeeded.")
@@ -29,8 +29,9 @@ struct Run: ParsableCommand {
         o.runQuantumArguments = force ? ["--force"] : []
         o.runMerge = !noMerge
         let summary = try LocalRun.execute(d, plan: plan, options: o)
-        print(try SubmissionStatus.read(d).render(showElements: false), terminator: "")
-        try LocalRun.finish(summary)
+        let status = try SubmissionStatus.read(d)
+        print(status.render(showElements: false), terminator: "")
+        try LocalRun.finish(summary, complete: status.isComplete)
     }
 }
 
@@ -60,7 +61,8 @@ enum LocalRun {
         return summary
     }
 
-    static func finish(_ s: LocalBackend.Summary) throws {
+    /// Exit status for scripts: 130 interrupted, 1 when the merge failed or some quanta did not succeed.
+    static func finish(_ s: LocalBackend.Summary, complete: Bool) throws {
         if s.interrupted {
             FileHandle.standardError.write(Data("cancelled: \(s.cancelled) jobs stopped; 'quanta restart' continues where this stopped\n".utf8))
             throw ExitCode(130)
@@ -69,5 +71,6 @@ enum LocalRun {
             FileHandle.standardError.write(Data("the merge failed (\(m)); see logs/merge.err, then run 'quanta merge' again\n".utf8))
             throw ExitCode(1)
         }
+        if !complete { throw ExitCode(1) }
     }
 }

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+@testable import QuantaCore
+
+@Suite struct SubmitConfigTests {
+    @Test func readsBpsKeysAndReportsUnknownOnesOnce() throws {
+        let c = try config("""
+        requestMemory: 4096
+        requestCpus: 2
+        requestWalltime: "01:30:00"
+        numberOfRetries: 3
+        retryUnlessExit: [1, 2, 3]
+        memoryMultiplier: 1.5
+        memoryLimit: 64G
+        operator: someone
+        campaign: hsc-rc2
+        pipetask:
+          isr: {requestMemory: 8G, executor: builtin, builtin: isr, colour: blue}
+        cluster:
+          c1: {pipetasks: "isr, calibrate", dimensions: "visit, detector", equalDimensions: "visit:exposure", requestMemory: 10000, flavour: x}
+        payload:
+          output: u/me/out
+        """)
+        #expect(c.global.requestMemory == 4096)
+        #expect(c.global.requestWalltime == 5400)
+        #expect(c.global.retryUnlessExit == [1, 2, 3])
+        #expect(c.global.memoryLimit == 65536)
+        #expect(c.settings(forTask: "isr").requestMemory == 8192)
+        #expect(c.settings(forTask: "isr").requestCpus == 2)
+        #expect(c.settings(forTask: "other").requestMemory == 4096)
+        #expect(c.clusters[0].pipetasks == ["isr", "calibrate"])
+        #expect(c.clusters[0].equalDimensions.map { [$0.0, $0.1] } == [["visit", "exposure"]])
+        #expect(c.clusters[0].settings.requestMemory == 10000)
+        #expect(c.payload["output"] == "u/me/out")
+        #expect(c.ignoredKeys == ["campaign", "cluster.c1.flavour", "operator", "pipetask.isr.colour"])
+    }
+
+    @Test func defaultsAreBps() throws {
+        let s = try config("").settings(forTask: "x")
+        #expect(s.requestMemory == 2048)
+        #expect(s.requestCpus == 1)
+        #expect(s.numberOfRetries == 5)
+        #expect(s.retryUnlessExit == [1, 2])
+    }
+
+    @Test func badValuesNameFileAndKey() throws {
+        #expect {
+            try config("pipetask: {isr: {requestMemory: lots}}")
+        } throws: { e in ((e as? QuantaError)?.message ?? "").hasPrefix("test.yaml: pipetask.isr.requestMemory") }
+        #expect {
+            try config("cluster: {c: {dimensions: visit}}")
+        } throws: { e in ((e as? QuantaError)?.message ?? "").contains("cluster.c: needs 'pipetasks'") }
+        #expect {
+            try config("requestMemory: [1, 2")
+        } throws: { e in ((e as? QuantaError)?.message ?? "").hasPrefix("test.yaml: not valid YAML") }
+    }
+}
+
+@Suite struct SiteConfigTests {
+    let machine = (cores: 2, memoryMB: 24576)
+
+    @Test func shippedSitesParse() throws {
+        let local = try SiteConfig.load(path: repoRoot + "/site-configs/local.yaml", machine: machine)
+        #expect(local.scheduler == .local)
+        #expect(local.partitions[0].coresPerNode == 2)
+        #expect(local.partitions[0].memoryPerNodeMB == 24576)
+        let hpc = try SiteConfig.load(path: repoRoot + "/site-configs/hpc-example.yaml", machine: machine)
+        #expect(hpc.scheduler == .slurm)
+        #expect(hpc.partitions.map(\.name) == ["normal", "bigmem", "debug"])
+        #expect(hpc.partitions[1].memoryPerNodeMB == 1024 * 1024)
+        #expect(hpc.partitions[2].maxWalltime == 3600)
+        #expect(hpc.maxRunningPerArray == 200)
+        #expect(hpc.account == "rubin")
+        #expect(hpc.umask == "0002")
+        #expect(hpc.environment.count == 2)
+    }
+
+    @Test func walltimeDecidesThePartition() throws {
+        let hpc = try SiteConfig.load(path: repoRoot + "/site-configs/hpc-example.yaml", machine: machine)
+        let p = try hpc.partition(for: ResourceRequest(memoryMB: 4096, cpus: 4, walltime: 7200), preferred: "normal", task: "t")
+        #expect(p.name == "normal")
+        #expect {
+            try hpc.partition(for: ResourceRequest(memoryMB: 4096, cpus: 4, walltime: 7200), preferred: "debug", task: "isr")
+        } throws: { e in
+            let m = (e as? QuantaError)?.message ?? ""
+            return m.contains("'isr'") && m.contains("02:00:00") && m.contains("max walltime 01:00:00")
+        }
+    }
+
+    @Test func valuesThatWouldBreakSbatchLinesAreRefused() throws {
+        #expect {
+            try SiteConfig.parse("partitions: [{name: normal, coresPerNode: 1, memoryPerNode: 1G}]\naccount: \"a\\n#SBATCH --x\"", source: "s.yaml", machine: machine)
+        } throws: { e in ((e as? QuantaError)?.message ?? "").hasPrefix("s.yaml: account") }
+        #expect {
+            try SiteConfig.parse("partitions: []", source: "s.yaml", machine: machine)
+        } throws: { e in ((e as? QuantaError)?.message ?? "").contains("list at least one partition") }
+    }
+}
+
+@Suite struct SmallPieces {
+    @Test func dimensionValuesSortNumerically() {
+        let ids = [10, 9, 100, 2].map { DataID([("detector", .int(Int64($0)))]) }
+        #expect(ids.sorted().map { $0["detector"]! } == [.int(2), .int(9), .int(10), .int(100)])
+    }
+
+    @Test func dataIDJSONRoundTrips() throws {
+        let id = DataID([("instrument", .string("HSC \"x\" $(y)\n")), ("visit", .int(903334))])
+        #expect(try DataID(json: id.json) == id)
+        #expect(id.json == #"[["instrument","HSC \"x\" $(y)\n"],["visit",903334]]"#)
+    }
+
+    @Test func units() {
+        #expect(Units.megabytes("4G") == 4096)
+        #expect(Units.megabytes(2048) == 2048)
+        #expect(Units.megabytes("1.5GB") == 1536)
+        #expect(Units.seconds("1-02:03:04") == 93784)
+        #expect(Units.seconds("10:00") == 600)
+        #expect(Units.seconds(3600) == 3600)
+        #expect(Units.seconds("abc") == nil)
+        #expect(Units.slurmTime(93784) == "1-02:03:04")
+    }
+
+    @Test func pathComponentsHaveNoSlashesOrControls() {
+        #expect(PathSanitizer.component("a/b\nc") == "a_b_c")
+        #expect(PathSanitizer.component("..") == "_..")
+        #expect(PathSanitizer.safeName("it's $(x)") == "it_s___x_")
+    }
+}
