@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import QuantaCore
+import QuantaGraphIO
+
+/// Graphs built here, written in the native format, run through `quanta plan` and `quanta run`.
+@Suite(.serialized) struct CommandExecutorTests {
+    static let hostile = [
+        "$(touch PWNED_subst)", "`touch PWNED_backtick`", "it's; touch PWNED_semicolon", "say \"hi\" && touch PWNED_and",
+        "line1\ntouch PWNED_newline", "with space", "$HOME|touch PWNED_pipe",
+    ]
+    static let hostileLabel = "it's $(touch PWNED_label)"
+
+    /// One task copying `in` to `out` per hostile visit value; inputs made in a fresh repository.
+    func makeGraph(_ cli: CLI, label: String, values: [String]) throws -> String {
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["instrument", "visit"], metadata: ["outputRun": "u/test/run", "output": "u/test", "inputCollections": "in"])
+        b.addDatasetType("in", dimensions: ["instrument", "visit"], storageClass: "Text")
+        b.addDatasetType("out", dimensions: ["instrument", "visit"], storageClass: "Text")
+        b.addTask(TaskNode(label: label, dimensions: ["instrument", "visit"], inputTypes: ["in"], outputTypes: ["out"]))
+        for v in values {
+            let id = DataID([("instrument", .string("Cam")), ("visit", .string(v))])
+            let loc = "in/" + PathSanitizer.component(v) + ".txt"
+            let abs = cli.path("repo/datastore/" + loc)
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: abs).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            try Data("input for \(v)\n".utf8).write(to: URL(fileURLWithPath: abs))
+            let input = b.dataset("in", id, run: "in", location: loc)
+            b.addQuantum(task: label, dataID: id, inputs: [input], outputs: [b.dataset("out", id, run: "u/test/run")])
+        }
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        return cli.path("g.qgn")
+    }
+
+    func writeConfig(_ cli: CLI, label: String, command: String, extra: String = "") throws {
+        let yaml = """
+        operator: someone
+        pipetask:
+          \(JSONText.quote(label)):
+            command: \(JSONText.quote(command))
+        \(extra)
+        """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+    }
+
+    @Test func hostileDataIDsAndLabelsRunNothing() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: Self.hostileLabel, values: Self.hostile)
+        try writeConfig(cli, label: Self.hostileLabel,
+                        command: "cp {input:in} {output:out} && printf '%s|%s|%s\\n' {dataId} {dim:visit} {task} >> {output:out}")
+        let plan = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        // Unknown keys are reported once, as ignored.
+        #expect(plan.stderr.components(separatedBy: "ignoring keys Quanta does not use: operator").count == 2)
+        let syntax = try cli.run(["-n", cli.path("sub/submit.sh")], executable: "/bin/bash")
+        #expect(syntax.status == .exited(0), "\(syntax.output)")
+        for script in try FileManager.default.contentsOfDirectory(atPath: cli.path("sub/scripts")) {
+            #expect(try cli.run(["-n", cli.path("sub/scripts/" + script)], executable: "/bin/bash").status == .exited(0))
+        }
+
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        // `touch PWNED_x` would make a file whose whole name starts with PWNED; the datastore's
+        // own files only contain the text inside longer names.
+        let ran = cli.allFiles().filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix("PWNED") }
+        #expect(ran.isEmpty, "a hostile value ran: \(ran)")
+        #expect(cli.allFiles().contains { $0.contains("PWNED_subst") }, "the hostile names should reach the datastore as text")
+        #expect(!FileManager.default.fileExists(atPath: CLI.repoRoot + "/PWNED_subst"))
+
+        let outputs = try cli.datasets(repo: cli.path("repo"), collection: "u/test/run")
+        #expect(outputs.count == Self.hostile.count)
+        for d in outputs {
+            let id = try DataID(json: d["dataID"] as! String)
+            let text = cli.read(cli.path("repo/datastore/") + (d["path"] as! String))
+            let visit = id["visit"]!.description
+            #expect(text == "input for \(visit)\n\(id.description)|\(visit)|\(Self.hostileLabel)\n")
+        }
+    }
+
+    @Test func missingOutputFailsTheQuantum() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: "lazy", values: ["1", "2"])
+        try writeConfig(cli, label: "lazy", command: "echo 'pretending to work'")
+        #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(1))
+        #expect(run.stdout.contains("no output out"))
+        let manifest = try JSONSerialization.jsonObject(with: Data(cli.read(cli.path("sub/manifests/lazy/0.json")).utf8)) as! [String: Any]
+        #expect(manifest["status"] as? String == "failed")
+        #expect((manifest["firstError"] as? String)?.contains("no output out") == true)
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/test/run").isEmpty)
+        // No temporary file is left in the datastore.
+        #expect(!cli.allFiles().contains { $0.contains(".tmp-") })
+    }
+
+    @Test func failingCommandReportsItsFirstErrorLine() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: "broken", values: ["1"])
+        try writeConfig(cli, label: "broken", command: "echo starting; echo 'ERROR: calibration file not found' >&2; exit 3")
+        #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
+        #expect(try cli.run(["run", "sub"]).status == .exited(1))
+        let status = try cli.run(["status", "sub"])
+        #expect(status.stdout.contains("broken:0  failed  broken: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
+        let rerun = try cli.run(["rerun", "sub", "--job", "broken:0"])
+        #expect(rerun.status == .exited(1))
+        #expect(rerun.stdout.contains("attempt 2"))
+    }
+
+    @Test func planRefusesWhatCannotRun() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: "big", values: ["1"])
+        try writeConfig(cli, label: "big", command: "cp {input:in} {output:out}", extra: "requestMemory: 99999T")
+        let tooBig = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        #expect(tooBig.status != .exited(0))
+        #expect(tooBig.stderr.contains("task 'big' asks for"), "\(tooBig.output)")
+        #expect(tooBig.stderr.contains("no partition fits"))
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub/plan.json")))
+
+        try writeConfig(cli, label: "big", command: "cp {input:nope} {output:out}")
+        let badTemplate = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        #expect(badTemplate.stderr.contains("{input:nope}"), "\(badTemplate.output)")
+
+        try Data("QUANTAGR\u{1}\0\0\0META".utf8).write(to: URL(fileURLWithPath: cli.path("cut.qgn")))
+        let truncated = try cli.run(["graph", "info", "cut.qgn"])
+        #expect(truncated.status != .exited(0))
+        #expect(truncated.stderr.contains("cut.qgn: truncated"), "\(truncated.output)")
+    }
+}
