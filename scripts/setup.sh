@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Quanta needs on Debian 12 (only what is missing), then builds it.
+# Safe to run again. Build flags can be passed through QUANTA_BUILD_FLAGS (e.g. "-c release").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libcfitsio-dev libslurm-dev libzstd-dev libsqlite3-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "quanta setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    [ -x "$d/swift" ] && export PATH="$d:$PATH" && break
+  done
+fi
+command -v swift >/dev/null 2>&1 || { echo "quanta setup: swift not found; install Swift 6 and put it on PATH" >&2; exit 1; }
+
+echo "quanta setup: building (first build takes a few minutes)" >&2
+# shellcheck disable=SC2086
+swift build ${QUANTA_BUILD_FLAGS:-} 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Linking|Applying)' || true
+test "${PIPESTATUS[0]}" -eq 0

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite (what .ci/run calls): installs what is missing, builds, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export QUANTA_BIN_DIR
+QUANTA_BIN_DIR=$(swift build --show-bin-path)
+swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
+test "${PIPESTATUS[0]}" -eq 0
+log=$(mktemp)
+set +e
+swift test --skip-build --disable-xctest 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+total=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
+failed_tests=$(grep -E '^✘ Test ' "$log" | grep -E ' failed after ' | grep -vc 'Test run' || true)
+rm -f "$log"
+echo
+echo "$(( ${total:-0} - failed_tests )) passed, ${failed_tests} failed"
+exit "$status"
