@@ -125,3 +125,36 @@ import QuantaGraphIO
         #expect(truncated.stderr.contains("cut.qgn: truncated"), "\(truncated.output)")
     }
 }
+
+@Suite(.serialized) struct InterruptTests {
+    @Test func ctrlCStopsRunningJobsAndRestartFinishes() throws {
+        let cli = try CLI()
+        let suite = CommandExecutorTests()
+        let graph = try suite.makeGraph(cli, label: "slow", values: (1...6).map(String.init))
+        let marker = cli.path("slow-marker")
+        try Data().write(to: URL(fileURLWithPath: marker))
+        try suite.writeConfig(cli, label: "slow", command: "if [ -e \(shellQuote(marker)) ]; then sleep 120; fi; cp {input:in} {output:out}")
+        #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
+
+        let pid = try cli.launch(["run", "sub", "-j", "2"], log: cli.path("run.log"))
+        let deadline = Date().addingTimeInterval(30)
+        while cli.read(cli.path("sub/local-events.log")).components(separatedBy: "\tstart\t").count < 3 && Date() < deadline {
+            usleep(20_000)
+        }
+        let started = Date()
+        kill(pid, SIGINT)
+        #expect(Spawn.wait(pid) == .exited(130))
+        #expect(Date().timeIntervalSince(started) < 10, "cancelling took too long")
+        // The jobs' process groups are gone: no sleep of ours is left.
+        let left = try cli.run(["-c", "pgrep -f '[s]leep 120' | wc -l"], executable: "/bin/sh")
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        let status = try cli.run(["status", "sub"])
+        let rows = status.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.contains(["slow", "6", "0", "0", "0", "0", "4", "2"]), "\(status.stdout)")
+
+        try FileManager.default.removeItem(atPath: marker)
+        let restart = try cli.run(["restart", "sub"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/test").count == 6)
+    }
+}
