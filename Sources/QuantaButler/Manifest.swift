@@ -88,9 +88,7 @@ public struct Manifest: Sendable, Codable, Equatable {
     }
 
     public func encoded() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try e.encode(self)
+        try JSONEncoder.pretty.encode(self)
     }
 
     public static func read(path: String) throws -> Manifest? {

@@ -88,9 +88,7 @@ public struct Merger: Sendable {
             try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
         }
         result.seconds = Date().timeIntervalSince(start)
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try e.encode(result), to: dir.mergeSummary)
+        try AtomicFile.write(try JSONEncoder.pretty.encode(result), to: dir.mergeSummary)
         return result
     }
 

@@ -19,9 +19,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let s = try SubmissionStatus.read(SubmitDirectory(dir))
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try e.encode(s), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.pretty.encode(s), as: UTF8.self))
         } else {
             print(s.render(showElements: all), terminator: "")
         }

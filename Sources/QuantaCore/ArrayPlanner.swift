@@ -155,15 +155,6 @@ public enum ArrayPlanner {
                 edges[groupOf[j]].insert(groupOf[Int(u)])
             }
         }
-        var indegree = [Int](repeating: 0, count: groups.count)
-        var down = [[Int]](repeating: [], count: groups.count)
-        for (g, ups) in edges.enumerated() { for u in ups { indegree[g] += 1; down[u].append(g) } }
-        var queue = indegree.indices.filter { indegree[$0] == 0 }
-        var head = 0
-        while head < queue.count {
-            let g = queue[head]; head += 1
-            for d in down[g] { indegree[d] -= 1; if indegree[d] == 0 { queue.append(d) } }
-        }
-        return queue.count == groups.count
+        return TopologicalSort.order(count: groups.count) { Array(edges[$0]) }.stuck.isEmpty
     }
 }

@@ -187,33 +187,12 @@ public enum Clustering {
 extension ClusteredGraph {
     /// Job indices in dependency order, or nil with a cycle.
     public func jobOrder() -> [Int32]? {
-        var indegree = upstream.map { Int32($0.count) }
-        var downstream = [[Int32]](repeating: [], count: jobs.count)
-        for (j, ups) in upstream.enumerated() { for u in ups { downstream[Int(u)].append(Int32(j)) } }
-        var queue = indegree.indices.filter { indegree[$0] == 0 }.map { Int32($0) }
-        var head = 0
-        while head < queue.count {
-            let j = queue[head]; head += 1
-            for d in downstream[Int(j)] {
-                indegree[Int(d)] -= 1
-                if indegree[Int(d)] == 0 { queue.append(d) }
-            }
-        }
-        return queue.count == jobs.count ? queue : nil
+        let r = TopologicalSort.order(count: jobs.count) { upstream[$0].map(Int.init) }
+        return r.stuck.isEmpty ? r.order.map(Int32.init) : nil
     }
 
     func cycleClusters() -> [String]? {
-        guard jobOrder() == nil else { return nil }
-        // Everything not reachable by Kahn's algorithm is on or behind a cycle.
-        var indegree = upstream.map { $0.count }
-        var downstream = [[Int]](repeating: [], count: jobs.count)
-        for (j, ups) in upstream.enumerated() { for u in ups { downstream[Int(u)].append(j) } }
-        var queue = indegree.indices.filter { indegree[$0] == 0 }
-        var head = 0
-        while head < queue.count {
-            let j = queue[head]; head += 1
-            for d in downstream[j] { indegree[d] -= 1; if indegree[d] == 0 { queue.append(d) } }
-        }
-        return Array(Set(indegree.indices.filter { indegree[$0] > 0 }.map { jobs[$0].cluster })).sorted()
+        let stuck = TopologicalSort.order(count: jobs.count) { upstream[$0].map(Int.init) }.stuck
+        return stuck.isEmpty ? nil : Array(Set(stuck.map { jobs[$0].cluster })).sorted()
     }
 }

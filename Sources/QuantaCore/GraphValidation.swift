@@ -56,35 +56,16 @@ extension QuantumGraph {
     /// Kahn's algorithm over quantum edges; a cycle is reported by the task labels on it.
     public func topologicalOrder(producers: [Int32], source: String) throws -> [Int32] {
         let (offsets, targets) = upstreamEdges(producers: producers)
-        var indegree = [Int32](repeating: 0, count: quanta.count)
-        var downstream = [[Int32]](repeating: [], count: quanta.count)
-        for q in quanta.indices {
-            for k in Int(offsets[q]) ..< Int(offsets[q + 1]) {
-                let up = Int(targets[k])
-                if up == q {
-                    throw QuantaError(.invalidGraph, "\(source): cycle: quantum \(describe(quantum: q)) reads its own output")
-                }
-                indegree[q] += 1
-                downstream[up].append(Int32(q))
-            }
+        for q in quanta.indices where targets[Int(offsets[q]) ..< Int(offsets[q + 1])].contains(Int32(q)) {
+            throw QuantaError(.invalidGraph, "\(source): cycle: quantum \(describe(quantum: q)) reads its own output")
         }
-        var order: [Int32] = []
-        order.reserveCapacity(quanta.count)
-        var queue = quanta.indices.filter { indegree[$0] == 0 }.map { Int32($0) }
-        var head = 0
-        while head < queue.count {
-            let q = queue[head]; head += 1
-            order.append(q)
-            for d in downstream[Int(q)] {
-                indegree[Int(d)] -= 1
-                if indegree[Int(d)] == 0 { queue.append(d) }
-            }
+        let (order, stuck) = TopologicalSort.order(count: quanta.count) { q in
+            targets[Int(offsets[q]) ..< Int(offsets[q + 1])].map(Int.init)
         }
-        if order.count < quanta.count {
-            let stuck = quanta.indices.filter { indegree[$0] > 0 }
+        if !stuck.isEmpty {
             let labels = Array(Set(stuck.map { taskLabel(ofQuantum: $0) })).sorted()
             throw QuantaError(.invalidGraph, "\(source): cycle among tasks \(labels.joined(separator: " → ")) (\(stuck.count) quanta never become ready); a task must not read, directly or through others, what it writes")
         }
-        return order
+        return order.map(Int32.init)
     }
 }

@@ -55,9 +55,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     }
 
     public func encoded() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try e.encode(self)
+        try JSONEncoder.pretty.encode(self)
     }
 
     /// The human-readable summary written beside plan.json and printed by `quanta plan`.
