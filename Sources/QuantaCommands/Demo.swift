@@ -62,7 +62,18 @@ struct Demo: ParsableCommand {
         options.templates = nil
         let submitDir = SubmitDirectory(root + "/submit")
         let plan = try Plan.plan(graphPath: graphPath, options: options, out: submitDir.root)
-        print("  3. planned \(plan.jobs) jobs in \(plan.arrays.count) arrays (\(plan.arrays.map { "\($0.name)[\($0.size)]" }.joined(separator: ", "))) + merge in \(String(format: "%.3f", plan.planSeconds)) s → \(submitDir.root)")
+        var labels: [String] = []
+        var perLabel: [String: (arrays: Int, jobs: Int)] = [:]
+        for a in plan.arrays {
+            if perLabel[a.label] == nil { labels.append(a.label) }
+            perLabel[a.label, default: (0, 0)].arrays += 1
+            perLabel[a.label, default: (0, 0)].jobs += a.size
+        }
+        let arrays = labels.map { l -> String in
+            let p = perLabel[l]!
+            return p.arrays == 1 ? "\(l)[\(p.jobs)]" : "\(l)[\(p.jobs) in \(p.arrays) arrays]"
+        }.joined(separator: ", ")
+        print("  3. planned \(plan.jobs) jobs in \(plan.arrays.count) arrays (\(arrays)) + merge in \(String(format: "%.3f", plan.planSeconds)) s → \(submitDir.root)")
         if planOnly {
             print("\nRun it with: quanta run \(shellQuote(submitDir.root))")
             return
