@@ -49,6 +49,10 @@ public enum Planner {
         guard let outputRun = req.outputRun ?? graph.outputRun, !outputRun.isEmpty else {
             throw QuantaError(.planning, "\(req.graphPath): the graph names no output run; pass --output-run")
         }
+        let existing = try Registry(path: req.repo.registryPath).count(run: outputRun)
+        if existing > 0 {
+            throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
+        }
         let executions = try taskExecutions(graph, req.config)
         progress(.cluster)
         let clustered = try Clustering.cluster(graph, config: req.config, order: order)

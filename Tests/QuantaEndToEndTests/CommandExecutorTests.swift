@@ -156,5 +156,10 @@ import QuantaGraphIO
         let restart = try cli.run(["restart", "sub"])
         #expect(restart.status == .exited(0), "\(restart.output)")
         #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/test").count == 6)
+
+        // A second submission may not write into the same run.
+        let reuse = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub2"])
+        #expect(reuse.status != .exited(0))
+        #expect(reuse.stderr.contains("output run 'u/test/run' already holds 6 datasets"), "\(reuse.output)")
     }
 }
