@@ -26,5 +26,8 @@ command -v swift >/dev/null 2>&1 || { echo "quanta setup: swift not found; insta
 
 echo "quanta setup: building (first build takes a few minutes)" >&2
 # shellcheck disable=SC2086
-swift build ${QUANTA_BUILD_FLAGS:-} 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Linking|Applying)' || true
-test "${PIPESTATUS[0]}" -eq 0
+set +e
+swift build ${QUANTA_BUILD_FLAGS:-} 2>&1 | grep -vE '^(\[[0-9]+/[0-9]+\] |Fetching |Fetched |Computing |Computed |Creating working copy|Working copy of )'
+built=${PIPESTATUS[0]}
+set -e
+[ "$built" -eq 0 ] || { echo "quanta: build failed (exit $built); the compiler's messages are above" >&2; exit "$built"; }

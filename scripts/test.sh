@@ -5,8 +5,11 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export QUANTA_BIN_DIR
 QUANTA_BIN_DIR=$(swift build --show-bin-path)
-swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
-test "${PIPESTATUS[0]}" -eq 0
+set +e
+swift build --build-tests 2>&1 | grep -vE '^(\[[0-9]+/[0-9]+\] |Fetching |Fetched |Computing |Computed |Creating working copy|Working copy of )'
+built=${PIPESTATUS[0]}
+set -e
+[ "$built" -eq 0 ] || { echo "quanta: build failed (exit $built); the compiler's messages are above" >&2; exit "$built"; }
 log=$(mktemp)
 set +e
 swift test --skip-build --disable-xctest 2>&1 | tee "$log"
