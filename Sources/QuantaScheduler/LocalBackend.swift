@@ -53,14 +53,12 @@ public struct LocalBackend: Sendable {
     private struct Element {
         var array: Int
         var index: Int
-        var deps: [(element: Int, corr: Bool)]
-        var pid: pid_t = 0
         var state: State = .waiting
+        /// Unfinished things it waits for: correlated elements and whole arrays.
+        var pending = 0
+        /// Why it can never run (a correlated upstream element did not succeed).
+        var invalid: String?
         enum State { case waiting, running, done(ExitStatus), skipped, cancelled }
-        var finished: Bool {
-            switch state { case .waiting, .running: return false
-            default: return true }
-        }
     }
 
     public func run(_ options: Options, onEvent: (Event) -> Void = { _ in }) throws -> Summary {
@@ -68,21 +66,31 @@ public struct LocalBackend: Sendable {
         var summary = Summary()
         var elements: [Element] = []
         var position: [String: [Int: Int]] = [:]
+        var arrayRemaining = [Int](repeating: 0, count: plan.arrays.count)
         for (a, array) in plan.arrays.enumerated() {
             for i in 0..<array.size where options.only?[array.name]?.contains(i) ?? (options.only == nil) {
                 position[array.name, default: [:]][i] = elements.count
-                elements.append(Element(array: a, index: i, deps: []))
+                elements.append(Element(array: a, index: i))
+                arrayRemaining[a] += 1
             }
         }
+        let arrayIndex = Dictionary(uniqueKeysWithValues: plan.arrays.enumerated().map { ($1.name, $0) })
+        // Who waits on what: element → correlated waiters; array → whole-array waiters. Counting
+        // keeps each event O(its waiters), not O(all elements).
+        var corrWaiters = [[Int]](repeating: [], count: elements.count)
+        var arrayWaiters = [[Int]](repeating: [], count: plan.arrays.count)
         for e in elements.indices {
-            let array = plan.arrays[elements[e].array]
-            for dep in array.dependencies {
-                guard let upstream = position[dep.array] else { continue }
+            for dep in plan.arrays[elements[e].array].dependencies {
+                guard let upstream = position[dep.array], let ua = arrayIndex[dep.array] else { continue }
                 switch dep.kind {
                 case .aftercorr:
-                    if let u = upstream[elements[e].index] { elements[e].deps.append((u, true)) }
+                    if let u = upstream[elements[e].index] {
+                        corrWaiters[u].append(e)
+                        elements[e].pending += 1
+                    }
                 case .afterany:
-                    elements[e].deps += upstream.values.sorted().map { ($0, false) }
+                    arrayWaiters[ua].append(e)
+                    elements[e].pending += 1
                 }
             }
         }
@@ -105,6 +113,8 @@ public struct LocalBackend: Sendable {
         let jobBase = Int(getpid()) * 1000
         var running: [pid_t: Int] = [:]
         let parallel = max(1, options.parallel)
+        var ready = elements.indices.filter { elements[$0].pending == 0 }
+        var readyHead = 0
 
         func record(_ e: Int, _ what: String, _ detail: String = "") {
             let el = elements[e]
@@ -112,60 +122,65 @@ public struct LocalBackend: Sendable {
             appendLine(line, to: dir.localEvents)
         }
 
-        func startReady() throws {
-            var progressed = true
-            while progressed {
-                progressed = false
-                for e in elements.indices where !elements[e].finished && elements[e].pid == 0 {
-                    if case .running = elements[e].state { continue }
-                    var ready = true
-                    var invalid: String?
-                    for (u, corr) in elements[e].deps {
-                        switch elements[u].state {
-                        case .waiting, .running: ready = false
-                        case .done(let s): if corr && !s.succeeded { invalid = "\(plan.arrays[elements[u].array].name):\(elements[u].index) ended with \(s)" }
-                        case .skipped, .cancelled: if corr { invalid = "\(plan.arrays[elements[u].array].name):\(elements[u].index) did not run" }
-                        }
-                    }
-                    guard ready else { continue }
-                    let name = plan.arrays[elements[e].array].name
-                    if let invalid {
-                        // What SLURM does with --kill-on-invalid-dep=yes: the element never runs.
-                        elements[e].state = .skipped
-                        summary.skipped += 1
-                        record(e, "skipped", "dependency never satisfied: \(invalid)")
-                        onEvent(.skipped(array: name, index: elements[e].index, reason: invalid))
-                        progressed = true
-                        continue
-                    }
-                    guard running.count < parallel else { return }
-                    let array = plan.arrays[elements[e].array]
-                    var env = baseEnv
-                    env["SLURM_JOB_ID"] = String(jobBase + e)
-                    env["SLURM_ARRAY_JOB_ID"] = String(jobBase + elements[e].array)
-                    env["SLURM_ARRAY_TASK_ID"] = String(elements[e].index)
-                    env["SLURM_ARRAY_TASK_COUNT"] = String(array.size)
-                    env["SLURM_ARRAY_TASK_MIN"] = "0"
-                    env["SLURM_ARRAY_TASK_MAX"] = String(array.size - 1)
-                    env["SLURM_JOB_NAME"] = "\(plan.submission).\(array.name)"
-                    env["SLURM_CPUS_PER_TASK"] = String(array.resources.cpus)
-                    env["SLURM_MEM_PER_NODE"] = String(array.resources.memoryMB)
-                    env["SLURM_JOB_PARTITION"] = array.partition
-                    env["SLURM_SUBMIT_DIR"] = dir.root
-                    env["QUANTA_BACKEND"] = "local"
-                    var o = Spawn.Options()
-                    o.stdoutPath = dir.jobLog(array: name, index: elements[e].index, stream: "out")
-                    o.stderrPath = dir.jobLog(array: name, index: elements[e].index, stream: "err")
-                    o.newProcessGroup = true
-                    o.workingDirectory = dir.root
-                    let pid = try Spawn.launch("/bin/bash", [dir.script(array: name)] + options.runQuantumArguments, environment: env, options: o)
-                    elements[e].pid = pid
-                    elements[e].state = .running
-                    running[pid] = e
-                    record(e, "start", "pid \(pid)")
-                    onEvent(.started(array: name, index: elements[e].index))
-                    progressed = true
+        func name(_ e: Int) -> String { "\(plan.arrays[elements[e].array].name):\(elements[e].index)" }
+
+        /// An element has finished one way or another: release what waited on it.
+        func finished(_ e: Int, succeeded: Bool, how: String) {
+            for w in corrWaiters[e] {
+                if !succeeded { elements[w].invalid = "\(name(e)) \(how)" }
+                elements[w].pending -= 1
+                if elements[w].pending == 0 { ready.append(w) }
+            }
+            let a = elements[e].array
+            arrayRemaining[a] -= 1
+            if arrayRemaining[a] == 0 {
+                for w in arrayWaiters[a] {
+                    elements[w].pending -= 1
+                    if elements[w].pending == 0 { ready.append(w) }
                 }
+            }
+        }
+
+        func startReady() throws {
+            while readyHead < ready.count {
+                let e = ready[readyHead]
+                let arrayName = plan.arrays[elements[e].array].name
+                if let invalid = elements[e].invalid {
+                    // What SLURM does with --kill-on-invalid-dep=yes: the element never runs.
+                    readyHead += 1
+                    elements[e].state = .skipped
+                    summary.skipped += 1
+                    record(e, "skipped", "dependency never satisfied: \(invalid)")
+                    onEvent(.skipped(array: arrayName, index: elements[e].index, reason: invalid))
+                    finished(e, succeeded: false, how: "did not run")
+                    continue
+                }
+                guard running.count < parallel else { return }
+                readyHead += 1
+                let array = plan.arrays[elements[e].array]
+                var env = baseEnv
+                env["SLURM_JOB_ID"] = String(jobBase + e)
+                env["SLURM_ARRAY_JOB_ID"] = String(jobBase + elements[e].array)
+                env["SLURM_ARRAY_TASK_ID"] = String(elements[e].index)
+                env["SLURM_ARRAY_TASK_COUNT"] = String(array.size)
+                env["SLURM_ARRAY_TASK_MIN"] = "0"
+                env["SLURM_ARRAY_TASK_MAX"] = String(array.size - 1)
+                env["SLURM_JOB_NAME"] = "\(plan.submission).\(array.name)"
+                env["SLURM_CPUS_PER_TASK"] = String(array.resources.cpus)
+                env["SLURM_MEM_PER_NODE"] = String(array.resources.memoryMB)
+                env["SLURM_JOB_PARTITION"] = array.partition
+                env["SLURM_SUBMIT_DIR"] = dir.root
+                env["QUANTA_BACKEND"] = "local"
+                var o = Spawn.Options()
+                o.stdoutPath = dir.jobLog(array: arrayName, index: elements[e].index, stream: "out")
+                o.stderrPath = dir.jobLog(array: arrayName, index: elements[e].index, stream: "err")
+                o.newProcessGroup = true
+                o.workingDirectory = dir.root
+                let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + options.runQuantumArguments, environment: env, options: o)
+                elements[e].state = .running
+                running[pid] = e
+                record(e, "start", "pid \(pid)")
+                onEvent(.started(array: arrayName, index: elements[e].index))
             }
         }
 
@@ -181,10 +196,10 @@ public struct LocalBackend: Sendable {
             guard let e = running.removeValue(forKey: pid) else { continue }
             let s = ExitStatus(waitStatus: status)
             elements[e].state = .done(s)
-            elements[e].pid = 0
             if s.succeeded { summary.exitedZero += 1 } else { summary.exitedNonZero += 1 }
             record(e, "end", s.description)
             onEvent(.ended(array: plan.arrays[elements[e].array].name, index: elements[e].index, status: s))
+            finished(e, succeeded: s.succeeded, how: "ended with \(s)")
             if interruptSignal != 0 { break }
             try startReady()
         }

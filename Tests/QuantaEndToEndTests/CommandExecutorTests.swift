@@ -163,3 +163,43 @@ import QuantaGraphIO
         #expect(reuse.stderr.contains("output run 'u/test/run' already holds 6 datasets"), "\(reuse.output)")
     }
 }
+
+@Suite struct KilledJobTests {
+    /// A job killed outright (as by the OOM killer) writes no manifest; its correlated downstream
+    /// element never runs (SLURM's kill-on-invalid-dep) and shows as blocked; the merge still runs.
+    @Test func killedJobBlocksItsCorrelatedDownstream() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["visit"], metadata: ["outputRun": "r/1", "output": "r"])
+        for t in ["in", "mid", "out"] { b.addDatasetType(t, dimensions: ["visit"], storageClass: "Text") }
+        b.addTask(TaskNode(label: "first", dimensions: ["visit"], inputTypes: ["in"], outputTypes: ["mid"]))
+        b.addTask(TaskNode(label: "second", dimensions: ["visit"], inputTypes: ["mid"], outputTypes: ["out"]))
+        for v in 1...3 {
+            let id = DataID([("visit", .int(Int64(v)))])
+            let loc = "in/\(v).txt"
+            try FileManager.default.createDirectory(atPath: cli.path("repo/datastore/in"), withIntermediateDirectories: true)
+            try Data("\(v)\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/" + loc)))
+            let mid = b.dataset("mid", id, run: "r/1")
+            b.addQuantum(task: "first", dataID: id, inputs: [b.dataset("in", id, run: "in", location: loc)], outputs: [mid])
+            b.addQuantum(task: "second", dataID: id, inputs: [mid], outputs: [b.dataset("out", id, run: "r/1")])
+        }
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        // Visit 2's first step kills run-quantum itself (its parent), leaving no manifest.
+        try Data("""
+        pipetask:
+          first: {command: "if [ {dim:visit} = 2 ]; then kill -9 $PPID; sleep 5; fi; cp {input:in} {output:mid}"}
+          second: {command: "cp {input:mid} {output:out}"}
+        """.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        #expect(plan.stdout.contains("aftercorr:first"))
+
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(1))
+        let status = try cli.run(["status", "sub"]).stdout
+        #expect(status.contains("first:1  failed  killed by signal 9 (SIGKILL), no manifest written"), "\(status)")
+        #expect(status.contains("second:1  blocked  dependency never satisfied: first:1 ended with killed by signal 9"), "\(status)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub/manifests/second/1.json")))
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "r").count == 4)
+    }
+}
