@@ -43,10 +43,8 @@ public struct Merger: Sendable {
                                  datasetsInManifests: 0, missingFiles: [], quantaSucceeded: 0, quantaFailed: [],
                                  quantaBlocked: [], jobsWithoutManifest: [], seconds: 0)
         var records: [DatasetRecord] = []
-        var seenJobs = Set<String>()
         for job in try Snapshot.jobs(path: dir.snapshot) {
             let key = "\(job.array):\(job.index)"
-            guard seenJobs.insert(key).inserted else { continue }
             guard let m = try Manifest.read(path: dir.manifest(array: job.array, index: job.index)) else {
                 result.jobsWithoutManifest.append(key)
                 continue

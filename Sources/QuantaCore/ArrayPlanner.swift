@@ -54,9 +54,19 @@ public enum ArrayPlanner {
         guard let order = clustered.jobOrder() else {
             throw QuantaError(.planning, "jobs form a cycle; check the cluster settings")
         }
+        struct FitKey: Hashable {
+            var resources: ResourceRequest
+            var preferred: String?
+            var cluster: String
+        }
+        var fitted: [FitKey: String] = [:]
         var partitionOf: [Int32: String] = [:]
         for (j, job) in jobs.enumerated() {
-            partitionOf[Int32(j)] = try site.partition(for: job.resources, preferred: job.partition, task: job.cluster).name
+            let key = FitKey(resources: job.resources, preferred: job.partition, cluster: job.cluster)
+            if fitted[key] == nil {
+                fitted[key] = try site.partition(for: job.resources, preferred: job.partition, task: job.cluster).name
+            }
+            partitionOf[Int32(j)] = fitted[key]
         }
         struct GroupKey: Hashable {
             var cluster: String

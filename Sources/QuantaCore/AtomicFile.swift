@@ -25,4 +25,13 @@ public enum AtomicFile {
     public static func write(_ text: String, to path: String) throws {
         try write(Data(text.utf8), to: path)
     }
+
+    /// Appends with one O_APPEND write, so concurrent writers never interleave within a call.
+    /// Best effort: logs and event records must not stop the work they describe.
+    public static func append(_ text: String, to path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = text.withCString { Foundation.write(fd, $0, strlen($0)) }
+        close(fd)
+    }
 }

@@ -20,12 +20,6 @@ public enum DimensionValue: Hashable, Sendable, Comparable, CustomStringConverti
         case .string(let s): return s
         }
     }
-
-    /// Parses `42` as an integer and anything else as a string.
-    public static func parse(_ text: String) -> DimensionValue {
-        if let v = Int64(text) { return .int(v) }
-        return .string(text)
-    }
 }
 
 /// A data ID: dimension names with values, kept in universe order.
@@ -102,16 +96,6 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
             }
         }
         self.init(pairs)
-    }
-
-    /// Parses `visit=1,detector=2` (the form people type on a command line).
-    public static func parse(_ text: String) -> DataID {
-        let pairs = text.split(separator: ",").compactMap { part -> (String, DimensionValue)? in
-            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard kv.count == 2 else { return nil }
-            return (kv[0], DimensionValue.parse(kv[1]))
-        }
-        return DataID(pairs)
     }
 }
 

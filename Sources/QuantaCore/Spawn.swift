@@ -97,7 +97,7 @@ public enum Spawn {
         return pid
     }
 
-    /// Waits for one child; retries on EINTR unless `interruptible` says stop.
+    /// Waits for one child, retrying on EINTR.
     public static func wait(_ pid: pid_t) -> ExitStatus {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

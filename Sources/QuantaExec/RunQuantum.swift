@@ -46,10 +46,10 @@ public struct JobRunner: Sendable {
         }
         let status: QuantumStatus = records.contains { $0.status == .failed } ? .failed
             : records.contains { $0.status == .blocked } ? .blocked : .succeeded
-        let firstError = records.first { $0.status == .failed }?.reason ?? records.first { $0.status == .blocked }?.reason
+        let culprit = records.first { $0.status == .failed } ?? records.first { $0.status == .blocked }
         let ended = Date()
         let manifest = Manifest(submission: job.meta.submission, array: array, index: index, attempt: attempt, status: status,
-                                firstError: firstError.map { "\(records.first { $0.status != .succeeded }!.task): \($0)" },
+                                firstError: culprit.map { "\($0.task): \($0.reason ?? $0.status.rawValue)" },
                                 startedAt: iso.string(from: started), endedAt: iso.string(from: ended),
                                 seconds: ended.timeIntervalSince(started), host: hostName(),
                                 slurmJobID: environment["SLURM_JOB_ID"], slurmArrayJobID: environment["SLURM_ARRAY_JOB_ID"],
@@ -58,25 +58,32 @@ public struct JobRunner: Sendable {
         return .ran(manifest)
     }
 
+    /// One quantum, timed.
     func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>) -> QuantumRecord {
         let start = Date()
+        var record = execute(q, job: job, attempt: attempt, failedOutputs: failedOutputs, start: start)
+        record.seconds = Date().timeIntervalSince(start)
+        return record
+    }
+
+    private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>, start: Date) -> QuantumRecord {
         let logPath = dir.quantumLog(task: q.task, quantum: q.id, attempt: attempt)
         var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
                                    seconds: 0, log: logPath, outputs: [])
-        defer { record.seconds = Date().timeIntervalSince(start) }
         let root = job.meta.datastoreRoot
         for input in q.inputs {
             let path = root + "/" + input.path
-            if failedOrMissing(path, failedOutputs: failedOutputs, relative: input.path) {
+            // An output that failed earlier in this job may still exist from an older attempt: not usable.
+            if failedOutputs.contains(input.path) || !FileManager.default.fileExists(atPath: path) {
                 record.reason = "missing input \(input.type) {\(input.dataID)} (\(path)); its producer failed or did not run"
                 record.log = nil
-                return finish(record, start)
+                return record
             }
         }
         guard let execution = job.tasks[q.task] else {
             record.status = .failed
             record.reason = "the snapshot has no execution settings for task '\(q.task)'"
-            return finish(record, start)
+            return record
         }
         let pid = getpid()
         let outputs = q.outputs.map { o -> (spec: DatasetSpec, final: String, tmp: String) in
@@ -139,17 +146,7 @@ public struct JobRunner: Sendable {
             record.reason = "\(error)"
             logFile.write("# failed: \(error)\n")
         }
-        return finish(record, start)
-    }
-
-    private func failedOrMissing(_ path: String, failedOutputs: Set<String>, relative: String) -> Bool {
-        failedOutputs.contains(relative) || !FileManager.default.fileExists(atPath: path)
-    }
-
-    private func finish(_ r: QuantumRecord, _ start: Date) -> QuantumRecord {
-        var r = r
-        r.seconds = Date().timeIntervalSince(start)
-        return r
+        return record
     }
 }
 
@@ -161,12 +158,7 @@ final class LogFile: @unchecked Sendable {
         try? FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
                                                  withIntermediateDirectories: true)
     }
-    func write(_ text: String) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
-        close(fd)
-    }
+    func write(_ text: String) { AtomicFile.append(text, to: path) }
 }
 
 /// The first line that looks like an error, else the last line (what a person wants in `status`).

@@ -119,7 +119,7 @@ public struct LocalBackend: Sendable {
         func record(_ e: Int, _ what: String, _ detail: String = "") {
             let el = elements[e]
             let line = "\(ISO8601DateFormatter().string(from: Date()))\t\(plan.arrays[el.array].name)\t\(el.index)\t\(what)\t\(detail)\n"
-            appendLine(line, to: dir.localEvents)
+            AtomicFile.append(line, to: dir.localEvents)
         }
 
         func name(_ e: Int) -> String { "\(plan.arrays[elements[e].array].name):\(elements[e].index)" }
@@ -241,18 +241,10 @@ public struct LocalBackend: Sendable {
             env["QUANTA_PROGRESS"] = "0"
             let s = try Spawn.run("/bin/bash", [dir.script(array: "merge")], environment: env, options: o)
             summary.merge = s
-            appendLine("\(ISO8601DateFormatter().string(from: Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
+            AtomicFile.append("\(ISO8601DateFormatter().string(from: Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
             onEvent(.mergeEnded(s))
         }
         summary.seconds = Date().timeIntervalSince(started)
         return summary
     }
-}
-
-/// One line appended with O_APPEND, so concurrent writers never interleave within a line.
-func appendLine(_ line: String, to path: String) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return }
-    _ = line.withCString { write(fd, $0, strlen($0)) }
-    close(fd)
 }

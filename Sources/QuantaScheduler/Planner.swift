@@ -138,7 +138,7 @@ public enum Planner {
             "submission": shellQuote(submission),
             "submitDir": shellQuote(req.submitDir.root),
             "runQuantum": shellQuote(req.runQuantumPath),
-            "quanta": shellQuote(req.quantaPath),
+            "quantaExecutable": shellQuote(req.quantaPath),
             "siteConfig": req.site.source.replacingOccurrences(of: "\n", with: " "),
             "environment": site.environment,
             "sbatchOptions": site.sbatchOptions,
@@ -161,7 +161,6 @@ public enum Planner {
             ctx["memoryMB"] = String(array.resources.memoryMB)
             ctx["cpus"] = String(array.resources.cpus)
             if let w = array.resources.walltime { ctx["walltime"] = Units.slurmTime(w) }
-            ctx["quanta"] = String(array.quanta)
             try writeScript(arrayT.render(ctx), to: req.submitDir.script(array: array.name))
             variable[array.name] = "job_\(a)"
             var entry: [String: Any] = ["name": array.name, "variable": "job_\(a)"]
