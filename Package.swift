@@ -26,12 +26,15 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "QuantaScheduler", dependencies: [
-            "QuantaCore", "QuantaButler",
+            "QuantaCore", "QuantaButler", "QuantaSlurm",
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
         .target(name: "QuantaExec", dependencies: ["QuantaCore", "QuantaButler"]),
+        // libslurm (Debian ships no slurm.pc, so the modulemap links it by name).
+        .systemLibrary(name: "CSlurm", providers: [.apt(["libslurm-dev"])]),
+        .target(name: "QuantaSlurm", dependencies: ["QuantaCore", "CSlurm"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -36,9 +36,12 @@ public struct QuantumRecord: Sendable, Codable, Equatable {
     public var seconds: Double
     public var log: String?
     public var outputs: [OutputRecord]
+    /// The command's exit code when it failed with one (what `retryUnlessExit` looks at).
+    public var exitCode: Int?
 
     public init(id: String, task: String, dataID: String, status: QuantumStatus, reason: String?, seconds: Double,
-                log: String?, outputs: [OutputRecord]) {
+                log: String?, outputs: [OutputRecord], exitCode: Int? = nil) {
+        self.exitCode = exitCode
         self.id = id
         self.task = task
         self.dataID = dataID
@@ -67,10 +70,18 @@ public struct Manifest: Sendable, Codable, Equatable {
     public var slurmArrayJobID: String?
     public var maxRSSKB: Int
     public var quanta: [QuantumRecord]
+    /// Why the job stopped early, when run-quantum saw it: `outOfMemory` (it killed the command at
+    /// the job's limit) or `terminated` (SIGTERM: time limit, scancel or preemption).
+    public var failureClass: String?
+    /// The memory limit the job ran under (MB), when known.
+    public var memoryLimitMB: Int?
 
     public init(submission: String, array: String, index: Int, attempt: Int, status: QuantumStatus, firstError: String?,
                 startedAt: String, endedAt: String, seconds: Double, host: String, slurmJobID: String?,
-                slurmArrayJobID: String?, maxRSSKB: Int, quanta: [QuantumRecord]) {
+                slurmArrayJobID: String?, maxRSSKB: Int, quanta: [QuantumRecord],
+                failureClass: String? = nil, memoryLimitMB: Int? = nil) {
+        self.failureClass = failureClass
+        self.memoryLimitMB = memoryLimitMB
         self.submission = submission
         self.array = array
         self.index = index

@@ -18,7 +18,10 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Detectors per visit.") var detectors = 4
     @Option(name: .long, help: "Image side in pixels.") var size = 64
     @Option(name: .long, help: "Write this many raws corrupt, to see failures and 'restart'.") var corrupt = 0
-    @Option(name: .long, help: "Site config to plan for.") var site = "local"
+    @Option(name: .long, help: "Site config to plan for (default: local, or local-slurm with --slurm).") var site: String?
+    @Flag(name: .long, help: "Submit to the SLURM cluster (scripts/slurm-cluster.sh start) instead of running locally, and wait for the end.")
+    var slurm = false
+    @OptionGroup var backendOption: BackendOption
     @Option(name: [.customShort("j"), .customLong("jobs")], help: "Jobs at once (default: the number of cores).") var parallel: Int?
     @Flag(name: .long, help: "Write the repository, graph and submit directory, but do not run.") var planOnly = false
 
@@ -58,7 +61,8 @@ struct Demo: ParsableCommand {
         try AtomicFile.write(DemoSurvey.submitConfig, to: configPath)
         print("  2. graph \(graphPath): \(graph.quanta.count) quanta of isr, calibrate, gather")
 
-        var options = try PlanOptions.parse(["--repo", repo.root, "--config", configPath, "--site", site])
+        let siteName = site ?? (slurm ? "local-slurm" : "local")
+        var options = try PlanOptions.parse(["--repo", repo.root, "--config", configPath, "--site", siteName])
         options.templates = nil
         let submitDir = SubmitDirectory(root + "/submit")
         let plan = try Plan.plan(graphPath: graphPath, options: options, out: submitDir.root)
@@ -78,11 +82,25 @@ struct Demo: ParsableCommand {
             print("\nRun it with: quanta run \(shellQuote(submitDir.root))")
             return
         }
-        var o = LocalBackend.Options()
-        o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
-        let summary = try LocalRun.execute(submitDir, plan: plan, options: o)
-        print("  4. ran locally in \(String(format: "%.2f", summary.seconds)) s (\(summary.elements) jobs, \(o.parallel) at a time) and merged\n")
-        let status = try SubmissionStatus.read(submitDir)
+        var summary: LocalBackend.Summary?
+        let status: SubmissionStatus
+        if slurm {
+            let started = Date()
+            let backend = try backendOption.open()
+            let ctx = try SlurmContext(submitDir.root)
+            let record = try ctx.submitter(backend).submitAll()
+            print("  4. submitted to SLURM with \(backend): \(record.rounds[0].arrays.map { "\($0.array)=\($0.jobID)" }.joined(separator: " ")), final job \(record.rounds[0].finalJob.map(String.init) ?? "-")")
+            let (s, view) = try ctx.wait(backend, poll: 0.5)
+            status = s
+            print("  5. submit to merged: \(String(format: "%.1f", Date().timeIntervalSince(started))) s, \(view?.record.sbatchCalls ?? 0) sbatch calls, \(view?.record.rounds.count ?? 1) round(s)\n")
+        } else {
+            var o = LocalBackend.Options()
+            o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
+            let s = try LocalRun.execute(submitDir, plan: plan, options: o)
+            summary = s
+            print("  4. ran locally in \(String(format: "%.2f", s.seconds)) s (\(s.elements) jobs, \(o.parallel) at a time) and merged\n")
+            status = try SubmissionStatus.read(submitDir)
+        }
         print(status.render(showElements: false))
         let registry = try Registry(path: repo.registryPath)
         let count = try registry.count(run: plan.outputRun)
@@ -93,7 +111,7 @@ struct Demo: ParsableCommand {
         if !status.isComplete {
             print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")
         }
-        try LocalRun.finish(summary, complete: status.isComplete)
+        if let summary { try LocalRun.finish(summary, complete: status.isComplete) } else if !status.isComplete { throw ExitCode(1) }
     }
 
     static func timestamp() -> String {

@@ -11,8 +11,8 @@ public struct QuantaCommand: ParsableCommand {
         A first run:  quanta demo
         Then:         quanta status quanta-demo/submit   ·   quanta repo query quanta-demo/repo
         """,
-        subcommands: [Demo.self, Plan.self, Run.self, Status.self, Merge.self, Rerun.self, Restart.self,
-                      GraphCommand.self, RepoCommand.self]
+        subcommands: [Demo.self, Plan.self, Run.self, Submit.self, Status.self, Cancel.self, Merge.self, Finalize.self,
+                      Rerun.self, Restart.self, SiteCommand.self, GraphCommand.self, RepoCommand.self]
     )
 
     public init() {}

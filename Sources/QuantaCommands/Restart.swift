@@ -5,24 +5,39 @@ import QuantaScheduler
 
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run again only the jobs that failed, were blocked, cancelled or never ran; then merge.")
+        abstract: "Run again only the jobs that failed, were blocked, cancelled or never ran; then merge.",
+        discussion: "On SLURM they go out as new arrays with explicit index lists (more memory where memory ran out); locally they run here.")
 
     @Argument(help: "Submit directory.")
     var dir: String
 
-    @Option(name: [.customShort("j"), .customLong("jobs")], help: "How many jobs run at once (default: the number of cores).")
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Local runs: how many jobs at once (default: the number of cores).")
     var parallel: Int?
 
+    @OptionGroup var backendOption: BackendOption
+
+    @Flag(name: .long, help: "SLURM: stay until the restart (and its retries) ended.")
+    var wait = false
+
     func run() throws {
-        let d = SubmitDirectory(dir)
-        let plan = try PlanDocument.read(d)
+        let ctx = try SlurmContext(dir)
+        if FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) {
+            try restartOnSlurm(ctx)
+            return
+        }
+        let d = ctx.dir
+        let plan = ctx.plan
         let status = try SubmissionStatus.read(d)
         if status.elements.contains(where: { $0.state == .running }) {
             throw QuantaError(.usage, "\(d.root): jobs are still running; wait for them or stop them first")
         }
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         var only: [String: Set<Int>] = [:]
-        for e in status.elements where e.state != .succeeded { only[e.array, default: []].insert(e.index) }
-        let count = only.values.reduce(0) { $0 + $1.count }
+        var count = 0
+        for e in status.elements where e.state != .succeeded {
+            only[e.array, default: []].insert(arrays[e.array]?.element(ofJob: e.index) ?? e.index)
+            count += 1
+        }
         print(count == 0 ? "Every job succeeded; running the merge only." : "Restarting \(count) jobs: \(only.keys.sorted().map { "\($0) ×\(only[$0]!.count)" }.joined(separator: ", "))")
         var o = LocalBackend.Options()
         o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
@@ -31,5 +46,32 @@ struct Restart: ParsableCommand {
         let after = try SubmissionStatus.read(d)
         print(after.render(showElements: false), terminator: "")
         try LocalRun.finish(summary, complete: after.isComplete)
+    }
+
+    func restartOnSlurm(_ ctx: SlurmContext) throws {
+        let backend = try backendOption.open()
+        var record = try ctx.record()
+        let (status, view) = try ctx.status(backend)
+        let busy = status.elements.filter { $0.state == .running || $0.state == .pending }
+        if !busy.isEmpty || view?.isActive == true {
+            throw QuantaError(.usage, "\(ctx.dir.root): \(busy.count) jobs are still pending or running (and the final job has not ended); wait, or 'quanta cancel' first")
+        }
+        let selection = RetryPlanner.restart(status: status, plan: ctx.plan, site: ctx.site)
+        let count = selection.values.reduce(0) { $0 + $1.count }
+        record.cancelled = false
+        let number = (record.rounds.last?.number ?? 0) + 1
+        try ctx.submitter(backend).submitRound(&record, number: number, reason: "restart", selection: selection)
+        let round = record.rounds.last!
+        if count == 0 {
+            print("Every job succeeded; submitted the final job (merge) only: job \(round.finalJob.map(String.init) ?? "-")")
+        } else {
+            print("Round \(number): resubmitted \(count) jobs as \(round.arrays.count) arrays with explicit index lists:")
+            for a in round.arrays { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)  \(Units.memory(a.memoryMB))") }
+            print("  final job \(round.finalJob.map(String.init) ?? "-")")
+        }
+        guard wait else { return }
+        let (after, _) = try ctx.wait(backend, poll: 2)
+        print(after.render(showElements: false), terminator: "")
+        if !after.isComplete { throw ExitCode(1) }
     }
 }

@@ -16,8 +16,13 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "List every job that needs attention, not just the first 20.")
     var all = false
 
+    @OptionGroup var backendOption: BackendOption
+
     func run() throws {
-        let s = try SubmissionStatus.read(SubmitDirectory(dir))
+        let ctx = try SlurmContext(dir)
+        // Submitted to SLURM: one query for every job's state, merged with the manifests.
+        let backend = FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) ? try? backendOption.open(quiet: true) : nil
+        let (s, _) = try ctx.status(backend)
         if json {
             print(String(decoding: try JSONEncoder.pretty.encode(s), as: UTF8.self))
         } else {

@@ -31,10 +31,83 @@ public struct PlannedArray: Sendable, Codable, Equatable {
     public var partition: String
     public var quanta: Int
     public var dependencies: [ArrayDependency]
+    /// What happens when an element fails (bps keys); nil in plans made before retries existed.
+    public var retry: RetryPolicy?
+    /// Jobs packed side by side into one element (whole-node packing); nil means 1.
+    public var packing: Packing?
+
+    public var jobsPerElement: Int { packing?.jobsPerElement ?? 1 }
+    /// Jobs (manifests, status rows) in this array; `size` counts elements (array task ids).
+    public var jobCount: Int { packing?.jobs ?? size }
+    /// The array task id that runs job slot `job`.
+    public func element(ofJob job: Int) -> Int { job / jobsPerElement }
 
     /// `0-11%4`.
     public var arraySpec: String {
         (size == 1 ? "0" : "0-\(size - 1)") + (throttle > 0 && throttle < size ? "%\(throttle)" : "")
+    }
+}
+
+/// Whole-node packing of one array: each element takes a node and runs `jobsPerElement` jobs at once.
+public struct Packing: Sendable, Codable, Equatable {
+    public var jobsPerElement: Int
+    /// Jobs in the array (the last element may hold fewer).
+    public var jobs: Int
+    /// One job's request; the element asks for the whole node.
+    public var job: ResourceRequest
+    /// What each element asks for: the packed jobs' sum.
+    public var node: ResourceRequest
+    /// The partition's node, to report idle cores.
+    public var nodeCores: Int
+    public var nodeMemoryMB: Int
+
+    public init(jobsPerElement: Int, jobs: Int, job: ResourceRequest, node: ResourceRequest, nodeCores: Int, nodeMemoryMB: Int) {
+        self.jobsPerElement = jobsPerElement
+        self.jobs = jobs
+        self.job = job
+        self.node = node
+        self.nodeCores = nodeCores
+        self.nodeMemoryMB = nodeMemoryMB
+    }
+
+    /// Cores left idle on the nodes, 0…1, if every job ran as long as the others.
+    public var idleFraction: Double {
+        let elements = (jobs + jobsPerElement - 1) / jobsPerElement
+        return 1 - Double(jobs * job.cpus) / Double(max(1, elements * nodeCores))
+    }
+
+    /// Job slots of element `e`.
+    public func jobs(ofElement e: Int) -> Range<Int> {
+        (e * jobsPerElement) ..< min((e + 1) * jobsPerElement, jobs)
+    }
+}
+
+/// Retries per the submit config (bps keys): `numberOfRetries`, `retryUnlessExit`, and on out of
+/// memory min(m0 · memoryMultiplierⁿ, memoryLimit).
+public struct RetryPolicy: Sendable, Codable, Equatable, Hashable {
+    public var numberOfRetries: Int
+    public var retryUnlessExit: [Int]
+    public var memoryMultiplier: Double
+    /// The cap; nil means the partition's memory per node.
+    public var memoryLimitMB: Int?
+
+    public init(numberOfRetries: Int, retryUnlessExit: [Int], memoryMultiplier: Double, memoryLimitMB: Int?) {
+        self.numberOfRetries = numberOfRetries
+        self.retryUnlessExit = retryUnlessExit
+        self.memoryMultiplier = memoryMultiplier
+        self.memoryLimitMB = memoryLimitMB
+    }
+
+    public init(_ s: TaskSettings) {
+        self.init(numberOfRetries: max(0, s.numberOfRetries ?? 0), retryUnlessExit: s.retryUnlessExit ?? [],
+                  memoryMultiplier: s.memoryMultiplier ?? 1, memoryLimitMB: s.memoryLimit)
+    }
+
+    /// Memory after `outOfMemoryCount` out-of-memory failures, starting from `initial`, never above the cap.
+    public func memory(initial: Int, outOfMemoryCount n: Int, nodeMemoryMB: Int) -> Int {
+        let cap = min(memoryLimitMB ?? nodeMemoryMB, nodeMemoryMB)
+        let grown = Double(initial) * pow(memoryMultiplier, Double(n))
+        return max(initial, min(cap, Int(grown.rounded(.up))))
     }
 }
 
@@ -104,8 +177,14 @@ public enum ArrayPlanner {
                 let ka = jobs[Int(a)].key, kb = jobs[Int(b)].key
                 return ka != kb ? ka.lexicographicallyPrecedes(kb) : a < b
             }
-            let chunks = stride(from: 0, to: list.count, by: site.maxArraySize).map {
-                Array(list[$0 ..< min($0 + site.maxArraySize, list.count)])
+            // Whole nodes: as many jobs per element as the node's cores and memory hold.
+            let part = site.partitions.first { $0.name == key.partition }!
+            let exclusive = site.exclusive || part.exclusive
+            let perNode = exclusive ? max(1, min(part.coresPerNode / max(1, key.resources.cpus),
+                                                 part.memoryPerNodeMB / max(1, key.resources.memoryMB))) : 1
+            let jobsPerArray = site.maxArraySize * perNode
+            let chunks = stride(from: 0, to: list.count, by: jobsPerArray).map {
+                Array(list[$0 ..< min($0 + jobsPerArray, list.count)])
             }
             for chunk in chunks {
                 var name = PathSanitizer.safeName(key.cluster)
@@ -113,27 +192,38 @@ public enum ArrayPlanner {
                 var unique = name, n = 2
                 while usedNames.contains(unique) { unique = "\(name)-\(n)"; n += 1 }
                 usedNames.insert(unique)
-                arrays.append(PlannedArray(name: unique, label: key.cluster, size: chunk.count,
-                                           throttle: site.maxRunningPerArray, resources: key.resources,
-                                           partition: key.partition,
-                                           quanta: chunk.reduce(0) { $0 + jobs[Int($1)].quanta.count },
-                                           dependencies: []))
+                let k = min(perNode, chunk.count)
+                var array = PlannedArray(name: unique, label: key.cluster, size: (chunk.count + k - 1) / k,
+                                         throttle: site.maxRunningPerArray, resources: key.resources,
+                                         partition: key.partition,
+                                         quanta: chunk.reduce(0) { $0 + jobs[Int($1)].quanta.count },
+                                         dependencies: [])
+                if exclusive {
+                    let node = ResourceRequest(memoryMB: k * key.resources.memoryMB, cpus: k * key.resources.cpus,
+                                               walltime: key.resources.walltime)
+                    array.packing = Packing(jobsPerElement: k, jobs: chunk.count, job: key.resources, node: node,
+                                            nodeCores: part.coresPerNode, nodeMemoryMB: part.memoryPerNodeMB)
+                    array.resources = node
+                }
+                arrays.append(array)
                 elements.append(chunk)
             }
         }
 
-        // Where each job landed.
+        // Where each job landed: its array and its element (the array task id).
         var arrayOf = [Int32](repeating: -1, count: jobs.count)
         var indexOf = [Int32](repeating: -1, count: jobs.count)
         for (a, list) in elements.enumerated() {
-            for (i, j) in list.enumerated() { arrayOf[Int(j)] = Int32(a); indexOf[Int(j)] = Int32(i) }
+            let k = arrays[a].jobsPerElement
+            for (i, j) in list.enumerated() { arrayOf[Int(j)] = Int32(a); indexOf[Int(j)] = Int32(i / k) }
         }
         for a in arrays.indices {
             var corr: [Int32: Bool] = [:]
+            let k = arrays[a].jobsPerElement
             for (i, j) in elements[a].enumerated() {
                 for u in clustered.upstream[Int(j)] {
                     let ua = arrayOf[Int(u)]
-                    let aligned = indexOf[Int(u)] == Int32(i) && arrays[Int(ua)].size == arrays[a].size
+                    let aligned = indexOf[Int(u)] == Int32(i / k) && arrays[Int(ua)].size == arrays[a].size
                     corr[ua] = (corr[ua] ?? true) && aligned
                 }
             }

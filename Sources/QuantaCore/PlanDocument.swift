@@ -77,6 +77,23 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         lines += TextTable.render(header: ["array", "label", "elements", "quanta", "memory", "cpus", "walltime", "partition", "after"],
                                   rows: rows + [["merge", "merge", "0", "-", "-", "1", "-", "-",
                                                  merge.dependencies.isEmpty ? "-" : "afterany:all"]])
+        let packed = arrays.filter { $0.packing != nil }
+        if !packed.isEmpty {
+            lines.append("")
+            lines.append("Whole-node packing (exclusive nodes): jobs run side by side, each in its own cpus and memory")
+            var jobsTotal = 0, coresUsed = 0, coresHeld = 0
+            let rows = packed.map { a -> [String] in
+                let p = a.packing!
+                jobsTotal += p.jobs
+                coresUsed += p.jobs * p.job.cpus
+                coresHeld += a.size * p.nodeCores
+                return [a.name, String(p.jobs), String(p.jobsPerElement), String(a.size),
+                        "\(p.node.cpus)/\(p.nodeCores)", "\(Units.memory(p.node.memoryMB))/\(Units.memory(p.nodeMemoryMB))",
+                        String(format: "%.0f%%", p.idleFraction * 100)]
+            }
+            lines += TextTable.render(header: ["array", "jobs", "per node", "nodes", "cores used", "memory used", "idle cores"], rows: rows)
+            lines.append("  \(jobsTotal) jobs on \(packed.reduce(0) { $0 + $1.size }) node allocations; expected idle: \(String(format: "%.0f%%", 100 * (1 - Double(coresUsed) / Double(max(1, coresHeld))))) of the cores held")
+        }
         if !ignoredConfigKeys.isEmpty {
             lines.append("")
             lines.append("Ignored config keys (not used by Quanta): \(ignoredConfigKeys.joined(separator: ", "))")

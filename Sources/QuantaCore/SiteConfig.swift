@@ -8,6 +8,8 @@ public struct Partition: Sendable, Equatable, Codable {
     public var memoryPerNodeMB: Int
     public var maxWalltime: Int?
     public var gres: String?
+    /// Nodes are allocated (and billed) whole: jobs are packed into node-sized elements.
+    public var exclusive = false
 
     public init(name: String, nodes: Int, coresPerNode: Int, memoryPerNodeMB: Int, maxWalltime: Int? = nil, gres: String? = nil) {
         self.name = name
@@ -45,6 +47,8 @@ public struct SiteConfig: Sendable, Equatable {
     public var shared: String?
     /// Extra `#SBATCH` options, e.g. `--constraint=haswell`.
     public var sbatchOptions: [String]
+    /// Every partition allocates whole nodes (`exclusive: true`).
+    public var exclusive = false
     public var ignoredKeys: [String]
 
     public init(name: String, source: String = "(built in)", scheduler: Scheduler = .local, partitions: [Partition],
@@ -113,7 +117,9 @@ public struct SiteConfig: Sendable, Equatable {
             let nodes = try pm["nodes"].map { try r.int($0, path: path + ".nodes") } ?? 1
             guard cores > 0, mem > 0, nodes > 0 else { throw r.fail(path, "nodes, coresPerNode and memoryPerNode must be positive") }
             let gres = try pm["gres"].map { try safeSlurmWord(try r.string($0, path: path + ".gres"), r: r, path: path + ".gres") }
-            partitions.append(Partition(name: pname, nodes: nodes, coresPerNode: cores, memoryPerNodeMB: mem, maxWalltime: wall, gres: gres))
+            var partition = Partition(name: pname, nodes: nodes, coresPerNode: cores, memoryPerNodeMB: mem, maxWalltime: wall, gres: gres)
+            if let v = pm["exclusive"] { partition.exclusive = try r.bool(v, path: path + ".exclusive") }
+            partitions.append(partition)
         }
         var site = SiteConfig(name: name, source: source, scheduler: scheduler, partitions: partitions)
         if let v = m["defaultPartition"] {
@@ -145,7 +151,8 @@ public struct SiteConfig: Sendable, Equatable {
                 return o
             }
         }
-        let known: Set<String> = ["name", "scheduler", "partitions", "defaultPartition", "account", "qos", "maxArraySize",
+        if let v = m["exclusive"] { site.exclusive = try r.bool(v, path: "exclusive") }
+        let known: Set<String> = ["exclusive", "name", "scheduler", "partitions", "defaultPartition", "account", "qos", "maxArraySize",
                                   "maxRunningPerArray", "environment", "umask", "scratch", "shared", "sbatchOptions"]
         site.ignoredKeys = m.keys.filter { !known.contains($0) }.sorted()
         return site

@@ -109,4 +109,30 @@ public enum Spawn {
                            options: Options = Options()) throws -> ExitStatus {
         wait(try launch(executable, arguments, environment: environment, options: options))
     }
+
+    /// Runs to completion and returns what it printed (through temporary files, so large output
+    /// never blocks a pipe). `PATH` is searched when `executable` has no slash.
+    public static func capture(_ executable: String, _ arguments: [String],
+                               environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> (status: ExitStatus, stdout: String, stderr: String) {
+        let base = NSTemporaryDirectory() + "quanta-capture-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        var o = Options()
+        o.stdoutPath = base + ".out"
+        o.stderrPath = base + ".err"
+        o.append = false
+        defer { unlink(base + ".out"); unlink(base + ".err") }
+        let path = executable.contains("/") ? executable : (which(executable, environment: environment) ?? executable)
+        let status = try run(path, arguments, environment: environment, options: o)
+        func read(_ p: String) -> String { String(decoding: FileManager.default.contents(atPath: p) ?? Data(), as: UTF8.self) }
+        return (status, read(base + ".out"), read(base + ".err"))
+    }
+
+    /// The first executable called `name` on `PATH`.
+    public static func which(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        for dir in (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if access(p, X_OK) == 0 { return p }
+        }
+        return nil
+    }
 }

@@ -114,6 +114,14 @@ public struct SubmitConfig: Sendable, Equatable {
         return pipetask[label].map { $0.over(base) } ?? base
     }
 
+    /// Settings for an array's label: a cluster's own settings, or a task's.
+    public func settings(forLabel label: String) -> TaskSettings {
+        if let c = clusters.first(where: { $0.name == label }) {
+            return c.settings.over(global.over(TaskSettings.defaults))
+        }
+        return settings(forTask: label)
+    }
+
     public static func load(path: String) throws -> SubmitConfig {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {

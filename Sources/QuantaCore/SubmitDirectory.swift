@@ -27,6 +27,18 @@ public struct SubmitDirectory: Sendable {
         "\(manifests)/\(array)/attempts/\(index).\(attempt).json"
     }
     public func jobLog(array: String, index: Int, stream: String) -> String { "\(logs)/\(array).\(index).\(stream)" }
+    /// What SLURM writes for one array element, relative to logs/: `isr.3` (one job per element),
+    /// `isr.element3` (packed elements; each packed job has its own `isr.<slot>`), `.r2` for retry round 2.
+    public static func elementLogStem(array: String, element: String, packed: Bool, round: Int) -> String {
+        "\(array).\(packed ? "element" : "")\(element)\(round > 0 ? ".r\(round)" : "")"
+    }
+    public func elementLog(array: String, element: Int, packed: Bool, round: Int, stream: String) -> String {
+        "\(logs)/\(Self.elementLogStem(array: array, element: String(element), packed: packed, round: round)).\(stream)"
+    }
+    /// Which SLURM jobs make up the submission, round by round (written by `quanta submit`).
+    public var slurmRecord: String { root + "/slurm.json" }
+    /// Final states of SLURM jobs, kept once the controller forgets them (MinJobAge).
+    public var slurmStates: String { root + "/slurm-states.json" }
     public func quantumLog(task: String, quantum: UUID, attempt: Int) -> String {
         "\(logs)/quanta/\(PathSanitizer.safeName(task))/\(quantum.lowercased).\(attempt).log"
     }

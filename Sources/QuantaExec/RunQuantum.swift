@@ -13,13 +13,17 @@ public struct JobRunner: Sendable {
     public let index: Int
     public let force: Bool
     public let environment: [String: String]
+    /// The job's memory limit (MB): a packed job's share, else SLURM's `--mem`; nil = not watched.
+    public let memoryLimitMB: Int?
 
-    public init(dir: SubmitDirectory, array: String, index: Int, force: Bool, environment: [String: String]) {
+    public init(dir: SubmitDirectory, array: String, index: Int, force: Bool, environment: [String: String],
+                memoryLimitMB: Int? = nil) {
         self.dir = dir
         self.array = array
         self.index = index
         self.force = force
         self.environment = environment
+        self.memoryLimitMB = memoryLimitMB ?? ChildSupervisor.slurmMemoryLimit(environment)
     }
 
     public enum Outcome: Sendable {
@@ -38,8 +42,18 @@ public struct JobRunner: Sendable {
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
         var records: [QuantumRecord] = []
         var failedOrBlocked = Set<String>()
+        var failureClass: String?
         for (k, q) in job.quanta.enumerated() {
-            let record = runQuantum(q, job: job, attempt: attempt, failedOutputs: failedOrBlocked)
+            if let sig = ChildSupervisor.terminatedBy {
+                // Told to stop (SLURM's SIGTERM before its SIGKILL): what is left does not start.
+                failureClass = failureClass ?? "terminated"
+                records.append(QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .failed,
+                                             reason: "not started: the job received signal \(sig) (time limit, scancel or preemption)",
+                                             seconds: 0, log: nil, outputs: []))
+                continue
+            }
+            let (record, cls) = runQuantum(q, job: job, attempt: attempt, failedOutputs: failedOrBlocked)
+            if failureClass == nil { failureClass = cls }
             if record.status != .succeeded { q.outputs.forEach { failedOrBlocked.insert($0.path) } }
             log("[\(k + 1)/\(job.quanta.count)] \(q.task) {\(q.dataID)}: \(record.status.rawValue)\(record.reason.map { " — \($0)" } ?? "") (\(String(format: "%.2f", record.seconds)) s)")
             records.append(record)
@@ -53,20 +67,23 @@ public struct JobRunner: Sendable {
                                 startedAt: iso.string(from: started), endedAt: iso.string(from: ended),
                                 seconds: ended.timeIntervalSince(started), host: hostName(),
                                 slurmJobID: environment["SLURM_JOB_ID"], slurmArrayJobID: environment["SLURM_ARRAY_JOB_ID"],
-                                maxRSSKB: maxRSS(), quanta: records)
+                                maxRSSKB: maxRSS(), quanta: records, failureClass: failureClass, memoryLimitMB: memoryLimitMB)
         try manifest.write(in: dir)
         return .ran(manifest)
     }
 
     /// One quantum, timed.
-    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>) -> QuantumRecord {
+    /// One quantum, timed; the failure class is set when the job itself was stopped (memory, signal).
+    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>) -> (QuantumRecord, String?) {
         let start = Date()
-        var record = execute(q, job: job, attempt: attempt, failedOutputs: failedOutputs, start: start)
+        var failureClass: String?
+        var record = execute(q, job: job, attempt: attempt, failedOutputs: failedOutputs, start: start, failureClass: &failureClass)
         record.seconds = Date().timeIntervalSince(start)
-        return record
+        return (record, failureClass)
     }
 
-    private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>, start: Date) -> QuantumRecord {
+    private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>, start: Date,
+                         failureClass: inout String?) -> QuantumRecord {
         let logPath = dir.quantumLog(task: q.task, quantum: q.id, attempt: attempt)
         var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
                                    seconds: 0, log: logPath, outputs: [])
@@ -113,9 +130,21 @@ public struct JobRunner: Sendable {
                 var o = Spawn.Options()
                 o.stdoutPath = logPath
                 o.stderrPath = logPath
-                let status = try Spawn.run("/bin/sh", ["-c", line], environment: env, options: o)
-                guard status.succeeded else {
-                    throw QuantaError(.execution, "\(status)\(firstErrorLine(logPath).map { ": \($0)" } ?? "")")
+                let r = try ChildSupervisor.run("/bin/sh", ["-c", line], environment: env, options: o,
+                                                memoryLimitMB: memoryLimitMB)
+                if let oom = r.outOfMemory {
+                    failureClass = "outOfMemory"
+                    logFile.write("# out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB; killed\n")
+                    throw QuantaError(.execution, "out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB")
+                }
+                if let sig = r.terminatedBy {
+                    failureClass = "terminated"
+                    logFile.write("# terminated: run-quantum received signal \(sig); the command was stopped (\(r.status))\n")
+                    throw QuantaError(.execution, "terminated by signal \(sig) (time limit, scancel or preemption); the command ended with \(r.status)")
+                }
+                guard r.status.succeeded else {
+                    if case .exited(let c) = r.status { record.exitCode = Int(c) }
+                    throw QuantaError(.execution, "\(r.status)\(firstErrorLine(logPath).map { ": \($0)" } ?? "")")
                 }
             case "builtin":
                 try BuiltinTasks.run(execution.builtin ?? "", dataID: q.dataID,

@@ -14,7 +14,7 @@ public struct LocalBackend: Sendable {
     public struct Options: Sendable {
         /// How many array elements run at once.
         public var parallel = 1
-        /// Only these elements (array name → indices); nil runs everything.
+        /// Only these elements (array name → array task ids, not packed job slots); nil runs everything.
         public var only: [String: Set<Int>]?
         /// Extra arguments for run-quantum (e.g. `--force`).
         public var runQuantumArguments: [String] = []
@@ -172,8 +172,9 @@ public struct LocalBackend: Sendable {
                 env["SLURM_SUBMIT_DIR"] = dir.root
                 env["QUANTA_BACKEND"] = "local"
                 var o = Spawn.Options()
-                o.stdoutPath = dir.jobLog(array: arrayName, index: elements[e].index, stream: "out")
-                o.stderrPath = dir.jobLog(array: arrayName, index: elements[e].index, stream: "err")
+                let packed = array.packing != nil
+                o.stdoutPath = dir.elementLog(array: arrayName, element: elements[e].index, packed: packed, round: 0, stream: "out")
+                o.stderrPath = dir.elementLog(array: arrayName, element: elements[e].index, packed: packed, round: 0, stream: "err")
                 o.newProcessGroup = true
                 o.workingDirectory = dir.root
                 let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + options.runQuantumArguments, environment: env, options: o)

@@ -57,7 +57,10 @@ public enum Planner {
         progress(.cluster)
         let clustered = try Clustering.cluster(graph, config: req.config, order: order)
         progress(.arrays)
-        let plan = try ArrayPlanner.plan(clustered, site: req.site)
+        var plan = try ArrayPlanner.plan(clustered, site: req.site)
+        for a in plan.arrays.indices {
+            plan.arrays[a].retry = RetryPolicy(req.config.settings(forLabel: plan.arrays[a].label))
+        }
 
         for sub in [dir.root, dir.scripts, dir.logs, dir.manifests] {
             do { try fm.createDirectory(atPath: sub, withIntermediateDirectories: true) } catch {
@@ -156,10 +159,19 @@ public enum Planner {
             ctx["jobName"] = PathSanitizer.safeName("\(submission).\(array.name)")
             ctx["arraySpec"] = array.arraySpec
             ctx["size"] = String(array.size)
+            ctx["jobs"] = String(array.jobCount)
+            ctx["logStem"] = SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: 0)
             ctx["quanta"] = String(array.quanta)
             ctx["partition"] = array.partition
             ctx["memoryMB"] = String(array.resources.memoryMB)
             ctx["cpus"] = String(array.resources.cpus)
+            if req.site.exclusive || req.site.partitions.first(where: { $0.name == array.partition })?.exclusive == true {
+                ctx["exclusive"] = true
+            }
+            if let p = array.packing {
+                ctx["packArguments"] = "--pack \(p.jobsPerElement) --pack-jobs \(p.jobs) --pack-cpus \(p.job.cpus)"
+                ctx["packing"] = "\(p.jobsPerElement) jobs side by side per node, each \(Units.memory(p.job.memoryMB)) and \(p.job.cpus) cpu\(p.job.cpus == 1 ? "" : "s")"
+            }
             if let w = array.resources.walltime { ctx["walltime"] = Units.slurmTime(w) }
             try writeScript(arrayT.render(ctx), to: req.submitDir.script(array: array.name))
             variable[array.name] = "job_\(a)"

@@ -21,6 +21,16 @@ public struct SubmissionStatus: Sendable, Codable {
         public var attempt: Int?
         /// First error line, missing input, or why it never ran.
         public var reason: String?
+        /// For failed jobs: failed, outOfMemory, timeout, nodeFailure, preempted, cancelled.
+        public var failureClass: String?
+        /// Submissions to SLURM (or runs) of this job so far.
+        public var attempts: Int = 0
+        public var outOfMemoryCount: Int = 0
+        /// Memory of the latest attempt's element (MB).
+        public var memoryMB: Int?
+        public var exitCode: Int?
+        /// `123_4` for SLURM.
+        public var slurmJob: String?
     }
 
     public var submission: String
@@ -31,10 +41,14 @@ public struct SubmissionStatus: Sendable, Codable {
     public var elements: [ElementRow]
     public var merge: String
     public var quanta: [String: Int]
+    /// `local`, or the SLURM backend and rounds.
+    public var scheduler: String = "local"
+    public var note: String?
 
-    /// Reads plan, snapshot, manifests and the local backend's events: no scheduler query here.
-    public static func read(_ dir: SubmitDirectory) throws -> SubmissionStatus {
+    /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
+    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil) throws -> SubmissionStatus {
         let plan = try PlanDocument.read(dir)
+        let planned = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         let jobs = try Snapshot.jobs(path: dir.snapshot)
         let events = LocalEvents.read(dir)
         var taskCounts: [String: [String: Int]] = [:]
@@ -43,17 +57,47 @@ public struct SubmissionStatus: Sendable, Codable {
         var arrays: [String: [String: Int]] = [:]
         var quanta: [String: Int] = [:]
         for job in jobs {
-            let key = "\(job.array)\t\(job.index)"
+            let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
+            let key = "\(job.array)\t\(element)"
             let manifest = try Manifest.read(path: dir.manifest(array: job.array, index: job.index))
             let event = events[key]
             var row = ElementRow(array: job.array, index: job.index, state: .pending, attempt: manifest?.attempt, reason: nil)
             var perQuantum: [(String, State)] = []
-            if let event, event.what == "start", event.isNewer(than: manifest?.endedAt) {
+            if let slurm {
+                let list = slurm.attempts[job.array]?[job.index] ?? []
+                let packed = planned[job.array]?.packing != nil
+                let outcomes = list.map { a in
+                    AttemptClassifier.classify(a, manifest: manifest) {
+                        tail(dir.elementLog(array: job.array, element: a.element, packed: packed, round: a.round, stream: "err"))
+                    }
+                }
+                row.attempts = list.count
+                row.outOfMemoryCount = outcomes.filter { $0.failureClass == .outOfMemory }.count
+                if let a = list.last, let o = outcomes.last {
+                    row.state = o.state
+                    row.reason = o.reason
+                    row.failureClass = o.failureClass?.rawValue
+                    row.exitCode = o.exitCode
+                    row.memoryMB = a.memoryMB
+                    row.slurmJob = a.slurmID
+                    if o.state == .succeeded || o.state == .blocked || (o.state == .failed && manifest?.slurmArrayJobID == String(a.arrayJobID)),
+                       let m = manifest {
+                        perQuantum = m.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
+                        if o.state == .failed { perQuantum = perQuantum.map { ($0.0, $0.1 == .succeeded ? .succeeded : o.state) } }
+                    }
+                } else {
+                    row.reason = "not submitted"
+                }
+            } else if let event, event.what == "start", event.isNewer(than: manifest?.endedAt) {
                 row.state = event.processAlive ? .running : .failed
                 if !event.processAlive { row.reason = "ended without writing a manifest (killed?)" }
             } else if let manifest {
                 row.state = State(rawValue: manifest.status.rawValue) ?? .failed
                 row.reason = manifest.firstError
+                row.attempts = manifest.attempt
+                let o = AttemptClassifier.fromManifest(manifest)
+                row.failureClass = o.failureClass?.rawValue
+                row.exitCode = o.exitCode
                 perQuantum = manifest.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
             } else if let event {
                 switch event.what {
@@ -77,10 +121,25 @@ public struct SubmissionStatus: Sendable, Codable {
            let m = try? JSONDecoder().decode(MergeResult.self, from: data) {
             merge = "\(m.registered + m.alreadyRegistered) datasets registered in \(m.outputRun)"
         }
-        return SubmissionStatus(
+        var status = SubmissionStatus(
             submission: plan.submission, outputRun: plan.outputRun,
             tasks: taskOrder.map { TaskRow(label: $0, counts: taskCounts[$0]!, total: taskCounts[$0]!.values.reduce(0, +)) },
             arrays: arrays, arrayOrder: plan.arrays.map(\.name), elements: elements, merge: merge, quanta: quanta)
+        if let slurm {
+            let r = slurm.record
+            status.scheduler = "SLURM (\(r.backend)), \(r.rounds.count) round\(r.rounds.count == 1 ? "" : "s"), \(r.sbatchCalls) sbatch calls\(r.cancelled ? ", cancelled" : "")"
+            status.note = slurm.note
+        }
+        return status
+    }
+
+    /// The last 4 KB of a file (SLURM's stderr of an element).
+    static func tail(_ path: String) -> String? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()) ?? 0
+        try? h.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        return (try? h.readToEnd()).map { String(decoding: $0, as: UTF8.self) }
     }
 
     public var isComplete: Bool { (quanta["succeeded"] ?? 0) == quanta.values.reduce(0, +) }
@@ -88,7 +147,7 @@ public struct SubmissionStatus: Sendable, Codable {
     /// Tables for a terminal.
     public func render(showElements: Bool) -> String {
         let states = State.allCases.map(\.rawValue)
-        var lines = ["Submission \(submission) → run \(outputRun)", ""]
+        var lines = ["Submission \(submission) → run \(outputRun) · \(scheduler)"] + (note.map { ["note: \($0)"] } ?? []) + [""]
         lines += TextTable.render(header: ["task", "quanta"] + states, rows: tasks.map { t in
             [t.label, String(t.total)] + states.map { String(t.counts[$0] ?? 0) }
         })
@@ -102,7 +161,15 @@ public struct SubmissionStatus: Sendable, Codable {
             lines.append("")
             lines.append("Jobs that need attention (rerun one with: quanta rerun DIR --job ARRAY:INDEX):")
             for e in problems.prefix(showElements ? problems.count : 20) {
-                lines.append("  \(e.array):\(e.index)  \(e.state.rawValue)\(e.reason.map { "  \($0)" } ?? "")")
+                var what = e.state.rawValue
+                if let c = e.failureClass.flatMap(FailureClass.init), c != .cancelled || e.state != .cancelled, c != .failed || e.exitCode != nil {
+                    what += " (\(c.words)\(c == .failed ? ", exit \(e.exitCode!)" : ""))"
+                }
+                var facts: [String] = []
+                if e.attempts > 1 { facts.append("attempt \(e.attempts)") }
+                if let m = e.memoryMB, e.slurmJob != nil { facts.append(Units.memory(m)) }
+                if let j = e.slurmJob { facts.append("job \(j)") }
+                lines.append("  \(e.array):\(e.index)  \(what)\(facts.isEmpty ? "" : " [\(facts.joined(separator: ", "))]")\(e.reason.map { "  \($0)" } ?? "")")
             }
             if !showElements && problems.count > 20 { lines.append("  … \(problems.count - 20) more (--all lists them)") }
         }

@@ -1,0 +1,275 @@
+import ArgumentParser
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaScheduler
+import QuantaSlurm
+
+/// `--backend` for every command that talks to SLURM.
+struct BackendOption: ParsableArguments {
+    @Option(name: .long, help: "SLURM interface: auto (libslurm when its version matches the controller's, else the CLI), libslurm or cli. Default: $QUANTA_SLURM_BACKEND or auto.")
+    var backend: String?
+
+    func open(quiet: Bool = false) throws -> any SlurmBackend {
+        do {
+            return try SlurmBackends.select(backend) { note in
+                if !quiet { FileHandle.standardError.write(Data("\(note)\n".utf8)) }
+            }
+        } catch let e as SlurmError {
+            throw e.quantaError
+        }
+    }
+}
+
+/// What the SLURM commands share: the plan, the record of submitted jobs, the site.
+struct SlurmContext {
+    let dir: SubmitDirectory
+    let plan: PlanDocument
+    let site: SiteConfig?
+
+    init(_ path: String) throws {
+        dir = SubmitDirectory(path)
+        plan = try PlanDocument.read(dir)
+        site = try? Resources.site(plan.siteConfig)
+    }
+
+    func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
+        SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
+                       backend: backend)
+    }
+
+    func record() throws -> SlurmRecord {
+        guard let r = try SlurmRecord.read(dir) else {
+            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
+        }
+        return r
+    }
+
+    func status(_ backend: (any SlurmBackend)?) throws -> (SubmissionStatus, SlurmView?) {
+        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir), nil) }
+        let view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
+        return (try SubmissionStatus.read(dir, slurm: view), view)
+    }
+
+    /// Polls until the latest round's final job has ended and no new round was added.
+    func wait(_ backend: any SlurmBackend, poll: Double) throws -> (SubmissionStatus, SlurmView?) {
+        let progress = Progress("waiting")
+        var lastLine = ""
+        while true {
+            let (s, view) = try status(backend)
+            if let view, !view.isActive {
+                // The final job may just have submitted a retry round.
+                let again = try status(backend)
+                if let v2 = again.1, !v2.isActive, v2.record.rounds.count == view.record.rounds.count {
+                    progress.done()
+                    return again
+                }
+                continue
+            }
+            let done = s.elements.filter { [.succeeded, .failed, .blocked, .cancelled].contains($0.state) }.count
+            let running = s.elements.filter { $0.state == .running }.count
+            let line = "round \((view?.record.rounds.count ?? 1) - 1): \(done)/\(s.elements.count) jobs finished, \(running) running"
+            progress.update(done, s.elements.count, "\(running) running, round \((view?.record.rounds.count ?? 1) - 1)")
+            if !progress.enabled && line != lastLine { print(line); fflush(nil); lastLine = line }
+            usleep(UInt32(poll * 1_000_000))
+        }
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit to SLURM: a submit directory, or a graph (planned first). One sbatch per array, then the final job.",
+        discussion: """
+        The final job merges what succeeded and resubmits what the retry policy allows (numberOfRetries,
+        retryUnlessExit, more memory after out-of-memory), as new arrays with explicit index lists.
+        Examples:  quanta submit graph.qgn --repo REPO --site local-slurm --out run1
+                   quanta submit run1 --wait
+        """)
+
+    @Argument(help: "A submit directory from 'quanta plan', or a graph file to plan first.")
+    var target: String
+
+    @Option(name: .long, help: "With a graph: the repository.") var repo: String?
+    @Option(name: .long, help: "With a graph: submit config (bps keys).") var config: String?
+    @Option(name: .long, help: "With a graph: site config name or path.") var site: String = "local-slurm"
+    @Option(name: .long, help: "With a graph: submit directory to create.") var out: String?
+    @Option(name: .long, help: "With a graph: output RUN collection.") var outputRun: String?
+    @Option(name: .long, help: "With a graph: output CHAINED collection.") var output: String?
+    @OptionGroup var backendOption: BackendOption
+    @Flag(name: .long, help: "Stay until the submission (retries included) has ended; exit 1 if a quantum did not succeed.")
+    var wait = false
+    @Option(name: .long, help: "Seconds between polls with --wait.") var poll = 2.0
+
+    func run() throws {
+        let started = Date()
+        var dirPath = target
+        if !SubmitDirectory(target).exists {
+            guard FileManager.default.fileExists(atPath: target) else {
+                throw ValidationError("\(target): neither a submit directory nor a graph file")
+            }
+            guard let repo, let out else {
+                throw ValidationError("\(target) is a graph: pass --repo and --out to plan it (or give a submit directory)")
+            }
+            var args = ["--repo", repo, "--site", site]
+            if let config { args += ["--config", config] }
+            if let outputRun { args += ["--output-run", outputRun] }
+            if let output { args += ["--output", output] }
+            let doc = try Plan.plan(graphPath: target, options: try PlanOptions.parse(args), out: out)
+            print(doc.summary, terminator: "")
+            dirPath = out
+        }
+        let ctx = try SlurmContext(dirPath)
+        if let site = ctx.site, site.scheduler != .slurm {
+            throw QuantaError(.usage, "\(ctx.plan.siteConfig): site '\(site.name)' runs locally; run it with 'quanta run', or plan with a SLURM site (e.g. --site local-slurm)")
+        }
+        let backend = try backendOption.open()
+        let record = try ctx.submitter(backend).submitAll()
+        let round = record.rounds[0]
+        print("Submitted \(round.arrays.count) arrays (\(ctx.plan.jobs) jobs) and the final job in \(String(format: "%.2f", Date().timeIntervalSince(started))) s with \(backend):")
+        for a in round.arrays { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)") }
+        if let f = round.finalJob { print("  final (merge, retries)  job \(f)") }
+        print("Follow it with: quanta status \(shellQuote(ctx.dir.root))")
+        guard wait else { return }
+        let (status, _) = try ctx.wait(backend, poll: poll)
+        print(status.render(showElements: false), terminator: "")
+        print("Submit to end: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        if !status.isComplete { throw ExitCode(1) }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel every SLURM job of a submission (all rounds, the final job too); 'quanta restart' resumes.")
+
+    @Argument(help: "Submit directory.") var dir: String
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let ctx = try SlurmContext(dir)
+        var record = try ctx.record()
+        record.cancelled = true
+        try record.write(ctx.dir)
+        let backend = try backendOption.open()
+        let ids = record.allJobIDs.sorted().map(String.init)
+        try backend.cancel(ids)
+        print("Cancelled \(ids.count) SLURM jobs (\(ids.joined(separator: " "))).")
+        print("What finished stays; register it with 'quanta merge \(shellQuote(ctx.dir.root))', resume with 'quanta restart \(shellQuote(ctx.dir.root))'.")
+    }
+}
+
+struct Finalize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The final job: merge what succeeded, then resubmit what the retry policy allows (SLURM).",
+        discussion: "Runs inside SLURM after every array of a round; safe to run again by hand.")
+
+    @Argument(help: "Submit directory.") var dir: String
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let ctx = try SlurmContext(dir)
+        let merged = try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
+        print("Merged into \(merged.outputRun): \(merged.registered) registered, \(merged.alreadyRegistered) already registered")
+        guard var record = try SlurmRecord.read(ctx.dir) else { return }
+        let backend = try backendOption.open()
+        let live = (try? backend.jobs(arrayJobIDs: record.allJobIDs)) ?? []
+        try SlurmStateStore.remember(live, in: ctx.dir)
+        let (status, _) = try ctx.status(backend)
+        print(status.render(showElements: true), terminator: "")
+        if record.cancelled {
+            print("Cancelled: nothing is retried.")
+            return
+        }
+        let decision = RetryPlanner.retries(status: status, plan: ctx.plan, site: ctx.site)
+        for line in decision.lines { print("retry: \(line)") }
+        guard !decision.selection.isEmpty else {
+            print(status.isComplete ? "Every quantum succeeded." : "Nothing left to retry; 'quanta restart' runs the rest after a fix.")
+            return
+        }
+        let number = (record.rounds.last?.number ?? 0) + 1
+        try ctx.submitter(backend).submitRound(&record, number: number, reason: "retry", selection: decision.selection)
+        let round = record.rounds.last!
+        print("Round \(number): resubmitted \(decision.selection.values.reduce(0) { $0 + $1.count }) jobs in \(round.arrays.count) arrays (\(round.arrays.map { "\($0.array)[\($0.elements)] job \($0.jobID)" }.joined(separator: ", "))), final job \(round.finalJob.map(String.init) ?? "-")")
+    }
+}
+
+struct SiteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "site", abstract: "Site configs: compare one with the live cluster.", subcommands: [SiteCheck.self])
+}
+
+struct SiteCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Compare a site config with the live SLURM cluster: partitions, cores and memory per node, MaxArraySize, max walltime.",
+        discussion: "Exit 1 when something differs in a way that makes jobs fail or wait forever.")
+
+    @Argument(help: "Site config: a name in site-configs/ or a path.") var site: String
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let config = try Resources.site(site)
+        let backend = try backendOption.open()
+        let report = try SiteChecker.check(config, backend: backend)
+        print(report.text, terminator: "")
+        if report.problems > 0 { throw ExitCode(1) }
+    }
+}
+
+enum SiteChecker {
+    struct Report {
+        var text: String
+        var problems: Int
+    }
+
+    static func check(_ site: SiteConfig, backend: any SlurmBackend) throws -> Report {
+        let conf: SlurmControllerConfig
+        let parts: [SlurmPartitionInfo]
+        let nodes: [SlurmNodeInfo]
+        do {
+            conf = try backend.controllerConfig()
+            parts = try backend.partitions()
+            nodes = try backend.nodes()
+        } catch let e as SlurmError { throw e.quantaError }
+        var rows: [[String]] = []
+        var problems = 0, notes = 0
+        func row(_ what: String, _ config: String, _ live: String, _ verdict: String) {
+            rows.append([what, config, live, verdict])
+            if verdict.hasPrefix("DIFFERS") { problems += 1 } else if verdict.hasPrefix("note") { notes += 1 }
+        }
+        row("MaxArraySize", String(site.maxArraySize), String(conf.maxArraySize),
+            site.maxArraySize <= conf.maxArraySize ? "ok" : "DIFFERS: arrays above \(conf.maxArraySize) are rejected; set maxArraySize: \(conf.maxArraySize)")
+        for p in site.partitions {
+            guard let live = parts.first(where: { $0.name == p.name }) else {
+                row("partition \(p.name)", "present", "missing", "DIFFERS: the cluster has \(parts.map(\.name).joined(separator: ", "))")
+                continue
+            }
+            row("partition \(p.name)", "present", live.up ? "up" : "down", live.up ? "ok" : "note: partition is not up")
+            let members = nodes.filter { $0.partitions.contains(p.name) }
+            let minCores = members.map(\.cpus).min() ?? 0, maxCores = members.map(\.cpus).max() ?? 0
+            let minMem = members.map(\.memoryMB).min() ?? 0, maxMem = members.map(\.memoryMB).max() ?? 0
+            func span(_ a: Int, _ b: Int) -> String { a == b ? "\(a)" : "\(a)–\(b)" }
+            row("  nodes", String(p.nodes), String(members.count),
+                p.nodes <= members.count ? (p.nodes == members.count ? "ok" : "note: the cluster has more") : "DIFFERS: fewer nodes than configured")
+            row("  cores per node", String(p.coresPerNode), span(minCores, maxCores),
+                p.coresPerNode <= minCores ? (p.coresPerNode == minCores ? "ok" : "note: nodes have more cores; packing leaves them idle") : "DIFFERS: jobs asking for \(p.coresPerNode) cores never start; set coresPerNode: \(minCores)")
+            row("  memory per node", Units.memory(p.memoryPerNodeMB), span(minMem, maxMem) + " MB",
+                p.memoryPerNodeMB <= minMem ? (p.memoryPerNodeMB == minMem ? "ok" : "note: nodes have more memory") : "DIFFERS: requests above \(minMem) MB are rejected; set memoryPerNode: \(minMem)")
+            let liveWall = live.maxTimeMinutes.map { Units.slurmTime($0 * 60) } ?? "unlimited"
+            let cfgWall = p.maxWalltime.map(Units.slurmTime) ?? "unlimited"
+            let wallOK: Bool = {
+                guard let lm = live.maxTimeMinutes else { return true }
+                guard let cw = p.maxWalltime else { return false }
+                return cw <= lm * 60
+            }()
+            row("  max walltime", cfgWall, liveWall, wallOK ? (cfgWall == liveWall ? "ok" : "note: the cluster allows more") : "DIFFERS: longer requests are rejected; set maxWalltime: \(liveWall)")
+        }
+        for p in parts where !site.partitions.contains(where: { $0.name == p.name }) {
+            row("partition \(p.name)", "absent", p.up ? "up" : "down", "note: not used by this site config")
+        }
+        var lines = ["Site \(site.name) (\(site.source)) vs cluster \(conf.clusterName) (SLURM \(conf.version), via \(backend))", ""]
+        lines += TextTable.render(header: ["what", "site config", "cluster", "verdict"], rows: rows)
+        lines.append("")
+        lines.append(problems == 0 ? "No differences that break jobs\(notes > 0 ? " (\(notes) notes)" : "")." : "\(problems) differences break jobs; fix the site config as suggested.")
+        return Report(text: lines.joined(separator: "\n") + "\n", problems: problems)
+    }
+}

@@ -1,0 +1,380 @@
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaSlurm
+
+/// `slurm.json`: every SLURM job a submission is made of, round by round. Round 0 is the plan;
+/// later rounds are retries (from the final job) or restarts (from a person), as new arrays with
+/// explicit index lists.
+public struct SlurmRecord: Sendable, Codable {
+    public struct Submitted: Sendable, Codable {
+        public var array: String
+        public var jobID: UInt32
+        /// Job slots (status rows) in this submission; nil means the whole array.
+        public var jobs: [Int]?
+        /// `--array=` as submitted.
+        public var elements: String
+        public var memoryMB: Int
+    }
+
+    public struct Round: Sendable, Codable {
+        public var number: Int
+        /// `submit`, `retry` or `restart`.
+        public var reason: String
+        public var submittedAt: String
+        public var arrays: [Submitted]
+        public var finalJob: UInt32?
+    }
+
+    public var formatVersion = 1
+    public var backend: String
+    public var rounds: [Round]
+    /// Set by `quanta cancel`: the final job retries nothing.
+    public var cancelled = false
+
+    public static func read(_ dir: SubmitDirectory) throws -> SlurmRecord? {
+        guard let data = FileManager.default.contents(atPath: dir.slurmRecord) else { return nil }
+        do { return try JSONDecoder().decode(SlurmRecord.self, from: data) } catch {
+            throw QuantaError(.io, "\(dir.slurmRecord): unreadable (\(error)); it lists the SLURM job ids of this submission — restore it or cancel the jobs with scancel")
+        }
+    }
+
+    public func write(_ dir: SubmitDirectory) throws {
+        try AtomicFile.write(try JSONEncoder.pretty.encode(self), to: dir.slurmRecord)
+    }
+
+    public var allJobIDs: Set<UInt32> {
+        Set(rounds.flatMap { $0.arrays.map(\.jobID) + ($0.finalJob.map { [$0] } ?? []) })
+    }
+
+    public var sbatchCalls: Int { rounds.reduce(0) { $0 + $1.arrays.count + ($1.finalJob == nil ? 0 : 1) } }
+}
+
+/// Job states SLURM reported, kept after the controller forgets finished jobs.
+public enum SlurmStateStore {
+    public static func read(_ dir: SubmitDirectory) -> [SlurmJobRecord] {
+        guard let data = FileManager.default.contents(atPath: dir.slurmStates) else { return [] }
+        return (try? JSONDecoder().decode([SlurmJobRecord].self, from: data)) ?? []
+    }
+
+    /// Keeps the finished records of `live`, replacing older copies of the same job.
+    public static func remember(_ live: [SlurmJobRecord], in dir: SubmitDirectory) throws {
+        var byKey: [String: SlurmJobRecord] = [:]
+        func key(_ r: SlurmJobRecord) -> String { "\(r.arrayJobID)_\(r.taskIDs.map(String.init).joined(separator: ","))" }
+        for r in read(dir) { byKey[key(r)] = r }
+        for r in live where r.state.isFinished { byKey[key(r)] = r }
+        let list = byKey.values.sorted { ($0.arrayJobID, $0.taskIDs.first ?? -1) < ($1.arrayJobID, $1.taskIDs.first ?? -1) }
+        try AtomicFile.write(try JSONEncoder().encode(list), to: dir.slurmStates)
+    }
+}
+
+/// One submission of one job slot to SLURM, and what SLURM says about it.
+public struct SlurmAttempt: Sendable, Codable {
+    public var round: Int
+    public var arrayJobID: UInt32
+    public var element: Int
+    public var memoryMB: Int
+    public var record: SlurmJobRecord?
+
+    /// `123_4`, what `scancel` and `scontrol` take.
+    public var slurmID: String { "\(arrayJobID)_\(element)" }
+}
+
+/// The scheduler's side of a submission: the attempts of every job slot.
+public struct SlurmView: Sendable {
+    public var record: SlurmRecord
+    /// array → job slot → attempts, oldest first.
+    public var attempts: [String: [Int: [SlurmAttempt]]]
+    public var finalJobs: [SlurmJobRecord]
+    /// Why live states are missing, if they are.
+    public var note: String?
+
+    /// Joins slurm.json with live records (one controller query) and the remembered ones.
+    public static func load(_ dir: SubmitDirectory, plan: PlanDocument, record: SlurmRecord,
+                            backend: (any SlurmBackend)?) -> SlurmView {
+        var live: [SlurmJobRecord] = []
+        var note: String?
+        if let backend {
+            do { live = try backend.jobs(arrayJobIDs: record.allJobIDs) } catch {
+                note = "SLURM did not answer (\(error)); states come from manifests and remembered records"
+            }
+        }
+        var byTask: [String: SlurmJobRecord] = [:]
+        for r in SlurmStateStore.read(dir) + live {
+            if r.taskIDs.isEmpty { byTask["\(r.arrayJobID)"] = r }
+            for t in r.taskIDs { byTask["\(r.arrayJobID)_\(t)"] = r }
+        }
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        var attempts: [String: [Int: [SlurmAttempt]]] = [:]
+        var finals: [SlurmJobRecord] = []
+        for round in record.rounds {
+            for s in round.arrays {
+                guard let a = arrays[s.array] else { continue }
+                for slot in s.jobs ?? Array(0..<a.jobCount) {
+                    let e = a.element(ofJob: slot)
+                    attempts[s.array, default: [:]][slot, default: []].append(
+                        SlurmAttempt(round: round.number, arrayJobID: s.jobID, element: e, memoryMB: s.memoryMB,
+                                     record: byTask["\(s.jobID)_\(e)"]))
+                }
+            }
+            if let f = round.finalJob, let r = byTask["\(f)"] { finals.append(r) }
+        }
+        return SlurmView(record: record, attempts: attempts, finalJobs: finals, note: note)
+    }
+
+    /// True while any job of the latest round (final job included) is pending or running.
+    public var isActive: Bool {
+        guard let last = record.rounds.last else { return false }
+        if let f = last.finalJob, let r = finalJobs.first(where: { $0.jobID == f }), !r.state.isFinished { return true }
+        if let f = last.finalJob, !finalJobs.contains(where: { $0.jobID == f }) { return true }
+        return false
+    }
+}
+
+/// How an attempt ended, from SLURM's state and what run-quantum recorded.
+public enum FailureClass: String, Sendable, Codable {
+    case failed, outOfMemory, timeout, nodeFailure, preempted, cancelled
+
+    public var words: String {
+        switch self {
+        case .failed: return "failed"
+        case .outOfMemory: return "out of memory"
+        case .timeout: return "timeout"
+        case .nodeFailure: return "node failure"
+        case .preempted: return "preempted"
+        case .cancelled: return "cancelled"
+        }
+    }
+}
+
+public enum AttemptClassifier {
+    public struct Outcome: Sendable, Equatable {
+        public var state: SubmissionStatus.State
+        public var failureClass: FailureClass?
+        public var reason: String?
+        /// The exit code that `retryUnlessExit` is compared with.
+        public var exitCode: Int?
+    }
+
+    /// `manifest` is the job's latest manifest; it belongs to this attempt only if SLURM's job id matches.
+    public static func classify(_ attempt: SlurmAttempt, manifest: Manifest?, stderrTail: () -> String?) -> Outcome {
+        let current = manifest.flatMap { m in m.slurmArrayJobID == String(attempt.arrayJobID) ? m : nil }
+        guard let r = attempt.record else {
+            // The controller forgot it and nothing was remembered: trust the manifest if it is this attempt's.
+            if let m = current { return fromManifest(m) }
+            return Outcome(state: .pending, failureClass: nil, reason: "no state from SLURM yet", exitCode: nil)
+        }
+        switch r.state {
+        case .pending, .requeued:
+            return Outcome(state: .pending, failureClass: nil, reason: r.reason.isEmpty || r.reason == "None" ? nil : r.reason, exitCode: nil)
+        case .running, .completing, .suspended, .unknown:
+            return Outcome(state: .running, failureClass: nil, reason: nil, exitCode: nil)
+        case .completed:
+            if let m = current { return fromManifest(m) }
+            return Outcome(state: .failed, failureClass: .failed, reason: "exited 0 without writing a manifest", exitCode: 0)
+        case .outOfMemory:
+            return Outcome(state: .failed, failureClass: .outOfMemory, reason: memoryReason(attempt, current), exitCode: nil)
+        case .failed:
+            if current?.failureClass == "outOfMemory" {
+                return Outcome(state: .failed, failureClass: .outOfMemory, reason: memoryReason(attempt, current), exitCode: nil)
+            }
+            let tail = stderrTail() ?? ""
+            if r.signal == 9, tail.contains("Exceeded job memory limit") || tail.lowercased().contains("oom-kill") || tail.contains("Out Of Memory") {
+                return Outcome(state: .failed, failureClass: .outOfMemory, reason: memoryReason(attempt, current), exitCode: nil)
+            }
+            if let m = current, m.status != .succeeded { return fromManifest(m) }
+            let line = tail.split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(String.init)
+            let how = r.signal != 0 ? "killed by signal \(r.signal)" : "exit code \(r.exitCode)"
+            return Outcome(state: .failed, failureClass: .failed, reason: how + (line.map { ": \($0)" } ?? ""),
+                           exitCode: r.signal != 0 ? 128 + r.signal : r.exitCode)
+        case .timeout, .deadline:
+            return Outcome(state: .failed, failureClass: .timeout, reason: "reached its time limit\(current?.firstError.map { "; \($0)" } ?? "")", exitCode: nil)
+        case .nodeFail, .bootFail:
+            return Outcome(state: .failed, failureClass: .nodeFailure, reason: "its node failed", exitCode: nil)
+        case .preempted:
+            return Outcome(state: .failed, failureClass: .preempted, reason: "preempted by a higher-priority job", exitCode: nil)
+        case .cancelled:
+            if r.reason.contains("DependencyNeverSatisfied") || (r.startTime == nil && current == nil && r.reason.contains("Dependency")) {
+                return Outcome(state: .blocked, failureClass: nil, reason: "never ran: an upstream job did not succeed (DependencyNeverSatisfied)", exitCode: nil)
+            }
+            return Outcome(state: .cancelled, failureClass: .cancelled, reason: "cancelled (scancel or quanta cancel)", exitCode: nil)
+        }
+    }
+
+    static func fromManifest(_ m: Manifest) -> Outcome {
+        switch m.status {
+        case .succeeded: return Outcome(state: .succeeded, failureClass: nil, reason: nil, exitCode: nil)
+        case .blocked: return Outcome(state: .blocked, failureClass: nil, reason: m.firstError, exitCode: nil)
+        case .failed:
+            let cls: FailureClass = m.failureClass == "outOfMemory" ? .outOfMemory : m.failureClass == "terminated" ? .cancelled : .failed
+            let code = m.quanta.first { $0.status == .failed }?.exitCode
+            return Outcome(state: .failed, failureClass: cls, reason: m.firstError, exitCode: code ?? 1)
+        }
+    }
+
+    static func memoryReason(_ a: SlurmAttempt, _ m: Manifest?) -> String {
+        let detail = m?.quanta.first { $0.reason?.hasPrefix("out of memory") == true }?.reason
+        return detail ?? "went over its memory (\(Units.memory(a.memoryMB)), SLURM killed it)"
+    }
+}
+
+/// Submits rounds of arrays: the plan, retries, restarts. One sbatch per array (per memory size
+/// within an array), never one per job; a failed submission cancels what it had queued.
+public struct SlurmSubmitter {
+    public let dir: SubmitDirectory
+    public let plan: PlanDocument
+    public let site: (account: String?, qos: String?, extraOptions: [String])
+    public let backend: any SlurmBackend
+
+    public init(dir: SubmitDirectory, plan: PlanDocument, account: String?, qos: String?, extraOptions: [String],
+                backend: any SlurmBackend) {
+        self.dir = dir
+        self.plan = plan
+        site = (account, qos, extraOptions)
+        self.backend = backend
+    }
+
+    /// What to submit: array → job slot → memory MB per element.
+    public typealias Selection = [String: [Int: Int]]
+
+    /// Round 0: every array as planned, with aftercorr/afterany between them, then the final job.
+    public func submitAll() throws -> SlurmRecord {
+        if FileManager.default.fileExists(atPath: dir.slurmRecord) {
+            throw QuantaError(.usage, "\(dir.root): already submitted (see slurm.json); follow it with 'quanta status', or 'quanta restart' what failed")
+        }
+        var record = SlurmRecord(backend: backend.kind.rawValue, rounds: [])
+        try submitRound(&record, number: 0, reason: "submit", selection: nil)
+        return record
+    }
+
+    /// Submits one round and records it; `selection` nil means everything as planned.
+    public func submitRound(_ record: inout SlurmRecord, number: Int, reason: String, selection: Selection?) throws {
+        var round = SlurmRecord.Round(number: number, reason: reason, submittedAt: ISO8601DateFormatter().string(from: Date()),
+                                      arrays: [], finalJob: nil)
+        var idsOf: [String: [UInt32]] = [:]
+        var queued: [UInt32] = []
+        do {
+            for array in plan.arrays {
+                let groups: [(elements: String, jobs: [Int]?, memory: Int)]
+                if let selection {
+                    guard let chosen = selection[array.name], !chosen.isEmpty else { continue }
+                    // One sbatch per memory size; job slots → elements.
+                    var byMemory: [Int: [Int]] = [:]
+                    for (slot, mem) in chosen { byMemory[mem, default: []].append(slot) }
+                    groups = byMemory.keys.sorted().map { mem in
+                        let slots = byMemory[mem]!.sorted()
+                        let elements = ArrayIndices.format(slots.map(array.element(ofJob:)))
+                        let throttle = array.throttle > 0 ? "%\(array.throttle)" : ""
+                        return (elements + throttle, slots, mem)
+                    }
+                } else {
+                    groups = [(array.arraySpec, nil, array.resources.memoryMB)]
+                }
+                var deps: [String] = []
+                for d in array.dependencies {
+                    guard let ids = idsOf[d.array] else { continue }
+                    // Retry rounds wait for whole upstream arrays: their index lists differ.
+                    let kind = selection == nil ? d.kind.rawValue : DependencyKind.afterany.rawValue
+                    deps += ids.map { "\(kind):\($0)" }
+                }
+                for g in groups {
+                    var s = SlurmSubmission(script: dir.script(array: array.name),
+                                            name: PathSanitizer.safeName("\(plan.submission).\(array.name)"),
+                                            array: g.elements, partition: array.partition, memoryMB: g.memory,
+                                            cpus: array.resources.cpus,
+                                            stdout: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".out",
+                                            stderr: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".err",
+                                            workDir: dir.root)
+                    s.exclusive = array.packing != nil
+                    s.timeMinutes = array.resources.walltime.map { ($0 + 59) / 60 }
+                    s.account = site.account
+                    s.qos = site.qos
+                    s.extraOptions = site.extraOptions
+                    s.dependency = deps.isEmpty ? nil : deps.joined(separator: ",")
+                    s.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm"]
+                    let id = try backend.submit(s)
+                    queued.append(id)
+                    idsOf[array.name, default: []].append(id)
+                    round.arrays.append(.init(array: array.name, jobID: id, jobs: g.jobs, elements: g.elements, memoryMB: g.memory))
+                }
+            }
+            var f = SlurmSubmission(script: dir.script(array: "merge"), name: PathSanitizer.safeName("\(plan.submission).final"),
+                                    array: nil, partition: plan.arrays.first?.partition, memoryMB: 2048, cpus: 1,
+                                    stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
+                                    stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
+            f.account = site.account
+            f.qos = site.qos
+            f.extraOptions = site.extraOptions
+            f.killOnInvalidDependency = false
+            f.dependency = queued.isEmpty ? nil : queued.map { "afterany:\($0)" }.joined(separator: ",")
+            f.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm", "QUANTA_PROGRESS": "0"]
+            round.finalJob = try backend.submit(f)
+        } catch {
+            // Nothing half-submitted: take back what this round queued.
+            try? backend.cancel(queued.map(String.init))
+            let what = (error as? SlurmError)?.description ?? "\(error)"
+            throw QuantaError(.scheduler, "\(what); cancelled the \(queued.count) arrays this round had queued, so nothing runs half-submitted")
+        }
+        record.rounds.append(round)
+        try record.write(dir)
+    }
+}
+
+/// Decides what a round of retries resubmits, per the arrays' retry policies.
+public enum RetryPlanner {
+    public struct Decision: Sendable {
+        public var selection: SlurmSubmitter.Selection
+        /// One line per retried job, for the final job's log.
+        public var lines: [String]
+    }
+
+    /// Retries what the policy allows; when anything is retried, jobs left blocked by it run again too.
+    public static func retries(status: SubmissionStatus, plan: PlanDocument, site: SiteConfig?) -> Decision {
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        var selection: SlurmSubmitter.Selection = [:]
+        var lines: [String] = []
+        for e in status.elements where e.state == .failed {
+            guard let a = arrays[e.array], let policy = a.retry, let cls = e.failureClass.flatMap(FailureClass.init) else { continue }
+            guard e.attempts < 1 + policy.numberOfRetries else { continue }
+            let last = e.memoryMB ?? a.resources.memoryMB
+            var memory = last
+            switch cls {
+            case .cancelled: continue
+            case .failed:
+                if let code = e.exitCode, policy.retryUnlessExit.contains(code) { continue }
+            case .outOfMemory:
+                let nodeMemory = site?.partitions.first { $0.name == a.partition }?.memoryPerNodeMB ?? Int.max
+                memory = policy.memory(initial: a.resources.memoryMB, outOfMemoryCount: e.outOfMemoryCount, nodeMemoryMB: nodeMemory)
+                guard memory > last else {
+                    lines.append("\(e.array):\(e.index) out of memory at the limit (\(Units.memory(last))); not retried — raise memoryLimit or requestMemory")
+                    continue
+                }
+            case .timeout, .nodeFailure, .preempted: break
+            }
+            selection[e.array, default: [:]][e.index] = memory
+            lines.append("\(e.array):\(e.index) \(cls.words) → attempt \(e.attempts + 1) of \(1 + policy.numberOfRetries)\(memory != last ? " with \(Units.memory(memory))" : "")")
+        }
+        if !selection.isEmpty {
+            for e in status.elements where e.state == .blocked && selection[e.array]?[e.index] == nil {
+                selection[e.array, default: [:]][e.index] = e.memoryMB ?? arrays[e.array]?.resources.memoryMB ?? 0
+            }
+        }
+        return Decision(selection: selection, lines: lines)
+    }
+
+    /// A person's restart: every job that did not succeed, with more memory where memory ran out.
+    public static func restart(status: SubmissionStatus, plan: PlanDocument, site: SiteConfig?) -> SlurmSubmitter.Selection {
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        var selection: SlurmSubmitter.Selection = [:]
+        for e in status.elements where e.state != .succeeded {
+            guard let a = arrays[e.array] else { continue }
+            var memory = e.memoryMB ?? a.resources.memoryMB
+            if e.failureClass == FailureClass.outOfMemory.rawValue, let policy = a.retry {
+                let nodeMemory = site?.partitions.first { $0.name == a.partition }?.memoryPerNodeMB ?? Int.max
+                memory = max(memory, policy.memory(initial: a.resources.memoryMB, outOfMemoryCount: e.outOfMemoryCount, nodeMemoryMB: nodeMemory))
+            }
+            selection[e.array, default: [:]][e.index] = memory
+        }
+        return selection
+    }
+}
