@@ -116,6 +116,18 @@ public struct Manifest: Sendable, Codable, Equatable {
         try AtomicFile.write(data, to: dir.manifest(array: array, index: index))
     }
 
+    /// Every attempt's manifest of a job, oldest first (unreadable ones skipped).
+    public static func attempts(in dir: SubmitDirectory, array: String, index: Int) -> [Manifest] {
+        let attemptsDir = "\(dir.manifests)/\(array)/attempts"
+        let prefix = "\(index)."
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: attemptsDir)) ?? []
+        let numbered = names.compactMap { n -> (Int, String)? in
+            guard n.hasPrefix(prefix), n.hasSuffix(".json"), let k = Int(n.dropFirst(prefix.count).dropLast(5)) else { return nil }
+            return (k, "\(attemptsDir)/\(n)")
+        }.sorted { $0.0 < $1.0 }
+        return numbered.compactMap { try? read(path: $0.1) ?? nil }
+    }
+
     /// The next attempt number for a job: one more than the attempts recorded.
     public static func nextAttempt(in dir: SubmitDirectory, array: String, index: Int) -> Int {
         let attemptsDir = "\(dir.manifests)/\(array)/attempts"

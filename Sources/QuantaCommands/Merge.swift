@@ -27,6 +27,11 @@ struct Merge: ParsableCommand {
             if !progress.enabled { print("committed \(done)/\(total) datasets"); fflush(nil) }
         }
         progress.done()
+        Self.report(r)
+    }
+
+    /// What a person reads after a merge (also the final job's log).
+    static func report(_ r: MergeResult) {
         print("Merged into run \(r.outputRun)\(r.output.map { " (chain \($0))" } ?? ""): \(r.registered) datasets registered, \(r.alreadyRegistered) already registered, from \(r.quantaSucceeded) succeeded quanta in \(String(format: "%.2f", r.seconds)) s")
         for (title, list) in [("failed quanta", r.quantaFailed), ("blocked quanta", r.quantaBlocked),
                               ("jobs without a manifest (never ran or were killed)", r.jobsWithoutManifest),

@@ -12,7 +12,7 @@ struct Rerun: ParsableCommand {
     @Argument(help: "Submit directory.")
     var dir: String
 
-    @Option(name: .long, help: "The job as ARRAY:INDEX, e.g. isr:3 (see 'quanta status').")
+    @Option(name: .long, help: "The job as ARRAY:INDEX (as 'quanta status' lists it) or LABEL:INDEX, e.g. isr:3.")
     var job: JobReference
 
     @Flag(name: .long, help: "Redo it even if it already succeeded.")
@@ -21,24 +21,42 @@ struct Rerun: ParsableCommand {
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
-        guard let array = plan.arrays.first(where: { $0.name == job.array }) else {
-            throw ValidationError("no array '\(job.array)' in \(d.root); arrays are \(plan.arrays.map(\.name).joined(separator: ", "))")
+        // ARRAY:INDEX (as status prints it), or LABEL:INDEX counting across the label's arrays.
+        var target: (array: PlannedArray, slot: Int)?
+        if let array = plan.arrays.first(where: { $0.name == job.array }) {
+            guard job.index < array.jobCount else {
+                throw ValidationError("array '\(array.name)' has jobs 0-\(array.jobCount - 1); \(job.index) is outside")
+            }
+            target = (array, job.index)
+        } else {
+            var offset = job.index
+            for array in plan.arrays where array.label == job.array {
+                if offset < array.jobCount { target = (array, offset); break }
+                offset -= array.jobCount
+            }
+            if target == nil {
+                let labels = Set(plan.arrays.map(\.label))
+                guard labels.contains(job.array) else {
+                    throw ValidationError("no array or task label '\(job.array)' in \(d.root); arrays are \(plan.arrays.map(\.name).joined(separator: ", "))")
+                }
+                throw ValidationError("task '\(job.array)' has \(plan.arrays.filter { $0.label == job.array }.reduce(0) { $0 + $1.jobCount }) jobs; \(job.index) is outside")
+            }
         }
-        guard job.index < array.size else {
-            throw ValidationError("array '\(array.name)' has elements 0-\(array.size - 1); \(job.index) is outside")
-        }
+        let (array, slot) = target!
+        if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
         var env = ProcessInfo.processInfo.environment
-        env["SLURM_ARRAY_TASK_ID"] = String(job.index)
+        env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: slot))
         env["SLURM_SUBMIT_DIR"] = d.root
         env["QUANTA_BACKEND"] = "rerun"
+        let args = ["--index", String(slot)] + (force ? ["--force"] : [])
         var o = Spawn.Options()
         o.workingDirectory = d.root
-        let status = try Spawn.run("/bin/bash", [d.script(array: array.name)] + (force ? ["--force"] : []), environment: env, options: o)
+        let status = try Spawn.run("/bin/bash", [d.script(array: array.name)] + args, environment: env, options: o)
         guard status.succeeded else {
-            FileHandle.standardError.write(Data("job \(array.name):\(job.index) ended with \(status)\n".utf8))
+            FileHandle.standardError.write(Data("job \(array.name):\(slot) ended with \(status)\n".utf8))
             throw ExitCode(status.code)
         }
-        if let m = try Manifest.read(path: d.manifest(array: array.name, index: job.index)), m.status == .failed {
+        if let m = try Manifest.read(path: d.manifest(array: array.name, index: slot)), m.status == .failed {
             throw ExitCode(1)
         }
     }

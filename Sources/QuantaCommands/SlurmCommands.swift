@@ -168,7 +168,7 @@ struct Finalize: ParsableCommand {
     func run() throws {
         let ctx = try SlurmContext(dir)
         let merged = try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
-        print("Merged into \(merged.outputRun): \(merged.registered) registered, \(merged.alreadyRegistered) already registered")
+        Merge.report(merged)
         guard var record = try SlurmRecord.read(ctx.dir) else { return }
         let backend = try backendOption.open()
         let live = (try? backend.jobs(arrayJobIDs: record.allJobIDs)) ?? []

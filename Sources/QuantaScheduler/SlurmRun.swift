@@ -206,7 +206,11 @@ public enum AttemptClassifier {
         case .succeeded: return Outcome(state: .succeeded, failureClass: nil, reason: nil, exitCode: nil)
         case .blocked: return Outcome(state: .blocked, failureClass: nil, reason: m.firstError, exitCode: nil)
         case .failed:
-            let cls: FailureClass = m.failureClass == "outOfMemory" ? .outOfMemory : m.failureClass == "terminated" ? .cancelled : .failed
+            // Without SLURM's word, a SIGTERM'd job counts as cancelled (Ctrl-C of a local run).
+            if m.failureClass == "terminated" {
+                return Outcome(state: .cancelled, failureClass: .cancelled, reason: m.firstError, exitCode: nil)
+            }
+            let cls: FailureClass = m.failureClass == "outOfMemory" ? .outOfMemory : .failed
             let code = m.quanta.first { $0.status == .failed }?.exitCode
             return Outcome(state: .failed, failureClass: cls, reason: m.firstError, exitCode: code ?? 1)
         }

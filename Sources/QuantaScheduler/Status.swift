@@ -66,8 +66,11 @@ public struct SubmissionStatus: Sendable, Codable {
             if let slurm {
                 let list = slurm.attempts[job.array]?[job.index] ?? []
                 let packed = planned[job.array]?.packing != nil
-                let outcomes = list.map { a in
-                    AttemptClassifier.classify(a, manifest: manifest) {
+                // Earlier attempts are judged by their own manifests (attempts/), the latest by the job's.
+                let earlier = list.count > 1 ? Manifest.attempts(in: dir, array: job.array, index: job.index) : []
+                let outcomes = list.enumerated().map { k, a in
+                    let own = k == list.count - 1 ? manifest : earlier.last { $0.slurmArrayJobID == String(a.arrayJobID) }
+                    return AttemptClassifier.classify(a, manifest: own) {
                         tail(dir.elementLog(array: job.array, element: a.element, packed: packed, round: a.round, stream: "err"))
                     }
                 }
@@ -92,13 +95,16 @@ public struct SubmissionStatus: Sendable, Codable {
                 row.state = event.processAlive ? .running : .failed
                 if !event.processAlive { row.reason = "ended without writing a manifest (killed?)" }
             } else if let manifest {
-                row.state = State(rawValue: manifest.status.rawValue) ?? .failed
+                let o = AttemptClassifier.fromManifest(manifest)
+                row.state = o.state
                 row.reason = manifest.firstError
                 row.attempts = manifest.attempt
-                let o = AttemptClassifier.fromManifest(manifest)
                 row.failureClass = o.failureClass?.rawValue
                 row.exitCode = o.exitCode
-                perQuantum = manifest.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
+                perQuantum = manifest.quanta.map { q in
+                    let st = State(rawValue: q.status.rawValue) ?? .failed
+                    return (q.task, o.state == .cancelled && st != .succeeded ? .cancelled : st)
+                }
             } else if let event {
                 switch event.what {
                 case "end": row.state = .failed; row.reason = "\(event.detail), no manifest written"
@@ -156,6 +162,11 @@ public struct SubmissionStatus: Sendable, Codable {
             let c = arrays[a] ?? [:]
             return [a, String(c.values.reduce(0, +))] + states.map { String(c[$0] ?? 0) }
         })
+        let classes = Dictionary(grouping: elements.filter { $0.state == .failed }) { $0.failureClass ?? FailureClass.failed.rawValue }
+        if !classes.isEmpty {
+            lines.append("")
+            lines.append("Failed jobs by class: " + classes.keys.sorted().map { "\(classes[$0]!.count) \(FailureClass(rawValue: $0)?.words ?? $0)" }.joined(separator: ", "))
+        }
         let problems = elements.filter { [.failed, .blocked, .cancelled].contains($0.state) }
         if !problems.isEmpty {
             lines.append("")
@@ -163,7 +174,7 @@ public struct SubmissionStatus: Sendable, Codable {
             for e in problems.prefix(showElements ? problems.count : 20) {
                 var what = e.state.rawValue
                 if let c = e.failureClass.flatMap(FailureClass.init), c != .cancelled || e.state != .cancelled, c != .failed || e.exitCode != nil {
-                    what += " (\(c.words)\(c == .failed ? ", exit \(e.exitCode!)" : ""))"
+                    what += c == .failed ? " (exit \(e.exitCode!))" : " (\(c.words))"
                 }
                 var facts: [String] = []
                 if e.attempts > 1 { facts.append("attempt \(e.attempts)") }

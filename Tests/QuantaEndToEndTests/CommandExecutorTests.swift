@@ -99,7 +99,7 @@ import QuantaGraphIO
         #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
         #expect(try cli.run(["run", "sub"]).status == .exited(1))
         let status = try cli.run(["status", "sub"])
-        #expect(status.stdout.contains("broken:0  failed  broken: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
+        #expect(status.stdout.contains("broken:0  failed (exit 3)  broken: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
         let rerun = try cli.run(["rerun", "sub", "--job", "broken:0"])
         #expect(rerun.status == .exited(1))
         #expect(rerun.stdout.contains("attempt 2"))

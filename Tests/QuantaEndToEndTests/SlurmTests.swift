@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+import QuantaCore
+import QuantaGraphIO
+
+/// Against the real single-node cluster of scripts/slurm-cluster.sh (slurmctld + slurmd on this
+/// machine). `.ci/run` starts it and sets QUANTA_SLURM_TESTS=1; without it these tests are skipped.
+enum SlurmCluster {
+    static let enabled = ProcessInfo.processInfo.environment["QUANTA_SLURM_TESTS"] == "1"
+    static let backends = ["libslurm", "cli"]
+}
+
+/// A two-step chain `a` (in → mid) → `b` (mid → out) over visits v0…vN-1, in a fresh repository.
+struct ChainFixture {
+    let cli: CLI
+    let visits: [String]
+
+    init(visits: Int) throws {
+        cli = try CLI()
+        self.visits = (0..<visits).map { "v\($0)" }
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["instrument", "visit"], metadata: ["outputRun": "u/slurm/run", "output": "u/slurm", "inputCollections": "in"])
+        for t in ["in", "mid", "out"] { b.addDatasetType(t, dimensions: ["instrument", "visit"], storageClass: "Text") }
+        b.addTask(TaskNode(label: "a", dimensions: ["instrument", "visit"], inputTypes: ["in"], outputTypes: ["mid"]))
+        b.addTask(TaskNode(label: "b", dimensions: ["instrument", "visit"], inputTypes: ["mid"], outputTypes: ["out"]))
+        for v in self.visits {
+            let id = DataID([("instrument", .string("Cam")), ("visit", .string(v))])
+            let loc = "in/\(v).txt"
+            try FileManager.default.createDirectory(atPath: cli.path("repo/datastore/in"), withIntermediateDirectories: true)
+            try Data("input \(v)\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/" + loc)))
+            let input = b.dataset("in", id, run: "in", location: loc)
+            let mid = b.dataset("mid", id, run: "u/slurm/run")
+            b.addQuantum(task: "a", dataID: id, inputs: [input], outputs: [mid])
+            b.addQuantum(task: "b", dataID: id, inputs: [mid], outputs: [b.dataset("out", id, run: "u/slurm/run")])
+        }
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+    }
+
+    /// Submit config: YAML body appended after the two tasks' commands.
+    func config(a: String, b: String = "cp {input:mid} {output:out}", extra: String = "") throws {
+        let yaml = """
+        pipetask:
+          a:
+            command: \(JSONText.quote(a))
+          b:
+            command: \(JSONText.quote(b))
+        \(extra)
+        """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+    }
+
+    @discardableResult
+    func submit(_ backend: String, site: String = "local-slurm", wait: Bool = true) throws -> CLI.Result {
+        try cli.run(["submit", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", site, "--out", "sub",
+                     "--backend", backend, "--poll", "0.5"] + (wait ? ["--wait"] : []))
+    }
+
+    func status(_ backend: String) throws -> [String: Any] {
+        let r = try cli.run(["status", "sub", "--json", "--backend", backend])
+        #expect(r.status == .exited(0), "\(r.output)")
+        return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+    }
+
+    func element(_ status: [String: Any], _ array: String, _ index: Int) -> [String: Any] {
+        ((status["elements"] as? [[String: Any]]) ?? []).first { $0["array"] as? String == array && $0["index"] as? Int == index } ?? [:]
+    }
+
+    func registered() throws -> [[String: Any]] {
+        try cli.datasets(repo: cli.path("repo"), collection: "u/slurm/run")
+    }
+
+    func slurmRecord() throws -> [String: Any] {
+        (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path("sub/slurm.json"))))) as? [String: Any] ?? [:]
+    }
+
+    /// Waits (bounded) until `condition` holds for the status.
+    func waitFor(_ backend: String, seconds: Double, _ condition: ([String: Any]) -> Bool) throws -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if condition(try status(backend)) { return true }
+            usleep(300_000)
+        }
+        return false
+    }
+}
+
+@Suite(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster: scripts/slurm-cluster.sh start; QUANTA_SLURM_TESTS=1"))
+struct SlurmTests {
+    @Test(arguments: SlurmCluster.backends)
+    func upstreamFailureBlocksDownstreamThenRestartCompletes(backend: String) throws {
+        let f = try ChainFixture(visits: 4)
+        // v2 fails with exit 1 (not retried: retryUnlessExit [1, 2]) until FIXED exists.
+        try f.config(a: "if [ {dim:visit} = v2 ] && [ ! -e \(f.cli.path("FIXED")) ]; then echo 'error: bad pixels in v2' >&2; exit 1; fi; cp {input:in} {output:mid}")
+        let r = try f.submit(backend)
+        #expect(r.status == .exited(1), "a quantum failed, so --wait exits 1: \(r.output)")
+        #expect(r.output.contains("SLURM backend: \(backend == "cli" ? "sbatch/scontrol/scancel CLI" : "libslurm")"), "\(r.output)")
+        let s = try f.status(backend)
+        let a2 = f.element(s, "a", 2), b2 = f.element(s, "b", 2)
+        #expect(a2["state"] as? String == "failed", "\(a2)")
+        #expect(a2["failureClass"] as? String == "failed" && a2["exitCode"] as? Int == 1, "\(a2)")
+        #expect((a2["reason"] as? String ?? "").contains("bad pixels"), "\(a2)")
+        #expect(b2["state"] as? String == "blocked", "\(b2)")
+        for v in [0, 1, 3] { #expect(f.element(s, "b", v)["state"] as? String == "succeeded") }
+        // The final job merged what succeeded, and retried nothing (exit 1 is in retryUnlessExit).
+        #expect(try f.registered().count == 6)
+        let rec = try f.slurmRecord()
+        #expect((rec["rounds"] as? [Any])?.count == 1)
+        // One sbatch per array plus the final job.
+        #expect(try f.cli.run(["status", "sub", "--backend", backend]).stdout.contains("3 sbatch calls"))
+        let text = try f.cli.run(["status", "sub", "--backend", backend]).stdout
+        #expect(text.contains("a:2  failed (exit 1)"), "\(text)")
+        #expect(text.contains("b:2  blocked"), "\(text)")
+
+        FileManager.default.createFile(atPath: f.cli.path("FIXED"), contents: Data())
+        let restart = try f.cli.run(["restart", "sub", "--wait", "--backend", backend])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(restart.stdout.contains("--array=2"), "explicit index lists: \(restart.stdout)")
+        let after = try f.status(backend)
+        #expect(((after["elements"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "succeeded" })
+        let datasets = try f.registered()
+        #expect(datasets.count == 8)
+        #expect(Set(datasets.map { "\($0["datasetType"] ?? "")|\($0["dataID"] ?? "")" }).count == 8, "each dataset registered once")
+    }
+
+    @Test func outOfMemoryIsRetriedWithMoreMemory() throws {
+        let f = try ChainFixture(visits: 2)
+        // v1 holds ~200 MB; the first attempt has 100 MB, the retry 100 × 4.
+        try f.config(a: "if [ {dim:visit} = v1 ]; then x=$(head -c 200000000 /dev/zero | tr '\\0' x); sleep 1; fi; cp {input:in} {output:mid}",
+                     extra: """
+                     requestMemory: 100
+                     memoryMultiplier: 4
+                     numberOfRetries: 2
+                     """)
+        let r = try f.submit("libslurm")
+        #expect(r.status == .exited(0), "\(r.output)")
+        let s = try f.status("libslurm")
+        let a1 = f.element(s, "a", 1)
+        #expect(a1["state"] as? String == "succeeded", "\(a1)")
+        #expect(a1["attempts"] as? Int == 2 && a1["memoryMB"] as? Int == 400 && a1["outOfMemoryCount"] as? Int == 1, "\(a1)")
+        #expect(f.element(s, "a", 0)["attempts"] as? Int == 1)
+        let rounds = (try f.slurmRecord()["rounds"] as? [[String: Any]]) ?? []
+        #expect(rounds.count == 2)
+        // The retry round: a[1] with 400 MB, and b[1], which was blocked by it.
+        let retry = (rounds.last?["arrays"] as? [[String: Any]]) ?? []
+        let retryA = retry.first { $0["array"] as? String == "a" }
+        #expect(retryA?["elements"] as? String == "1" && retryA?["memoryMB"] as? Int == 400, "\(retry)")
+        #expect(retry.count == 2, "\(retry)")
+        // Each attempt keeps its own manifest; the first says out of memory.
+        let first = f.cli.read(f.cli.path("sub/manifests/a/attempts/1.1.json"))
+        #expect(first.contains("out of memory") || !FileManager.default.fileExists(atPath: f.cli.path("sub/manifests/a/attempts/1.1.json")))
+        #expect(FileManager.default.fileExists(atPath: f.cli.path("sub/logs/a.1.r1.out")))
+        #expect(try f.registered().count == 4)
+    }
+
+    @Test func pastItsTimeLimitIsTimeout() throws {
+        let f = try ChainFixture(visits: 1)
+        try f.config(a: "sleep 400; cp {input:in} {output:mid}", extra: "requestWalltime: 60\nnumberOfRetries: 0")
+        let r = try f.submit("libslurm")
+        #expect(r.status == .exited(1), "\(r.output)")
+        let s = try f.status("libslurm")
+        let a0 = f.element(s, "a", 0)
+        #expect(a0["state"] as? String == "failed" && a0["failureClass"] as? String == "timeout", "\(a0)")
+        #expect(f.element(s, "b", 0)["state"] as? String == "blocked")
+        // run-quantum saw SLURM's SIGTERM and wrote its manifest before the SIGKILL.
+        #expect(f.cli.read(f.cli.path("sub/manifests/a/0.json")).contains("terminated"))
+        let text = try f.cli.run(["status", "sub"]).stdout
+        #expect(text.contains("failed (timeout)"), "\(text)")
+    }
+
+    @Test(arguments: SlurmCluster.backends)
+    func scancelMidRunIsCancelledAndTheMergeStillRuns(backend: String) throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "if [ {dim:visit} = v1 ]; then sleep 120; fi; cp {input:in} {output:mid}")
+        let r = try f.submit(backend, wait: false)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(try f.waitFor(backend, seconds: 60) { f.element($0, "a", 1)["state"] as? String == "running" })
+        let job = f.element(try f.status(backend), "a", 1)["slurmJob"] as? String ?? ""
+        #expect(job.hasSuffix("_1"))
+        #expect(try f.cli.run([job], executable: Spawn.which("scancel") ?? "/usr/bin/scancel").status == .exited(0))
+        #expect(try f.waitFor(backend, seconds: 90) { ($0["merge"] as? String ?? "").contains("registered") })
+        let s = try f.status(backend)
+        #expect(f.element(s, "a", 1)["state"] as? String == "cancelled", "\(f.element(s, "a", 1))")
+        #expect(f.element(s, "b", 1)["state"] as? String == "blocked", "\(f.element(s, "b", 1))")
+        #expect(f.element(s, "b", 0)["state"] as? String == "succeeded")
+        #expect(try f.registered().count == 2)
+    }
+
+    @Test func packedWholeNodesRunJobsSideBySide() throws {
+        let f = try ChainFixture(visits: 10)
+        let site = """
+        name: packed
+        scheduler: slurm
+        exclusive: true
+        partitions:
+          - name: debug
+            nodes: 1
+            coresPerNode: 8
+            memoryPerNode: 8000
+            maxWalltime: "02:00:00"
+        """
+        try Data(site.utf8).write(to: URL(fileURLWithPath: f.cli.path("packed.yaml")))
+        try f.config(a: "date +%s.%N > {output:mid}.start; sleep 2; cp {input:in} {output:mid}; cat {output:mid}.start >> {output:mid}",
+                     extra: "requestMemory: 1000")
+        let plan = try f.cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", f.cli.path("packed.yaml"), "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        #expect(plan.stdout.contains("Whole-node packing"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("idle cores"), "\(plan.stdout)")
+        let r = try f.cli.run(["submit", "sub", "--wait", "--poll", "0.5", "--backend", "libslurm"])
+        #expect(r.status == .exited(0), "\(r.output)")
+        let s = try f.status("libslurm")
+        let rows = (s["elements"] as? [[String: Any]]) ?? []
+        #expect(rows.count == 20 && rows.allSatisfy { $0["state"] as? String == "succeeded" }, "\(rows)")
+        // 10 jobs, 8 per node: two elements of array a; each job its own manifest.
+        for i in 0..<10 { #expect(FileManager.default.fileExists(atPath: f.cli.path("sub/manifests/a/\(i).json"))) }
+        #expect(f.element(s, "a", 9)["slurmJob"] as? String ?? "" == "\((f.element(s, "a", 0)["slurmJob"] as? String ?? "").split(separator: "_")[0])_1")
+        // Side by side: the 8 jobs of element 0 all started before any of them could have ended.
+        let starts = try (0..<8).map { i -> Double in
+            let out = try f.registered().first { ($0["datasetType"] as? String) == "mid" && ($0["dataID"] as? String ?? "").contains("\"v\(i)\"") }
+            let text = f.cli.read(f.cli.path("repo/datastore/") + (out?["path"] as? String ?? ""))
+            return Double(text.split(separator: "\n").last ?? "") ?? 0
+        }
+        #expect(starts.max()! - starts.min()! < 2.0, "packed jobs ran one after another: \(starts)")
+        #expect(try f.registered().count == 20)
+    }
+
+    @Test func siteCheckComparesWithTheLiveCluster() throws {
+        let cli = try CLI()
+        for backend in SlurmCluster.backends {
+            let ok = try cli.run(["site", "check", "local-slurm", "--backend", backend])
+            #expect(ok.status == .exited(0), "\(ok.output)")
+            #expect(ok.stdout.contains("No differences that break jobs"), "\(ok.stdout)")
+        }
+        let bad = try cli.run(["site", "check", "hpc-example"])
+        #expect(bad.status == .exited(1))
+        #expect(bad.stdout.contains("partition normal") && bad.stdout.contains("DIFFERS"), "\(bad.stdout)")
+    }
+}
