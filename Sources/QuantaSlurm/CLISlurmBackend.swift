@@ -66,8 +66,7 @@ public struct CLISlurmBackend: SlurmBackend {
     }
 
     public func submit(_ s: SlurmSubmission) throws -> UInt32 {
-        var env = ProcessInfo.processInfo.environment
-        env.merge(s.environment) { $1 }
+        let env = SlurmEnvironment.forSubmission(s.environment)
         let out = try call(sbatch, Self.arguments(s), doing: "submitting \(s.name)\(s.array.map { " (array \($0))" } ?? "")", environment: env)
         let first = out.split(separator: "\n").last.map(String.init) ?? ""
         guard let id = UInt32(first.split(separator: ";").first ?? "") else {

@@ -62,9 +62,7 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
             strings.append(p)
             return p
         }
-        var env = ProcessInfo.processInfo.environment
-        env.merge(s.environment) { $1 }
-        env["SLURM_SUBMIT_DIR"] = env["SLURM_SUBMIT_DIR"] ?? s.workDir
+        let env = SlurmEnvironment.forSubmission(s.environment)
         var envp: [UnsafeMutablePointer<CChar>?] = env.sorted { $0.key < $1.key }.map { c("\($0.key)=\($0.value)") }
         let envCount = envp.count
         envp.append(nil)

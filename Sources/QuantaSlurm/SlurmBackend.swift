@@ -27,6 +27,18 @@ public protocol SlurmBackend: Sendable, CustomStringConvertible {
     func nodes() throws -> [SlurmNodeInfo]
 }
 
+public enum SlurmEnvironment {
+    /// The submitting environment without what belongs to the job we may be running in (the final
+    /// job submits retries): `SLURM_*` and `SBATCH_*` would leak into, or configure, the new job.
+    public static func forSubmission(_ extra: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { k, _ in
+            k == "SLURM_CONF" || !(k.hasPrefix("SLURM_") || k.hasPrefix("SBATCH_") || k.hasPrefix("SALLOC_") || k.hasPrefix("SRUN_"))
+        }
+        env.merge(extra) { $1 }
+        return env
+    }
+}
+
 public enum SlurmBackends {
     /// `preference`: libslurm, cli, or nil/auto (libslurm when its version matches the controller's,
     /// else the CLI). `note` says which one is used and why.
@@ -55,8 +67,9 @@ public enum SlurmBackends {
                 return cli
             } catch let e as SlurmError {
                 // libslurm cannot talk to this controller; the CLI may (other auth, other version).
-                guard let cli = try? CLISlurmBackend() else { throw e.quantaError }
-                _ = try cli.controllerConfig()
+                guard let cli = try? CLISlurmBackend(), (try? cli.controllerConfig()) != nil else {
+                    throw QuantaError(.scheduler, "\(e.description); is slurmctld running and slurm.conf readable? (this machine's test cluster: sudo scripts/slurm-cluster.sh start)")
+                }
                 note("SLURM backend: \(cli) (libslurm: \(e.message))")
                 return cli
             }
