@@ -45,9 +45,12 @@ struct SlurmContext {
         return r
     }
 
-    func status(_ backend: (any SlurmBackend)?) throws -> (SubmissionStatus, SlurmView?) {
+    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil) throws -> (SubmissionStatus, SlurmView?) {
         guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir), nil) }
-        let view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
+        var view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
+        if backend == nil {
+            view.note = "SLURM not reachable (\(backendError ?? "no backend")); states come from manifests and remembered records"
+        }
         return (try SubmissionStatus.read(dir, slurm: view), view)
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuantaCore
 import QuantaScheduler
+import QuantaSlurm
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +22,12 @@ struct Status: ParsableCommand {
     func run() throws {
         let ctx = try SlurmContext(dir)
         // Submitted to SLURM: one query for every job's state, merged with the manifests.
-        let backend = FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) ? try? backendOption.open(quiet: true) : nil
-        let (s, _) = try ctx.status(backend)
+        var backend: (any SlurmBackend)?
+        var backendError: String?
+        if FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) {
+            do { backend = try backendOption.open(quiet: true) } catch { backendError = "\(error)" }
+        }
+        let (s, _) = try ctx.status(backend, backendError: backendError)
         if json {
             print(String(decoding: try JSONEncoder.pretty.encode(s), as: UTF8.self))
         } else {

@@ -152,6 +152,41 @@ struct SlurmTests {
         #expect(try f.registered().count == 4)
     }
 
+    @Test func failureOutsideRetryUnlessExitIsRetried() throws {
+        let f = try ChainFixture(visits: 2)
+        // v1 fails with exit 3 on its first attempt only (a flaky file system, say).
+        let marker = f.cli.path("tried-once")
+        try f.config(a: "if [ {dim:visit} = v1 ] && [ ! -e \(marker) ]; then touch \(marker); echo 'error: transient' >&2; exit 3; fi; cp {input:in} {output:mid}",
+                     extra: "numberOfRetries: 1\nretryUnlessExit: [1, 2]")
+        let r = try f.submit("cli")
+        #expect(r.status == .exited(0), "\(r.output)")
+        let a1 = f.element(try f.status("cli"), "a", 1)
+        #expect(a1["state"] as? String == "succeeded" && a1["attempts"] as? Int == 2, "\(a1)")
+        // Both attempts' manifests are kept: the first failed with exit 3.
+        let first = f.cli.read(f.cli.path("sub/manifests/a/attempts/1.1.json"))
+        #expect(first.contains("\"exitCode\" : 3"), "\(first)")
+        #expect(f.cli.read(f.cli.path("sub/manifests/a/attempts/1.2.json")).contains("\"status\" : \"succeeded\""))
+        #expect(f.cli.read(f.cli.path("sub/logs/merge.out")).contains("retry: a:1 failed → attempt 2 of 2"))
+        #expect(try f.registered().count == 4)
+    }
+
+    @Test func quantaCancelStopsTheWholeSubmission() throws {
+        let f = try ChainFixture(visits: 3)
+        try f.config(a: "sleep 120; cp {input:in} {output:mid}")
+        #expect(try f.submit("cli", wait: false).status == .exited(0))
+        #expect(try f.waitFor("cli", seconds: 60) { s in (0..<3).allSatisfy { f.element(s, "a", $0)["state"] as? String == "running" } })
+        let c = try f.cli.run(["cancel", "sub", "--backend", "cli"])
+        #expect(c.status == .exited(0), "\(c.output)")
+        #expect(c.stdout.contains("Cancelled 3 SLURM jobs"), "\(c.stdout)")
+        #expect(try f.waitFor("cli", seconds: 60) { s in
+            ((s["elements"] as? [[String: Any]]) ?? []).allSatisfy { ["cancelled", "blocked"].contains($0["state"] as? String ?? "") }
+        })
+        let s = try f.status("cli")
+        #expect(f.element(s, "a", 0)["state"] as? String == "cancelled")
+        #expect(s["merge"] as? String == "not run", "the final job was cancelled too")
+        #expect((s["scheduler"] as? String ?? "").contains("cancelled"))
+    }
+
     @Test func pastItsTimeLimitIsTimeout() throws {
         let f = try ChainFixture(visits: 1)
         try f.config(a: "sleep 400; cp {input:in} {output:mid}", extra: "requestWalltime: 60\nnumberOfRetries: 0")
