@@ -161,20 +161,24 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
     }
 
     public func partitions() throws -> [SlurmPartitionInfo] {
+        try eachPartition { p in
+            SlurmPartitionInfo(
+                name: p.name.map { String(cString: $0) } ?? "",
+                maxTimeMinutes: p.max_time == quanta_slurm_infinite() || p.max_time == quanta_slurm_no_val() ? nil : Int(p.max_time),
+                isDefault: quanta_slurm_partition_default(p.flags) != 0,
+                up: quanta_slurm_partition_up(p.state_up) != 0)
+        }
+    }
+
+    /// One `slurm_load_partitions`, each record mapped while the message is alive.
+    private func eachPartition<T>(_ body: (partition_info_t) -> T) throws -> [T] {
         lock.lock(); defer { lock.unlock() }
         var msg: UnsafeMutablePointer<partition_info_msg_t>?
         guard slurm_load_partitions(0, &msg, quanta_slurm_show_all()) == quanta_slurm_success(), let m = msg else {
             throw Self.error("reading partitions")
         }
         defer { slurm_free_partition_info_msg(m) }
-        return (0..<Int(m.pointee.record_count)).map { i in
-            let p = m.pointee.partition_array[i]
-            return SlurmPartitionInfo(
-                name: p.name.map { String(cString: $0) } ?? "",
-                maxTimeMinutes: p.max_time == quanta_slurm_infinite() || p.max_time == quanta_slurm_no_val() ? nil : Int(p.max_time),
-                isDefault: quanta_slurm_partition_default(p.flags) != 0,
-                up: quanta_slurm_partition_up(p.state_up) != 0)
-        }
+        return (0..<Int(m.pointee.record_count)).map { body(m.pointee.partition_array[$0]) }
     }
 
     public func nodes() throws -> [SlurmNodeInfo] {
@@ -201,22 +205,18 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
 
     /// node name → partitions holding it.
     private func partitionMembers() throws -> [String: [String]] {
-        lock.lock(); defer { lock.unlock() }
-        var msg: UnsafeMutablePointer<partition_info_msg_t>?
-        guard slurm_load_partitions(0, &msg, quanta_slurm_show_all()) == quanta_slurm_success(), let m = msg else {
-            throw Self.error("reading partitions")
-        }
-        defer { slurm_free_partition_info_msg(m) }
         var out: [String: [String]] = [:]
-        for i in 0..<Int(m.pointee.record_count) {
-            let p = m.pointee.partition_array[i]
-            guard let name = p.name, let nodes = p.nodes, let list = slurm_hostlist_create(nodes) else { continue }
+        let lists = try eachPartition { p -> (String, [String]) in
+            guard let name = p.name, let nodes = p.nodes, let list = slurm_hostlist_create(nodes) else { return ("", []) }
             defer { slurm_hostlist_destroy(list) }
+            var hosts: [String] = []
             while let host = slurm_hostlist_shift(list) {
-                out[String(cString: host), default: []].append(String(cString: name))
+                hosts.append(String(cString: host))
                 free(host)
             }
+            return (String(cString: name), hosts)
         }
+        for (partition, hosts) in lists { for h in hosts { out[h, default: []].append(partition) } }
         return out
     }
 
