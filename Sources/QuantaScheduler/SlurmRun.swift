@@ -246,9 +246,24 @@ public struct SlurmSubmitter {
         if FileManager.default.fileExists(atPath: dir.slurmRecord) {
             throw QuantaError(.usage, "\(dir.root): already submitted (see slurm.json); follow it with 'quanta status', or 'quanta restart' what failed")
         }
+        try preflight()
         var record = SlurmRecord(backend: backend.kind.rawValue, rounds: [])
         try submitRound(&record, number: 0, reason: "submit", selection: nil)
         return record
+    }
+
+    /// The controller's limits, checked before anything is queued: a plan made for another
+    /// MaxArraySize fails here with the fix instead of half-way through the arrays.
+    public func preflight(warn: (String) -> Void = { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) }) throws {
+        let conf: SlurmControllerConfig
+        do { conf = try backend.controllerConfig() } catch let e as SlurmError { throw e.quantaError }
+        if let big = plan.arrays.first(where: { $0.size > conf.maxArraySize }) {
+            throw QuantaError(.planning, "\(plan.siteConfig): array \(big.name) has \(big.size) elements but this cluster's MaxArraySize is \(conf.maxArraySize); set maxArraySize: \(conf.maxArraySize) in the site config and plan again ('quanta site check' compares the rest)")
+        }
+        let elements = plan.arrays.reduce(1) { $0 + $1.size }
+        if conf.maxJobCount > 0 && elements > conf.maxJobCount {
+            warn("\(elements) array elements exceed the cluster's MaxJobCount (\(conf.maxJobCount)); sbatch will wait for earlier jobs to age out (MinJobAge \(conf.minJobAge) s) — cluster more quanta per job to submit fewer elements")
+        }
     }
 
     /// Submits one round and records it; `selection` nil means everything as planned.

@@ -76,7 +76,18 @@ public struct SubmissionStatus: Sendable, Codable {
                 }
                 row.attempts = list.count
                 row.outOfMemoryCount = outcomes.filter { $0.failureClass == .outOfMemory }.count
-                if let a = list.last, let o = outcomes.last {
+                if let m = manifest, let last = outcomes.last, last.state != .running, last.state != .pending,
+                   !list.contains(where: { String($0.arrayJobID) == m.slurmArrayJobID }) {
+                    // Run by hand after SLURM's attempts ('quanta rerun'): the newest outcome is that run's.
+                    let o = AttemptClassifier.fromManifest(m)
+                    row.state = o.state
+                    row.reason = o.reason.map { "\($0) (rerun by hand)" } ?? (o.state == .succeeded ? nil : "rerun by hand")
+                    row.failureClass = o.failureClass?.rawValue
+                    row.exitCode = o.exitCode
+                    row.attempts = list.count + 1
+                    row.memoryMB = list.last?.memoryMB
+                    perQuantum = m.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
+                } else if let a = list.last, let o = outcomes.last {
                     row.state = o.state
                     row.reason = o.reason
                     row.failureClass = o.failureClass?.rawValue

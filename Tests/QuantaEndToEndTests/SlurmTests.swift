@@ -112,9 +112,15 @@ struct SlurmTests {
         #expect(text.contains("b:2  blocked"), "\(text)")
 
         FileManager.default.createFile(atPath: f.cli.path("FIXED"), contents: Data())
+        // At 2 a.m.: the failed job by hand, in the foreground, outside SLURM.
+        let rerun = try f.cli.run(["rerun", "sub", "--job", "a:2"])
+        #expect(rerun.status == .exited(0), "\(rerun.output)")
+        #expect(f.element(try f.status(backend), "a", 2)["state"] as? String == "succeeded")
+        // restart resubmits only what is still not done: b[2], as an explicit index list.
         let restart = try f.cli.run(["restart", "sub", "--wait", "--backend", backend])
         #expect(restart.status == .exited(0), "\(restart.output)")
-        #expect(restart.stdout.contains("--array=2"), "explicit index lists: \(restart.stdout)")
+        #expect(restart.stdout.contains("b  job") && restart.stdout.contains("--array=2"), "explicit index lists: \(restart.stdout)")
+        #expect(!restart.stdout.contains("  a  job"), "a:2 succeeded by hand and is not resubmitted: \(restart.stdout)")
         let after = try f.status(backend)
         #expect(((after["elements"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "succeeded" })
         let datasets = try f.registered()
