@@ -44,6 +44,8 @@ public struct SubmissionStatus: Sendable, Codable {
     /// `local`, or the SLURM backend and rounds.
     public var scheduler: String = "local"
     public var note: String?
+    /// `10 Dependency, 2 Resources`: why jobs wait.
+    public var pendingReasons: String?
 
     /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
     public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil) throws -> SubmissionStatus {
@@ -146,6 +148,24 @@ public struct SubmissionStatus: Sendable, Codable {
             let r = slurm.record
             status.scheduler = "SLURM (\(r.backend)), \(r.rounds.count) round\(r.rounds.count == 1 ? "" : "s"), \(r.sbatchCalls) sbatch calls\(r.cancelled ? ", cancelled" : "")"
             status.note = slurm.note
+            // The final job of the latest round: what a person needs when the merge did not happen.
+            if let last = r.rounds.last, let id = last.finalJob {
+                let log = "logs/merge\(last.number > 0 ? ".r\(last.number)" : "").err"
+                if let f = slurm.finalJobs.first(where: { $0.jobID == id }) {
+                    switch f.state {
+                    case .pending: status.merge += " (final job \(id) pending: \(f.reason))"
+                    case .running, .completing: status.merge += " (final job \(id) running)"
+                    case .completed: break
+                    default:
+                        status.merge += " — final job \(id) ended \(f.state.rawValue)\(f.exitCode != 0 ? " (exit \(f.exitCode))" : ""); see \(log), then run 'quanta finalize \(shellQuote(dir.root))' by hand"
+                    }
+                }
+            }
+        }
+        let pending = elements.filter { $0.state == .pending }
+        if !pending.isEmpty {
+            let why = Dictionary(grouping: pending) { $0.reason ?? "queued" }.mapValues(\.count)
+            status.pendingReasons = why.keys.sorted().map { "\(why[$0]!) \($0)" }.joined(separator: ", ")
         }
         return status
     }
@@ -173,6 +193,10 @@ public struct SubmissionStatus: Sendable, Codable {
             let c = arrays[a] ?? [:]
             return [a, String(c.values.reduce(0, +))] + states.map { String(c[$0] ?? 0) }
         })
+        if let p = pendingReasons {
+            lines.append("")
+            lines.append("Pending: \(p)")
+        }
         let classes = Dictionary(grouping: elements.filter { $0.state == .failed }) { $0.failureClass ?? FailureClass.failed.rawValue }
         if !classes.isEmpty {
             lines.append("")
