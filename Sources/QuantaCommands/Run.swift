@@ -37,7 +37,50 @@ struct Run: ParsableCommand {
 
 /// Runs the local backend with live progress, shared by run, restart and demo.
 enum LocalRun {
+    /// Runs, then retries what the arrays' retry policies allow (as the final job does on SLURM:
+    /// not for exit codes in retryUnlessExit, more memory after out-of-memory), then merges.
     static func execute(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
+        var o = options
+        let merge = o.runMerge
+        o.runMerge = false
+        var total = try executeOnce(dir, plan: plan, options: o)
+        let site = try? Resources.site(plan.siteConfig)
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        var round = 0
+        while !total.interrupted {
+            let decision = RetryPlanner.retries(status: try SubmissionStatus.read(dir), plan: plan, site: site)
+            if decision.selection.isEmpty { break }
+            round += 1
+            for line in decision.lines { print("retry \(round): \(line)") }
+            o.only = [:]
+            o.memoryMB = [:]
+            for (array, slots) in decision.selection {
+                for (slot, memory) in slots {
+                    let element = arrays[array]?.element(ofJob: slot) ?? slot
+                    o.only![array, default: []].insert(element)
+                    o.memoryMB[array, default: [:]][element] = memory
+                }
+            }
+            let again = try executeOnce(dir, plan: plan, options: o)
+            total.elements += again.elements
+            total.exitedZero += again.exitedZero
+            total.exitedNonZero += again.exitedNonZero
+            total.skipped += again.skipped
+            total.cancelled += again.cancelled
+            total.interrupted = again.interrupted
+            total.seconds += again.seconds
+        }
+        if merge && !total.interrupted {
+            o.only = [:]
+            o.runMerge = true
+            let m = try executeOnce(dir, plan: plan, options: o)
+            total.merge = m.merge
+            total.seconds += m.seconds
+        }
+        return total
+    }
+
+    static func executeOnce(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
         let total = options.only?.values.reduce(0) { $0 + $1.count } ?? plan.arrays.reduce(0) { $0 + $1.size }
         let progress = Progress("running")
         var done = 0, failed = 0, running = 0

@@ -19,6 +19,8 @@ public struct LocalBackend: Sendable {
         /// Extra arguments for run-quantum (e.g. `--force`).
         public var runQuantumArguments: [String] = []
         public var runMerge = true
+        /// Memory (MB) per element for a retry after out-of-memory: array → element → MB.
+        public var memoryMB: [String: [Int: Int]] = [:]
         public init() {}
     }
 
@@ -167,7 +169,7 @@ public struct LocalBackend: Sendable {
                 env["SLURM_ARRAY_TASK_MAX"] = String(array.size - 1)
                 env["SLURM_JOB_NAME"] = "\(plan.submission).\(array.name)"
                 env["SLURM_CPUS_PER_TASK"] = String(array.resources.cpus)
-                env["SLURM_MEM_PER_NODE"] = String(array.resources.memoryMB)
+                env["SLURM_MEM_PER_NODE"] = String(options.memoryMB[arrayName]?[elements[e].index] ?? array.resources.memoryMB)
                 env["SLURM_JOB_PARTITION"] = array.partition
                 env["SLURM_SUBMIT_DIR"] = dir.root
                 env["QUANTA_BACKEND"] = "local"

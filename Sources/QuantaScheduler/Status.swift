@@ -112,6 +112,13 @@ public struct SubmissionStatus: Sendable, Codable {
                 row.state = o.state
                 row.reason = manifest.firstError
                 row.attempts = manifest.attempt
+                row.memoryMB = manifest.memoryLimitMB
+                if manifest.attempt > 1 {
+                    row.outOfMemoryCount = Manifest.attempts(in: dir, array: job.array, index: job.index)
+                        .filter { $0.failureClass == "outOfMemory" }.count
+                } else if manifest.failureClass == "outOfMemory" {
+                    row.outOfMemoryCount = 1
+                }
                 row.failureClass = o.failureClass?.rawValue
                 row.exitCode = o.exitCode
                 perQuantum = manifest.quanta.map { q in
@@ -156,6 +163,8 @@ public struct SubmissionStatus: Sendable, Codable {
                     case .pending: status.merge += " (final job \(id) pending: \(f.reason))"
                     case .running, .completing: status.merge += " (final job \(id) running)"
                     case .completed: break
+                    case .cancelled where r.cancelled:
+                        status.merge += " (cancelled: 'quanta merge \(shellQuote(dir.root))' registers what finished, 'quanta restart \(shellQuote(dir.root))' resumes)"
                     default:
                         status.merge += " — final job \(id) ended \(f.state.rawValue)\(f.exitCode != 0 ? " (exit \(f.exitCode))" : ""); see \(log), then run 'quanta finalize \(shellQuote(dir.root))' by hand"
                     }
