@@ -36,43 +36,84 @@ public enum ChildSupervisor {
     }
 
     /// Runs and supervises; `memoryLimitMB` nil means no watch (SLURM still enforces its own).
+    /// The wait blocks (a signal interrupts it), so a quick command costs no polling latency; a
+    /// watcher thread samples memory every 0.2 s and sends the SIGKILL after the grace period.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String],
                            options: Spawn.Options, memoryLimitMB: Int?, graceSeconds: Double = 2) throws -> Result {
         var o = options
         o.newProcessGroup = true
         let pid = try Spawn.launch(executable, arguments, environment: environment, options: o)
+        let watch = Watch(pid: pid, limitMB: memoryLimitMB, ownMB: residentMB(getpid()), grace: graceSeconds)
+        let thread = Thread { watch.loop() }
+        thread.start()
         var status: Int32 = 0
-        var forwardedAt: Date?
-        var oom: (Int, Int)?
-        var peak = 0
-        var sleepMicros: UInt32 = 1000
-        var nextMemoryCheck = Date()
-        let ownRSS = residentMB(getpid())
         while true {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid || (r < 0 && errno == ECHILD) { break }
-            if terminationSignal != 0 {
-                if forwardedAt == nil {
-                    kill(-pid, SIGTERM)
-                    forwardedAt = Date()
-                } else if Date().timeIntervalSince(forwardedAt!) > graceSeconds {
-                    kill(-pid, SIGKILL)
-                }
+            let r = waitpid(pid, &status, 0)
+            if r == pid { break }
+            if r < 0 && errno == EINTR {
+                if terminationSignal != 0 { watch.forward() }
+                continue
             }
-            if let limit = memoryLimitMB, oom == nil, Date() >= nextMemoryCheck {
-                let used = treeResidentMB(pid) + ownRSS
+            if r < 0 { break }
+        }
+        let (oom, peak) = watch.finish()
+        return Result(status: ExitStatus(waitStatus: status), outOfMemory: oom.map { (usedMB: $0.0, limitMB: $0.1) },
+                      terminatedBy: terminatedBy, peakRSSMB: peak)
+    }
+
+    /// Shared between the waiting thread and the watcher; every kill happens under the lock and
+    /// only while the child has not been reaped (its pid cannot have been reused).
+    private final class Watch: @unchecked Sendable {
+        let pid: pid_t
+        let limitMB: Int?
+        let ownMB: Int
+        let grace: Double
+        private let lock = NSLock()
+        private var done = false
+        private var forwardedAt: Date?
+        private var oom: (Int, Int)?
+        private var peak = 0
+
+        init(pid: pid_t, limitMB: Int?, ownMB: Int, grace: Double) {
+            self.pid = pid
+            self.limitMB = limitMB
+            self.ownMB = ownMB
+            self.grace = grace
+        }
+
+        func forward() {
+            lock.lock(); defer { lock.unlock() }
+            guard !done, forwardedAt == nil else { return }
+            kill(-pid, SIGTERM)
+            forwardedAt = Date()
+        }
+
+        func loop() {
+            while true {
+                usleep(200_000)
+                let used = limitMB == nil ? 0 : ChildSupervisor.treeResidentMB(pid) + ownMB
+                lock.lock()
+                if done { lock.unlock(); return }
                 peak = max(peak, used)
-                if used > limit {
+                if let limit = limitMB, oom == nil, used > limit {
                     kill(-pid, SIGKILL)
                     oom = (used, limit)
                 }
-                nextMemoryCheck = Date().addingTimeInterval(0.2)
+                // The signal may have landed on this thread, leaving the wait uninterrupted.
+                if terminationSignal != 0 && forwardedAt == nil {
+                    kill(-pid, SIGTERM)
+                    forwardedAt = Date()
+                }
+                if let f = forwardedAt, Date().timeIntervalSince(f) > grace { kill(-pid, SIGKILL) }
+                lock.unlock()
             }
-            usleep(sleepMicros)
-            sleepMicros = min(sleepMicros * 2, 50_000)
         }
-        return Result(status: ExitStatus(waitStatus: status), outOfMemory: oom.map { (usedMB: $0.0, limitMB: $0.1) },
-                      terminatedBy: terminatedBy, peakRSSMB: peak)
+
+        func finish() -> ((Int, Int)?, Int) {
+            lock.lock(); defer { lock.unlock() }
+            done = true
+            return (oom, peak)
+        }
     }
 
     /// Resident memory of a process and all its descendants, in MB.
