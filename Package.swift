@@ -20,7 +20,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
-        .target(name: "QuantaGraphIO", dependencies: ["QuantaCore"]),
+        // libzstd for pipe_base's .qg files.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "QuantaGraphIO", dependencies: ["QuantaCore", "CZstd"]),
         .target(name: "QuantaButler", dependencies: [
             "QuantaCore",
             .product(name: "GRDB", package: "GRDB.swift"),

@@ -13,12 +13,13 @@ struct GraphCommand: ParsableCommand {
 
         func run() throws {
             let start = Date()
-            let g = try NativeGraphFormat.read(path: graph)
+            let kind = try GraphFile.kind(path: graph)
+            let g = try GraphFile.read(path: graph)
             let readSeconds = Date().timeIntervalSince(start)
             var perTask = [Int](repeating: 0, count: g.tasks.count)
             for q in g.quanta { perTask[Int(q.task)] += 1 }
             let producers = g.producers()
-            print("Graph \(graph) (native format v\(NativeGraphFormat.version), read in \(String(format: "%.3f", readSeconds)) s)")
+            print("Graph \(graph) (\(GraphFile.describe(kind)), read in \(String(format: "%.3f", readSeconds)) s)")
             print("  output run   \(g.outputRun ?? "-")\(g.metadata["output"].map { " (chain \($0))" } ?? "")")
             print("  inputs       \(g.metadata["inputCollections"] ?? "-")")
             print("  dimensions   \(g.universe.joined(separator: ", "))")
@@ -36,7 +37,7 @@ struct GraphCommand: ParsableCommand {
         @Argument(help: "Graph file.") var graph: String
 
         func run() throws {
-            let g = try NativeGraphFormat.read(path: graph)
+            let g = try GraphFile.read(path: graph)
             try g.validate(source: graph)
             print("\(graph): valid (\(g.quanta.count) quanta, \(g.datasets.count) datasets)")
         }

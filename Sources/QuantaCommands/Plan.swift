@@ -31,7 +31,7 @@ struct Plan: ParsableCommand {
         abstract: "Cluster a graph into SLURM job arrays and write a submit directory.",
         discussion: "The directory holds plan.json/plan.txt, snapshot.sqlite, scripts/*.sbatch and submit.sh (run it with bash on a login node).")
 
-    @Argument(help: "Graph file (.qgn, Quanta's native format).")
+    @Argument(help: "Graph file: pipe_base's .qg (from 'pipetask qgraph') or Quanta's native .qgn.")
     var graph: String
 
     @OptionGroup var options: PlanOptions
@@ -57,7 +57,7 @@ struct Plan: ParsableCommand {
     static func plan(graphPath: String, options: PlanOptions, out: String, quiet: Bool = false) throws -> PlanDocument {
         let progress = Progress("planning")
         progress.stage("reading \(graphPath)")
-        let graph = try NativeGraphFormat.read(path: graphPath)
+        let graph = try GraphFile.read(path: graphPath)
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
         if !config.ignoredKeys.isEmpty && !quiet {
             FileHandle.standardError.write(Data("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n".utf8))
