@@ -16,6 +16,22 @@ public struct MergeResult: Sendable, Codable {
     /// Jobs with no manifest: never ran, killed, or still running.
     public var jobsWithoutManifest: [String]
     public var seconds: Double
+
+    public init(outputRun: String, output: String?, registered: Int, alreadyRegistered: Int, datasetsInManifests: Int,
+                missingFiles: [String], quantaSucceeded: Int, quantaFailed: [String], quantaBlocked: [String],
+                jobsWithoutManifest: [String], seconds: Double) {
+        self.outputRun = outputRun
+        self.output = output
+        self.registered = registered
+        self.alreadyRegistered = alreadyRegistered
+        self.datasetsInManifests = datasetsInManifests
+        self.missingFiles = missingFiles
+        self.quantaSucceeded = quantaSucceeded
+        self.quantaFailed = quantaFailed
+        self.quantaBlocked = quantaBlocked
+        self.jobsWithoutManifest = jobsWithoutManifest
+        self.seconds = seconds
+    }
 }
 
 /// Registers the outputs that manifests report into the repository, in idempotent batches.

@@ -7,18 +7,32 @@ public struct Repository: Sendable {
     public static let configName = "quanta-repo.yaml"
     public static let defaultTemplate = "{run}/{datasetType}/{datasetType}_{dataId}.{ext}"
 
+    /// `quanta`: Quanta's own registry and datastore. `butler`: an LSST data butler repository
+    /// (butler.yaml); its registry is LSST's, reached only through the butler's own tools.
+    public enum Kind: String, Sendable { case quanta, butler }
+
     public let root: String
+    public let kind: Kind
     public let registryPath: String
     public let datastoreRoot: String
     public let template: String
 
-    /// Opens an existing repository.
+    /// Opens an existing repository: Quanta's own, or an LSST butler repository.
     public init(root: String) throws {
         let root = URL(fileURLWithPath: root).standardizedFileURL.path
         let configPath = root + "/" + Self.configName
-        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
-            throw QuantaError(.registry, "\(root): not a Quanta repository (no \(Self.configName)); create one with 'quanta repo create \(shellQuote(root))'")
+        if !FileManager.default.fileExists(atPath: configPath), FileManager.default.fileExists(atPath: root + "/butler.yaml") {
+            self.root = root
+            kind = .butler
+            registryPath = ""
+            datastoreRoot = root
+            template = ""
+            return
         }
+        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
+            throw QuantaError(.registry, "\(root): neither a Quanta repository (\(Self.configName)) nor an LSST butler repository (butler.yaml); create one with 'quanta repo create \(shellQuote(root))' or 'butler create'")
+        }
+        kind = .quanta
         let config: [String: Any]
         do { config = (try Yams.load(yaml: text) as? [String: Any]) ?? [:] } catch {
             throw QuantaError(.registry, "\(configPath): not valid YAML: \(error)")
@@ -59,7 +73,9 @@ public struct Repository: Sendable {
 
     /// Path of a dataset relative to the datastore root, from the file template.
     public func relativePath(run: String, datasetType: String, storageClass: String, dataID: DataID) -> String {
-        Self.expand(template, run: run, datasetType: datasetType, storageClass: storageClass, dataID: dataID)
+        // A butler's file templates live in its own configuration: paths are known once written.
+        if kind == .butler { return "" }
+        return Self.expand(template, run: run, datasetType: datasetType, storageClass: storageClass, dataID: dataID)
     }
 
     public static func expand(_ template: String, run: String, datasetType: String, storageClass: String, dataID: DataID) -> String {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuantaButler
 import QuantaCore
+import QuantaScheduler
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +22,14 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
+        let d = SubmitDirectory(dir)
+        let plan = try PlanDocument.read(d)
+        if LSSTMerge.isLSST(plan) {
+            Self.report(try LSSTMerge.run(d, plan: plan))
+            return
+        }
         let progress = Progress("merging")
-        let r = try Merger(dir: SubmitDirectory(dir)).run(batchSize: batchSize, pauseMilliseconds: batchPauseMs) { done, total in
+        let r = try Merger(dir: d).run(batchSize: batchSize, pauseMilliseconds: batchPauseMs) { done, total in
             progress.update(done, total)
             if !progress.enabled { print("committed \(done)/\(total) datasets"); fflush(nil) }
         }

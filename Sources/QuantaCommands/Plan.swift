@@ -66,7 +66,8 @@ struct Plan: ParsableCommand {
         let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
                               submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
                               quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
-                              outputRun: options.outputRun, output: options.output)
+                              outputRun: options.outputRun, output: options.output,
+                              lsstDriver: try? Resources.folder("python", marker: "quanta_lsst/run_job.py") + "/quanta_lsst/run_job.py")
         let doc = try Planner.plan(graph, req) { progress.stage($0.rawValue) }
         progress.done()
         return doc

@@ -170,7 +170,8 @@ struct Finalize: ParsableCommand {
 
     func run() throws {
         let ctx = try SlurmContext(dir)
-        let merged = try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
+        let merged = LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
+            : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
         Merge.report(merged)
         guard var record = try SlurmRecord.read(ctx.dir) else { return }
         let backend = try backendOption.open()

@@ -24,6 +24,8 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     public var merge: Merge
     public var ignoredConfigKeys: [String]
     public var planSeconds: Double
+    /// LSST graphs: `transfer-from-graph` or `aggregate-graph` for the final merge.
+    public var lsstMerge: String?
 
     public init(submission: String, created: String, graph: String, repo: String, outputRun: String, output: String?,
                 site: String, siteConfig: String, submitConfig: String, quanta: Int, jobs: Int, arrays: [PlannedArray],

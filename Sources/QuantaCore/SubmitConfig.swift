@@ -96,6 +96,8 @@ public struct SubmitConfig: Sendable, Equatable {
     public var clusters: [ClusterSpec]
     public var computeSite: String?
     public var payload: [String: String]
+    /// LSST graphs: how the final job registers outputs (`transfer-from-graph` or `aggregate-graph`).
+    public var lsstMerge: String?
     /// Keys present in the file that Quanta does not use, as dotted paths.
     public var ignoredKeys: [String]
 
@@ -152,6 +154,12 @@ public struct SubmitConfig: Sendable, Equatable {
                 for name in m.keys.sorted() {
                     config.clusters.append(try reader.cluster(name: name, try reader.mapping(m[name]!, path: "cluster.\(name)")))
                 }
+            case "lsstMerge":
+                let m = try reader.string(value, path: key)
+                guard ["transfer-from-graph", "aggregate-graph"].contains(m) else {
+                    throw reader.fail(key, "use transfer-from-graph or aggregate-graph, got '\(m)'")
+                }
+                config.lsstMerge = m
             case "computeSite":
                 config.computeSite = try reader.string(value, path: key)
             case "payload":

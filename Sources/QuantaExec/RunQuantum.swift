@@ -43,7 +43,13 @@ public struct JobRunner: Sendable {
         var records: [QuantumRecord] = []
         var failedOrBlocked = Set<String>()
         var failureClass: String?
-        for (k, q) in job.quanta.enumerated() {
+        if let first = job.quanta.first, job.tasks[first.task]?.executor == "lsst" {
+            // LSST quanta: one pipetask run-qbb process for the whole job, then every output checked.
+            let r = LSSTJob(runner: self, job: job, attempt: attempt).run(log: log)
+            records = r.records
+            failureClass = r.failureClass
+        }
+        for (k, q) in job.quanta.enumerated() where records.count < job.quanta.count {
             if let sig = ChildSupervisor.terminatedBy {
                 // Told to stop (SLURM's SIGTERM before its SIGKILL): what is left does not start.
                 failureClass = failureClass ?? "terminated"

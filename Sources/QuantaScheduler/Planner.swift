@@ -16,9 +16,13 @@ public struct PlanRequest: Sendable {
     /// Overrides of the graph's own metadata.
     public var outputRun: String?
     public var output: String?
+    /// `python/quanta_lsst/run_job.py`, for LSST graphs.
+    public var lsstDriver: String?
 
     public init(graphPath: String, config: SubmitConfig, site: SiteConfig, repo: Repository, submitDir: SubmitDirectory,
-                runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil) {
+                runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil,
+                lsstDriver: String? = nil) {
+        self.lsstDriver = lsstDriver
         self.graphPath = graphPath
         self.config = config
         self.site = site
@@ -49,11 +53,24 @@ public enum Planner {
         guard let outputRun = req.outputRun ?? graph.outputRun, !outputRun.isEmpty else {
             throw QuantaError(.planning, "\(req.graphPath): the graph names no output run; pass --output-run")
         }
-        let existing = try Registry(path: req.repo.registryPath).count(run: outputRun)
-        if existing > 0 {
-            throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
+        let lsst = graph.metadata["lsstGraph"] != nil
+        if lsst {
+            guard req.repo.kind == .butler else {
+                throw QuantaError(.planning, "\(req.repo.root): an LSST graph runs against the butler repository it was built from (a directory with butler.yaml), not a Quanta repository")
+            }
+            if req.outputRun != nil {
+                throw QuantaError(.planning, "\(req.graphPath): an LSST graph's output run is fixed when it is built ('pipetask qgraph --output-run'); drop --output-run")
+            }
+        } else {
+            guard req.repo.kind == .quanta else {
+                throw QuantaError(.planning, "\(req.repo.root): a butler repository runs LSST graphs (.qg); for this graph use a Quanta repository ('quanta repo create')")
+            }
+            let existing = try Registry(path: req.repo.registryPath).count(run: outputRun)
+            if existing > 0 {
+                throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
+            }
         }
-        let executions = try taskExecutions(graph, req.config)
+        let executions = try lsst ? lsstExecutions(graph, req) : taskExecutions(graph, req.config)
         progress(.cluster)
         let clustered = try Clustering.cluster(graph, config: req.config, order: order)
         progress(.arrays)
@@ -84,16 +101,26 @@ public enum Planner {
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         try renderScripts(plan: plan, mergeDependencies: mergeDeps, req: req, submission: submission, quantumCount: graph.quanta.count)
 
-        let doc = PlanDocument(submission: submission, created: ISO8601DateFormatter().string(from: started),
+        var doc = PlanDocument(submission: submission, created: ISO8601DateFormatter().string(from: started),
                                graph: meta.graph, repo: req.repo.root, outputRun: outputRun, output: output,
                                site: req.site.name, siteConfig: req.site.source, submitConfig: req.config.source,
                                quanta: graph.quanta.count, jobs: clustered.jobs.count, arrays: plan.arrays,
                                merge: .init(dependencies: mergeDeps),
                                ignoredConfigKeys: req.config.ignoredKeys + req.site.ignoredKeys.map { "site:\($0)" },
                                planSeconds: Date().timeIntervalSince(started))
+        doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
         try AtomicFile.write(doc.summary, to: dir.planText)
         try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
         return doc
+    }
+
+    /// LSST graphs: every task through the job's one `pipetask run-qbb` (the driver script in
+    /// `python/quanta_lsst`, run by the site's Python environment).
+    static func lsstExecutions(_ graph: QuantumGraph, _ req: PlanRequest) throws -> [String: TaskExecution] {
+        guard let driver = req.lsstDriver else {
+            throw QuantaError(.planning, "cannot find python/quanta_lsst/run_job.py next to the quanta executable; set QUANTA_HOME to the Quanta checkout")
+        }
+        return Dictionary(uniqueKeysWithValues: graph.tasks.map { ($0.label, TaskExecution(executor: "lsst", command: driver, builtin: nil)) })
     }
 
     /// How each task runs: `builtin` when a built-in task is named, `command` when a command template is.

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QuantaButler
+import QuantaCore
+
+/// One job of an LSST graph: `python/quanta_lsst/run_job.py` runs `pipetask run-qbb` once for all
+/// the job's quanta (start-up costs ~1.6 s, so never once per quantum), then reports, for every
+/// quantum, whether each predicted output exists — run-qbb exits 0 even when nothing was written.
+struct LSSTJob {
+    let runner: JobRunner
+    let job: JobSpec
+    let attempt: Int
+
+    struct Result {
+        var records: [QuantumRecord]
+        var failureClass: String?
+    }
+
+    func run(log: (String) -> Void) -> Result {
+        let dir = runner.dir
+        let base = "\(dir.logs)/lsst/\(runner.array).\(runner.index).\(attempt)"
+        try? FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
+        let reportPath = base + ".report.json", logPath = base + ".log"
+        unlink(reportPath)
+        let driver = job.tasks[job.quanta[0].task]?.command ?? ""
+        let ids = job.quanta.map(\.id.lowercased).joined(separator: ",")
+        // python3 is the site environment's (the sbatch script's set-up lines ran before us).
+        let args = ["-c", "exec python3 \"$@\"", "python3", driver, job.meta.repo, job.meta.graph, "--ids", ids,
+                    "--report", reportPath, "--summary", base + ".summary.json", "--init-marker", dir.root + "/lsst-init.done"]
+        var o = Spawn.Options()
+        o.stdoutPath = logPath
+        o.stderrPath = logPath
+        let started = Date()
+        log("pipetask run-qbb for \(job.quanta.count) quanta (log \(logPath))")
+        var records: [QuantumRecord] = []
+        func all(_ status: QuantumStatus, _ reason: String) -> [QuantumRecord] {
+            job.quanta.map { QuantumRecord(id: $0.id.lowercased, task: $0.task, dataID: $0.dataID.json, status: status,
+                                           reason: reason, seconds: 0, log: logPath, outputs: []) }
+        }
+        let outcome: ChildSupervisor.Result
+        do {
+            outcome = try ChildSupervisor.run("/bin/sh", args, environment: runner.environment, options: o,
+                                              memoryLimitMB: runner.memoryLimitMB)
+        } catch {
+            return Result(records: all(.failed, "\(error)"), failureClass: nil)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        if let oom = outcome.outOfMemory {
+            return Result(records: all(.failed, "out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB"),
+                          failureClass: "outOfMemory")
+        }
+        if let sig = outcome.terminatedBy {
+            return Result(records: all(.failed, "terminated by signal \(sig) (time limit, scancel or preemption)"), failureClass: "terminated")
+        }
+        guard let data = FileManager.default.contents(atPath: reportPath),
+              let report = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            let why = firstErrorLine(logPath) ?? "\(outcome.status)"
+            return Result(records: all(.failed, "the LSST driver wrote no report (\(outcome.status)): \(why)"), failureClass: nil)
+        }
+        if let e = report["initError"] as? String {
+            return Result(records: all(.failed, "pre-exec-init-qbb failed: \(e)"), failureClass: nil)
+        }
+        let quanta = report["quanta"] as? [String: Any] ?? [:]
+        let summary = report["summary"] as? [String: Any] ?? [:]
+        let runError = report["runQbbError"] as? String
+        let share = seconds / Double(max(1, job.quanta.count))
+        for q in job.quanta {
+            let id = q.id.lowercased
+            var record = QuantumRecord(id: id, task: q.task, dataID: q.dataID.json, status: .failed, reason: nil,
+                                       seconds: share, log: logPath, outputs: [])
+            guard let rep = quanta[id] as? [String: Any] else {
+                record.reason = (report["checkError"] as? String).map { "could not check outputs: \($0)" } ?? "no report for this quantum"
+                records.append(record)
+                continue
+            }
+            let outputs = rep["outputs"] as? [[String: Any]] ?? []
+            let missing = outputs.filter { ($0["exists"] as? Bool) != true }
+            if missing.isEmpty {
+                let specs = Dictionary(q.outputs.map { ($0.id.lowercased, $0) }, uniquingKeysWith: { a, _ in a })
+                do {
+                    for out in outputs {
+                        let oid = out["id"] as? String ?? ""
+                        let path = out["path"] as? String ?? ""
+                        let (size, crc) = try checksum(job.meta.datastoreRoot + "/" + path)
+                        let spec = specs[oid]
+                        record.outputs.append(OutputRecord(id: oid, type: out["type"] as? String ?? spec?.type ?? "",
+                                                           dataID: spec?.dataID.json ?? "[]", run: spec?.run ?? job.meta.outputRun,
+                                                           path: path, size: size, checksum: String(format: "crc32:%08x", crc)))
+                    }
+                    record.status = .succeeded
+                } catch {
+                    record.reason = "\(error)"
+                }
+            } else if let gone = (rep["producedInputs"] as? [[String: Any]] ?? []).first(where: { ($0["exists"] as? Bool) != true }) {
+                record.status = .blocked
+                record.reason = "missing input \(gone["type"] as? String ?? "?") (\(gone["path"] as? String ?? "?")); its producer failed or did not run"
+            } else {
+                let status = (summary[id] as? [String: Any])?["status"] as? String
+                let first = missing[0]
+                var why = "no output \(first["type"] as? String ?? "?") (\(first["path"] as? String ?? "?"))"
+                why += ": run-qbb \(status.map { "reported \($0)" } ?? "exited \(report["runQbbExit"] ?? "?")")"
+                if let line = lsstErrorLine(logPath, task: q.task) ?? runError { why += "; \(line)" }
+                record.reason = why
+            }
+            records.append(record)
+        }
+        return Result(records: records, failureClass: nil)
+    }
+
+    /// The first line of the LSST log that reports an error, preferring one naming the task.
+    func lsstErrorLine(_ path: String, task: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        let errors = lines.filter { $0.contains(" ERROR") || $0.contains("Error:") || $0.contains("Exception") || $0.hasPrefix("ValueError") }
+        let hit = errors.first { $0.contains("'\(task)'") } ?? errors.first
+        return hit.map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
+    }
+}

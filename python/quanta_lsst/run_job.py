@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Run one Quanta job's LSST quanta and report what they wrote.
+
+    python3 run_job.py REPO GRAPH.qg --ids ID1,ID2,... --report REPORT.json [--summary S.json]
+                       [--init-marker FILE]
+
+Called by run-quantum inside the site's LSST environment. In ONE Python process:
+1. once per submission (guarded by a lock next to --init-marker): `pipetask pre-exec-init-qbb`;
+2. `pipetask run-qbb REPO GRAPH --qgraph-node-id IDS --summary S` — pipetask's own command, in-process;
+3. every predicted output (and every input produced inside the graph) of every quantum is looked
+   up through a quantum-backed butler (file templates predicted, existence checked on disk),
+   because run-qbb exits 0 even when a quantum wrote nothing.
+The report (JSON, written atomically) is what run-quantum turns into the job's manifest.
+"""
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+
+
+def pipetask(args):
+    """Runs a pipetask subcommand in this process; returns (exit code, error text)."""
+    from lsst.ctrl.mpexec.cli.pipetask import cli
+
+    try:
+        cli.main(args=args, prog_name="pipetask", standalone_mode=False)
+        return 0, None
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return code, None if code == 0 else f"pipetask {args[0]} exited {code}"
+    except Exception as e:  # the quantum's own exception, or pipetask's
+        traceback.print_exc()
+        return 1, f"{type(e).__name__}: {e}"
+
+
+def init_once(repo, graph, marker):
+    """pre-exec-init-qbb exactly once per submission, whichever job gets here first."""
+    if os.path.exists(marker):
+        return None
+    with open(marker + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker):
+            return None
+        code, err = pipetask(["pre-exec-init-qbb", repo, graph])
+        if code != 0:
+            return err or f"pre-exec-init-qbb exited {code}"
+        tmp = f"{marker}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+        os.replace(tmp, marker)
+    return None
+
+
+def check(repo, graph, ids):
+    """Predicted outputs and in-graph inputs of each quantum: path, existence, size."""
+    from lsst.daf.butler import QuantumBackedButler
+    from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
+
+    pqg = PredictedQuantumGraph.read_execution_quanta(graph, ids)
+    quanta = pqg.build_execution_quanta(ids)
+    output_run = pqg.header.output_run if hasattr(pqg, "header") else None
+    outputs = [r for q in quanta.values() for rs in q.outputs.values() for r in rs]
+    produced = [r for q in quanta.values() for rs in q.inputs.values() for r in rs
+                if output_run is None or r.run == output_run]
+    refs = {r.id: r for r in outputs + produced}
+    types = {r.datasetType.name: r.datasetType for r in refs.values()}
+    qbb = QuantumBackedButler.from_predicted(
+        repo, predicted_inputs=[], predicted_outputs=list(refs), dimensions=pqg.pipeline_graph.universe,
+        datastore_records={}, dataset_types=types)
+    uris = qbb.get_many_uris(list(refs.values()), predict=True)
+    root = qbb.get_datastore_roots()
+    root = next(iter(root.values())) if root else None
+
+    def describe(ref):
+        uri = uris[ref].primaryURI
+        path = uri.relative_to(root) if root is not None else None
+        exists = uri.exists()
+        return {"id": str(ref.id), "type": ref.datasetType.name, "path": path or uri.ospath,
+                "exists": exists, "size": uri.size() if exists else None}
+
+    report = {}
+    for qid, q in quanta.items():
+        report[str(qid)] = {
+            "task": q.taskName,
+            "outputs": [describe(r) for rs in q.outputs.values() for r in rs],
+            "producedInputs": [describe(r) for rs in q.inputs.values() for r in rs
+                               if output_run is None or r.run == output_run],
+        }
+    return report
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("repo")
+    p.add_argument("graph")
+    p.add_argument("--ids", required=True, help="quantum ids, comma-separated")
+    p.add_argument("--report", required=True)
+    p.add_argument("--summary")
+    p.add_argument("--init-marker")
+    a = p.parse_args()
+    ids = [uuid.UUID(x) for x in a.ids.split(",") if x]
+    started = time.time()
+    result = {"ids": [str(i) for i in ids], "initError": None, "runQbbExit": None, "runQbbError": None,
+              "quanta": {}, "summary": None}
+    if a.init_marker:
+        result["initError"] = init_once(a.repo, a.graph, a.init_marker)
+    if result["initError"] is None:
+        args = ["run-qbb", a.repo, a.graph, "--qgraph-node-id", ",".join(str(i) for i in ids)]
+        if a.summary:
+            args += ["--summary", a.summary]
+        result["runQbbExit"], result["runQbbError"] = pipetask(args)
+        if a.summary and os.path.exists(a.summary):
+            try:
+                with open(a.summary) as f:
+                    s = json.load(f)
+                result["summary"] = {r.get("quantumId"): {k: v for k, v in r.items() if k != "dataId"}
+                                     for r in s.get("quantaReports", [])}
+            except Exception as e:
+                result["summaryError"] = str(e)
+    try:
+        result["quanta"] = check(a.repo, a.graph, ids)
+    except Exception as e:
+        traceback.print_exc()
+        result["checkError"] = f"{type(e).__name__}: {e}"
+    result["seconds"] = time.time() - started
+    tmp = f"{a.report}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, a.report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
