@@ -5,7 +5,7 @@ import QuantaGraphIO
 
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "graph", abstract: "Inspect and check graph files.", subcommands: [Info.self, Validate.self])
+        commandName: "graph", abstract: "Inspect and check graph files.", subcommands: [Info.self, Validate.self, Dump.self])
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tasks, quanta per task, datasets, dimensions, output run.")
@@ -29,6 +29,47 @@ struct GraphCommand: ParsableCommand {
                 [t.label, String(perTask[i]), t.dimensions.joined(separator: ","), t.inputTypes.joined(separator: ","), t.outputTypes.joined(separator: ",")]
             }
             TextTable.render(header: ["task", "quanta", "dimensions", "inputs", "outputs"], rows: rows).forEach { print($0) }
+        }
+    }
+
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every quantum as one JSON line: id, task, data ID, inputs and outputs (sorted), then a summary line.",
+            discussion: "The same shape as tests/lsst/export_graph.py prints from pipe_base's own API, so the two can be compared.")
+        @Argument(help: "Graph file.") var graph: String
+
+        func run() throws {
+            let g = try GraphFile.read(path: graph)
+            func pairs(_ id: DataID) -> [[Any]] {
+                id.pairs.map { name, v -> [Any] in
+                    switch v {
+                    case .int(let n): return [name, n]
+                    case .string(let s): return [name, s]
+                    }
+                }
+            }
+            func ref(_ d: Int32) -> [String: Any] {
+                let n = g.datasets[Int(d)]
+                return ["id": n.id.lowercased, "type": g.datasetTypes[Int(n.type)].name,
+                        "dataId": pairs(g.dataIDs[Int(n.dataID)]), "run": g.runs[Int(n.run)]]
+            }
+            func sorted(_ refs: [[String: Any]]) -> [[String: Any]] {
+                refs.sorted { ("\($0["type"]!)", "\($0["id"]!)") < ("\($1["type"]!)", "\($1["id"]!)") }
+            }
+            let order = g.quanta.indices.sorted { g.quanta[$0].id.lowercased < g.quanta[$1].id.lowercased }
+            var out = ""
+            var counts: [String: Int] = [:]
+            for q in order {
+                let node = g.quanta[q]
+                let label = g.taskLabel(ofQuantum: q)
+                counts[label, default: 0] += 1
+                let line: [String: Any] = ["id": node.id.lowercased, "task": label, "dataId": pairs(g.dataID(ofQuantum: q)),
+                                           "inputs": sorted(g.inputs(of: q).map(ref)), "outputs": sorted(g.outputs(of: q).map(ref))]
+                out += String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+            }
+            let summary: [String: Any] = ["summary": ["quanta": g.quanta.count, "outputRun": g.outputRun ?? "", "tasks": counts]]
+            out += String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+            FileHandle.standardOutput.write(Data(out.utf8))
         }
     }
 
