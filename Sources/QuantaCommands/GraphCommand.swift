@@ -35,7 +35,7 @@ struct GraphCommand: ParsableCommand {
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every quantum as one JSON line: id, task, data ID, inputs and outputs (sorted), then a summary line.",
-            discussion: "The same shape as tests/lsst/export_graph.py prints from pipe_base's own API, so the two can be compared.")
+            discussion: "The same shape as Tests/lsst/export_graph.py prints from pipe_base's own API, so the two can be compared.")
         @Argument(help: "Graph file.") var graph: String
 
         func run() throws {

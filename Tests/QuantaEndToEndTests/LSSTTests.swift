@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+import QuantaCore
+
+/// Against the real LSST middleware from PyPI (scripts/lsst-env.sh) and real graphs built by
+/// `pipetask qgraph` (Tests/lsst/make_fixtures.sh). `.ci/run` sets QUANTA_LSST_TESTS=1,
+/// QUANTA_LSST_VENV and QUANTA_LSST_FIXTURES; without them these tests are skipped.
+enum LSSTKit {
+    static let env = ProcessInfo.processInfo.environment
+    static let enabled = env["QUANTA_LSST_TESTS"] == "1" && env["QUANTA_LSST_VENV"] != nil && env["QUANTA_LSST_FIXTURES"] != nil
+    static var venv: String { env["QUANTA_LSST_VENV"] ?? "" }
+    static var fixtures: String { env["QUANTA_LSST_FIXTURES"] ?? "" }
+    static let shapes = ["chain", "prereq", "fanout", "many"]
+    static var scripts: String { CLI.repoRoot + "/Tests/lsst" }
+
+    static func info(_ shape: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/\(shape)/info.json"))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    /// A site config that runs jobs in the LSST venv.
+    static func site(_ cli: CLI, scheduler: String = "local") throws -> String {
+        let partition = scheduler == "slurm"
+            ? "  - name: debug\n    nodes: 1\n    coresPerNode: 8\n    memoryPerNode: 8000\n"
+            : "  - name: local\n    nodes: 1\n    coresPerNode: auto\n    memoryPerNode: auto\n"
+        let yaml = "name: lsst-\(scheduler)\nscheduler: \(scheduler)\npartitions:\n\(partition)environment:\n  - source \(shellQuote(venv))/bin/activate\n"
+        let path = cli.path("lsst-\(scheduler).yaml")
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// Parsed JSON lines, as a set of canonical strings (key order and number formats normalised).
+    static func lines(_ text: String) -> Set<String> {
+        Set(text.split(separator: "\n").compactMap { line -> String? in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)),
+                  let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return nil }
+            return String(decoding: data, as: UTF8.self)
+        })
+    }
+
+    /// `butler query-datasets` of a run: "type id" lines.
+    static func datasets(_ cli: CLI, repo: String, run: String) throws -> Set<String> {
+        let r = try cli.run(["query-datasets", repo, "--collections", run, "*"], executable: venv + "/bin/butler")
+        #expect(r.status == .exited(0), "\(r.output)")
+        var out = Set<String>()
+        for line in r.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if f.count >= 3, f[1] == Substring(run), UUID(uuidString: String(f[2])) != nil { out.insert("\(f[0]) \(f[2])") }
+        }
+        return out
+    }
+
+    /// A private copy of a fixture (repo and graph), so runs never touch the shared fixtures.
+    static func copy(_ shape: String, into cli: CLI, as name: String) throws -> String {
+        let dest = cli.path(name)
+        let r = try cli.run(["-a", "\(fixtures)/\(shape)/repo", dest], executable: "/bin/cp")
+        #expect(r.status == .exited(0), "\(r.output)")
+        return dest
+    }
+}
+
+@Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures: scripts/lsst-env.sh, Tests/lsst/make_fixtures.sh"))
+struct LSSTGraphTests {
+    @Test(arguments: LSSTKit.shapes)
+    func readerMatchesPipeBase(shape: String) throws {
+        let cli = try CLI()
+        let graph = "\(LSSTKit.fixtures)/\(shape)/graph.qg"
+        let api = try cli.run([LSSTKit.scripts + "/export_graph.py", graph], executable: LSSTKit.venv + "/bin/python")
+        #expect(api.status == .exited(0), "\(api.output)")
+        let ours = try cli.run(["graph", "dump", graph])
+        #expect(ours.status == .exited(0), "\(ours.output)")
+        let a = LSSTKit.lines(api.stdout), b = LSSTKit.lines(ours.stdout)
+        #expect(a.count > 1 && a == b, "\(shape): \(a.subtracting(b).count) lines only in pipe_base's view, \(b.subtracting(a).count) only in Quanta's; e.g. \(a.subtracting(b).first ?? "-") vs \(b.subtracting(a).first ?? "-")")
+        let info = try cli.run(["graph", "info", graph])
+        #expect(info.status == .exited(0) && info.stdout.contains("pipe_base .qg v1"), "\(info.output)")
+        let expected = try LSSTKit.info(shape)
+        #expect(info.stdout.contains("\(expected["quanta"] as? Int ?? -1) quanta"), "\(info.stdout)")
+    }
+
+    @Test func badGraphFilesGiveClearErrors() throws {
+        let cli = try CLI()
+        let good = try Data(contentsOf: URL(fileURLWithPath: "\(LSSTKit.fixtures)/many/graph.qg"))
+        func expectError(_ name: String, _ bytes: Data, _ words: [String]) throws {
+            let path = cli.path(name)
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let r = try cli.run(["graph", "info", path])
+            #expect(r.status != .exited(0), "\(name) was accepted")
+            #expect(r.stderr.contains(path), "\(name): the error names the file: \(r.stderr)")
+            for w in words { #expect(r.stderr.contains(w), "\(name): '\(w)' missing from: \(r.stderr)") }
+            #expect(!r.stderr.contains("Fatal error"), "\(name) crashed: \(r.stderr)")
+        }
+        try expectError("half.qg", good.prefix(good.count / 2), ["truncated"])
+        var corrupt = good
+        let middle = corrupt.count / 2
+        for k in 0..<64 { corrupt[middle + k] ^= 0x5a }
+        try expectError("corrupt.qg", corrupt, ["corrupt"])
+        try expectError("old.qgraph", Data("qgraph4\u{00}\u{01}\u{02}pickled-stuff".utf8), ["old .qgraph format"])
+        try expectError("text.qg", Data("PK\u{03}\u{04} not really a zip archive, just text that starts like one".utf8), ["ZIP"])
+    }
+}
+
+@Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures"), .serialized)
+struct LSSTRunTests {
+    /// Quanta (local backend, clustered or not) registers exactly what `pipetask run` registers.
+    @Test(arguments: [false, true])
+    func localRunMatchesPipetaskRun(clustered: Bool) throws {
+        let cli = try CLI()
+        let shape = clustered ? "fanout" : "chain"
+        let info = try LSSTKit.info(shape)
+        let graph = "\(LSSTKit.fixtures)/\(shape)/graph.qg"
+        let outputRun = info["outputRun"] as? String ?? ""
+        let ours = try LSSTKit.copy(shape, into: cli, as: "ours")
+        let theirs = try LSSTKit.copy(shape, into: cli, as: "theirs")
+        let site = try LSSTKit.site(cli)
+        var args = ["plan", graph, "--repo", ours, "--site", site, "--out", "sub"]
+        if clustered {
+            // Every task of a visit in one job.
+            try Data("cluster:\n  perVisit:\n    pipetasks: \(try taskLabels(graph, cli).joined(separator: ", "))\n    dimensions: visit\n".utf8)
+                .write(to: URL(fileURLWithPath: cli.path("bps.yaml")))
+            args += ["--config", "bps.yaml"]
+        }
+        let plan = try cli.run(args)
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        let reference = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-g", graph, "--register-dataset-types"],
+                                    executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(reference.status == .exited(0), "\(reference.output)")
+        let a = try LSSTKit.datasets(cli, repo: ours, run: outputRun)
+        let b = try LSSTKit.datasets(cli, repo: theirs, run: outputRun)
+        #expect(!a.isEmpty && a == b, "Quanta registered \(a.count), pipetask run \(b.count); only ours: \(a.subtracting(b).prefix(3)), only theirs: \(b.subtracting(a).prefix(3))")
+    }
+
+    /// A quantum made to fail (the mock task's fail_condition) leaves its downstream blocked, and
+    /// neither is registered.
+    @Test func failingQuantumBlocksDownstreamAndIsNotRegistered() throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        let inputs = (info["inputCollections"] as? [String])?.joined(separator: ",") ?? (info["inputCollections"] as? String ?? "")
+        let qgraph = try cli.run(["--log-level", "WARNING", "qgraph", "-b", repo, "-i", inputs, "-o", "u/quanta/fail",
+                                  "--output-run", "u/quanta/fail/run", "-p", info["pipeline"] as? String ?? "",
+                                  "-c", "isr:fail_condition='detector IN (1)'", "--qgraph-datastore-records", "--save-qgraph", cli.path("fail.qg")],
+                                 executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(qgraph.status == .exited(0), "\(qgraph.output)")
+        let site = try LSSTKit.site(cli)
+        #expect(try cli.run(["plan", "fail.qg", "--repo", repo, "--site", site, "--out", "sub"]).status == .exited(0))
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(1), "a quantum failed: \(run.output)")
+        let st = try cli.run(["status", "sub", "--json"])
+        let status = (try JSONSerialization.jsonObject(with: Data(st.stdout.utf8))) as? [String: Any] ?? [:]
+        let tasks = (status["tasks"] as? [[String: Any]]) ?? []
+        func count(_ label: String, _ state: String) -> Int {
+            ((tasks.first { $0["label"] as? String == label }?["counts"]) as? [String: Int])?[state] ?? 0
+        }
+        // isr fails for detector 1; calibrate (one input) is blocked there. gather reads its inputs
+        // as a `multiple` connection, so pipe_base runs it with the calexps that exist.
+        #expect(count("isr", "failed") > 0 && count("isr", "succeeded") > 0, "\(tasks)")
+        #expect(count("calibrate", "blocked") == count("isr", "failed") && count("calibrate", "failed") == 0, "\(tasks)")
+        let text = try cli.run(["status", "sub"]).stdout
+        #expect(text.contains("isr:") && text.contains("failed"), "\(text)")
+        #expect(text.contains("blocked") && text.contains("missing input postisr_like"), "\(text)")
+        let registered = try LSSTKit.datasets(cli, repo: repo, run: "u/quanta/fail/run")
+        func registeredCount(_ type: String) -> Int { registered.filter { $0.hasPrefix(type + " ") }.count }
+        #expect(registeredCount("isr_metadata") == count("isr", "succeeded"), "failed isr quanta are not registered")
+        // Blocked calibrate quanta wrote no calexp (pipe_base still writes their metadata and log,
+        // as `pipetask run` does for a quantum without work, and the butler registers those).
+        #expect(registeredCount("calexp_like") == count("calibrate", "succeeded"), "blocked calibrate outputs are not registered")
+        #expect(registeredCount("postisr_like") == count("isr", "succeeded"))
+    }
+
+    /// The same on the real SLURM cluster: one sbatch per array, the final job merges with the butler.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func slurmRunMatchesPipetaskRun() throws {
+        let cli = try CLI()
+        let shape = "chain"
+        let info = try LSSTKit.info(shape)
+        let graph = "\(LSSTKit.fixtures)/\(shape)/graph.qg"
+        let outputRun = info["outputRun"] as? String ?? ""
+        let ours = try LSSTKit.copy(shape, into: cli, as: "ours")
+        let theirs = try LSSTKit.copy(shape, into: cli, as: "theirs")
+        let site = try LSSTKit.site(cli, scheduler: "slurm")
+        let r = try cli.run(["submit", graph, "--repo", ours, "--site", site, "--out", "sub", "--wait", "--poll", "0.5"])
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.stdout.contains("Merge: ") && !r.stdout.contains("Merge: not run"), "\(r.stdout)")
+        let reference = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-g", graph, "--register-dataset-types"],
+                                    executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(reference.status == .exited(0), "\(reference.output)")
+        let a = try LSSTKit.datasets(cli, repo: ours, run: outputRun)
+        let b = try LSSTKit.datasets(cli, repo: theirs, run: outputRun)
+        #expect(!a.isEmpty && a == b, "Quanta on SLURM registered \(a.count), pipetask run \(b.count)")
+    }
+
+    func taskLabels(_ graph: String, _ cli: CLI) throws -> [String] {
+        let dump = try cli.run(["graph", "dump", graph]).stdout
+        let last = dump.split(separator: "\n").last.map(String.init) ?? "{}"
+        let summary = (try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])?["summary"] as? [String: Any]
+        return ((summary?["tasks"] as? [String: Any]) ?? [:]).keys.sorted()
+    }
+}
