@@ -30,7 +30,8 @@ struct SlurmContext {
     init(_ path: String) throws {
         dir = SubmitDirectory(path)
         plan = try PlanDocument.read(dir)
-        site = try? Resources.site(plan.siteConfig)
+        // The copy kept at plan time first: the site as planned, whatever became of its file.
+        site = FileManager.default.fileExists(atPath: dir.siteCopy) ? try? Resources.site(dir.siteCopy) : try? Resources.site(plan.siteConfig)
     }
 
     func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
@@ -89,12 +90,12 @@ struct Submit: ParsableCommand {
                    quanta submit run1 --wait
         """)
 
-    @Argument(help: "A submit directory from 'quanta plan', or a graph file to plan first.")
+    @Argument(help: "A submit directory from 'quanta plan', a graph file to plan first, or a bps submit YAML (pipelineYaml or qgraphFile, payload.*, computeSite, site.<name>).")
     var target: String
 
     @Option(name: .long, help: "With a graph: the repository.") var repo: String?
     @Option(name: .long, help: "With a graph: submit config (bps keys).") var config: String?
-    @Option(name: .long, help: "With a graph: site config name or path.") var site: String = "local-slurm"
+    @Option(name: .long, help: "Site config name or path (default: local-slurm; for a bps YAML: quantaSite, site-configs/<computeSite>, or site.<computeSite>).") var site: String?
     @Option(name: .long, help: "With a graph: submit directory to create.") var out: String?
     @Option(name: .long, help: "With a graph: output RUN collection.") var outputRun: String?
     @Option(name: .long, help: "With a graph: output CHAINED collection.") var output: String?
@@ -106,14 +107,16 @@ struct Submit: ParsableCommand {
     func run() throws {
         let started = Date()
         var dirPath = target
-        if !SubmitDirectory(target).exists {
+        if target.hasSuffix(".yaml") || target.hasSuffix(".yml") {
+            dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out)
+        } else if !SubmitDirectory(target).exists {
             guard FileManager.default.fileExists(atPath: target) else {
                 throw ValidationError("\(target): neither a submit directory nor a graph file")
             }
             guard let repo, let out else {
                 throw ValidationError("\(target) is a graph: pass --repo and --out to plan it (or give a submit directory)")
             }
-            var args = ["--repo", repo, "--site", site]
+            var args = ["--repo", repo, "--site", site ?? "local-slurm"]
             if let config { args += ["--config", config] }
             if let outputRun { args += ["--output-run", outputRun] }
             if let output { args += ["--output", output] }

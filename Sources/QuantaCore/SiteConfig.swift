@@ -98,7 +98,9 @@ public struct SiteConfig: Sendable, Equatable {
             let path = "partitions[\(i)]"
             let pm = try r.mapping(p, path: path)
             guard let pn = pm["name"] else { throw r.fail(path, "needs a name") }
-            let pname = try safeSlurmWord(try r.string(pn, path: path + ".name"), r: r, path: path + ".name")
+            // "" means the cluster's default partition (no --partition).
+            let rawName = try r.string(pn, path: path + ".name")
+            let pname = rawName.isEmpty ? "" : try safeSlurmWord(rawName, r: r, path: path + ".name")
             let cores: Int
             if let c = pm["coresPerNode"], (c as? String) == "auto" { cores = machine.cores }
             else if let c = pm["coresPerNode"] { cores = try r.int(c, path: path + ".coresPerNode") }
@@ -156,6 +158,33 @@ public struct SiteConfig: Sendable, Equatable {
                                   "maxRunningPerArray", "environment", "umask", "scratch", "shared", "sbatchOptions"]
         site.ignoredKeys = m.keys.filter { !known.contains($0) }.sorted()
         return site
+    }
+
+    /// This site as YAML that `parse` reads back: kept in each submit directory, so a submission
+    /// keeps the site it was planned for even if the file changes or came from a bps config.
+    public var yamlText: String {
+        func q(_ s: String) -> String { JSONText.quote(s) }
+        var lines = ["# The site this submission was planned for (from \(source.replacingOccurrences(of: "\n", with: " ")))",
+                     "name: \(q(name))", "scheduler: \(scheduler.rawValue)", "partitions:"]
+        for p in partitions {
+            lines += ["  - name: \(q(p.name))", "    nodes: \(p.nodes)", "    coresPerNode: \(p.coresPerNode)",
+                      "    memoryPerNode: \(p.memoryPerNodeMB)", "    maxWalltime: \(q(p.maxWalltime.map(Units.slurmTime) ?? "unlimited"))"]
+            if p.exclusive { lines.append("    exclusive: true") }
+            if let g = p.gres { lines.append("    gres: \(q(g))") }
+        }
+        if let d = defaultPartition { lines.append("defaultPartition: \(q(d))") }
+        if let a = account { lines.append("account: \(q(a))") }
+        if let a = qos { lines.append("qos: \(q(a))") }
+        lines += ["maxArraySize: \(maxArraySize)", "maxRunningPerArray: \(maxRunningPerArray)"]
+        if exclusive { lines.append("exclusive: true") }
+        lines.append("environment:" + (environment.isEmpty ? " []" : ""))
+        lines += environment.map { "  - \(q($0))" }
+        if let u = umask { lines.append("umask: \(q(u))") }
+        if let v = scratch { lines.append("scratch: \(q(v))") }
+        if let v = shared { lines.append("shared: \(q(v))") }
+        lines.append("sbatchOptions:" + (sbatchOptions.isEmpty ? " []" : ""))
+        lines += sbatchOptions.map { "  - \(q($0))" }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// The partition that fits a request: the task's chosen one, else the default, else the first that fits.

@@ -133,7 +133,10 @@ public struct SubmitConfig: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, source: String) throws -> SubmitConfig {
-        let root = try YAMLInput.mapping(text, source: source)
+        try parse(mapping: try YAMLInput.mapping(text, source: source), source: source)
+    }
+
+    public static func parse(mapping root: [String: Any], source: String) throws -> SubmitConfig {
         var config = SubmitConfig(source: source)
         var reader = YAMLReader(source: source)
         config.global = try reader.settings(root, path: "")
@@ -154,6 +157,8 @@ public struct SubmitConfig: Sendable, Equatable {
                 for name in m.keys.sorted() {
                     config.clusters.append(try reader.cluster(name: name, try reader.mapping(m[name]!, path: "cluster.\(name)")))
                 }
+            case _ where BpsConfig.understoodKeys.contains(key):
+                continue
             case "lsstMerge":
                 let m = try reader.string(value, path: key)
                 guard ["transfer-from-graph", "aggregate-graph"].contains(m) else {

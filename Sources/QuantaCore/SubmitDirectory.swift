@@ -18,6 +18,8 @@ public struct SubmitDirectory: Sendable {
     /// Append-only record of what the local backend started and how it ended.
     public var localEvents: String { root + "/local-events.log" }
     public var mergeSummary: String { root + "/merge-summary.json" }
+    /// The site config the submission was planned for, as it was then.
+    public var siteCopy: String { root + "/site.yaml" }
 
     public func script(array: String) -> String { "\(scripts)/\(array).sbatch" }
     /// The latest manifest of a job; the merge reads only these.

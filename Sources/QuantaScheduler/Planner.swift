@@ -97,6 +97,7 @@ public enum Planner {
         }
         try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: plan, repo: req.repo, tasks: executions)
 
+        try AtomicFile.write(req.site.yamlText, to: dir.siteCopy)
         progress(.scripts)
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         try renderScripts(plan: plan, mergeDependencies: mergeDeps, req: req, submission: submission, quantumCount: graph.quanta.count)
@@ -189,7 +190,7 @@ public enum Planner {
             ctx["jobs"] = String(array.jobCount)
             ctx["logStem"] = SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: 0)
             ctx["quanta"] = String(array.quanta)
-            ctx["partition"] = array.partition
+            if !array.partition.isEmpty { ctx["partition"] = array.partition }
             ctx["memoryMB"] = String(array.resources.memoryMB)
             ctx["cpus"] = String(array.resources.cpus)
             if req.site.exclusive || req.site.partitions.first(where: { $0.name == array.partition })?.exclusive == true {
@@ -208,7 +209,8 @@ public enum Planner {
         }
         var mctx = common
         mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
-        mctx["partition"] = site.defaultPartition ?? site.partitions[0].name
+        let mergePartition = site.defaultPartition ?? site.partitions[0].name
+        if !mergePartition.isEmpty { mctx["partition"] = mergePartition }
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
 
         var sctx: [String: Any] = [

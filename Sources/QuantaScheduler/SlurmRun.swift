@@ -299,7 +299,7 @@ public struct SlurmSubmitter {
                 for g in groups {
                     var s = SlurmSubmission(script: dir.script(array: array.name),
                                             name: PathSanitizer.safeName("\(plan.submission).\(array.name)"),
-                                            array: g.elements, partition: array.partition, memoryMB: g.memory,
+                                            array: g.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: g.memory,
                                             cpus: array.resources.cpus,
                                             stdout: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".out",
                                             stderr: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".err",
@@ -318,7 +318,7 @@ public struct SlurmSubmitter {
                 }
             }
             var f = SlurmSubmission(script: dir.script(array: "merge"), name: PathSanitizer.safeName("\(plan.submission).final"),
-                                    array: nil, partition: plan.arrays.first?.partition, memoryMB: 2048, cpus: 1,
+                                    array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
                                     stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
                                     stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
             f.account = site.account

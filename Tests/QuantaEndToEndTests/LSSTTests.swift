@@ -191,6 +191,55 @@ struct LSSTRunTests {
         #expect(!a.isEmpty && a == b, "Quanta on SLURM registered \(a.count), pipetask run \(b.count)")
     }
 
+    /// A bps submit YAML as people have it (pipelineYaml, payload, computeSite + site.<name>,
+    /// ${ENV}): Quanta builds the graph with pipetask qgraph and runs it on SLURM.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func bpsYAMLRunsUnchanged() throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        let yaml = """
+        pipelineYaml: \(info["pipeline"] as? String ?? "")
+        wmsServiceClass: lsst.ctrl.bps.parsl.ParslService
+        computeSite: slurm
+        site:
+          slurm:
+            class: lsst.ctrl.bps.parsl.sites.Slurm
+            nodes: 1
+            cores_per_node: 8
+            mem_per_node: 7
+            walltime: "01:00:00"
+            scheduler_options: "#SBATCH --partition=debug"
+        operator: tester
+        payload:
+          payloadName: bpstest
+          butlerConfig: ${BPSTEST_REPO}
+          inCollection: Cam1/defaults
+          dataQuery: "detector IN (0, 1)"
+        requestMemory: 1024
+        cluster:
+          perDetector:
+            pipetasks: isr, calibrate
+            dimensions: visit, detector
+        """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: cli.path("bps.yaml")))
+        var env = ["BPSTEST_REPO": repo]
+        env["PATH"] = LSSTKit.venv + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        env["VIRTUAL_ENV"] = LSSTKit.venv
+        let r = try cli.run(["submit", "bps.yaml", "--out", "sub", "--wait", "--poll", "0.5"], environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.stdout.contains("Building the graph: pipetask"), "\(r.stdout)")
+        #expect(r.stdout.contains("partition") && r.stdout.contains("debug"), "\(r.stdout)")
+        let status = try cli.run(["status", "sub", "--json"])
+        let json = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [String: Any] ?? [:]
+        let outputRun = json["outputRun"] as? String ?? ""
+        #expect(outputRun.hasPrefix("u/tester/bpstest/"), "\(outputRun)")
+        let quanta = (json["quanta"] as? [String: Int]) ?? [:]
+        #expect(quanta["succeeded"] == 2 * 3 * 2 + 3 && quanta.values.reduce(0, +) == quanta["succeeded"], "\(quanta)")
+        let registered = try LSSTKit.datasets(cli, repo: repo, run: outputRun)
+        #expect(registered.filter { $0.hasPrefix("calexp_like ") }.count == 6, "\(registered.count) registered")
+    }
+
     func taskLabels(_ graph: String, _ cli: CLI) throws -> [String] {
         let dump = try cli.run(["graph", "dump", graph]).stdout
         let last = dump.split(separator: "\n").last.map(String.init) ?? "{}"
