@@ -3,7 +3,10 @@
 # lsst-daf-butler, lsst-pipe-base, lsst-ctrl-mpexec and zstandard, at versions known to work
 # together. Used by Tests/lsst/ to make butler repositories and `.qg` quantum graphs.
 #
-#   scripts/lsst-env.sh [VENV]       default: ${QUANTA_LSST_VENV:-$HOME/.cache/quanta/lsst-venv}
+#   scripts/lsst-env.sh [--bps] [VENV]   default: ${QUANTA_LSST_VENV:-$HOME/.cache/quanta/lsst-venv}
+#
+#   --bps   also install lsst-ctrl-bps (pinned) and this project's python/ package (quanta_lsst,
+#           with the bps plugin quanta_lsst.bps.QuantaService); reinstalled when python/ changes.
 #
 # Safe to run again: a complete venv (its stamp matches the pins below) is reused at once.
 # Progress goes to stderr; the last line on stdout is the venv path, so callers can do
@@ -14,11 +17,19 @@ set -euo pipefail
 fail() { echo "lsst-env: $*" >&2; exit 1; }
 say() { echo "lsst-env: $*" >&2; }
 
-case "${1:-}" in
-  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  -*) fail "unknown option '$1' (usage: scripts/lsst-env.sh [VENV])" ;;
-esac
-[ $# -le 1 ] || fail "too many arguments (usage: scripts/lsst-env.sh [VENV])"
+usage="usage: scripts/lsst-env.sh [--bps] [VENV]"
+bps=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bps) bps=1 ;;
+    -*) fail "unknown option '$a' ($usage)" ;;
+    *) args+=("$a") ;;
+  esac
+done
+[ ${#args[@]} -le 1 ] || fail "too many arguments ($usage)"
+set -- ${args[@]+"${args[@]}"}
 
 venv=${1:-${QUANTA_LSST_VENV:-$HOME/.cache/quanta/lsst-venv}}
 case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
@@ -80,8 +91,59 @@ complete() {
     [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ]
 }
 
+# --bps: lsst-ctrl-bps at the version checked with the pins above, and quanta_lsst from this
+# checkout's python/ (installed from a copy, so setuptools leaves no build/ in the tree). Its own
+# stamp holds the pin and a checksum of python/, so an edited plugin is installed again.
+bps_requirement=lsst-ctrl-bps==30.2026.300
+project_python="$(cd "$(dirname "$0")/.." && pwd)/python"
+bps_stamp="$venv/.quanta-lsst-env-bps"
+bps_stamp_text() {
+  echo "quanta lsst-env bps v1"
+  echo "$bps_requirement"
+  (cd "$project_python" && find pyproject.toml quanta_lsst -name '*.py' -o -name pyproject.toml | LC_ALL=C sort |
+    xargs sha256sum)
+}
+bps_complete() {
+  [ -x "$venv/bin/bps" ] && [ -f "$bps_stamp" ] && [ "$(cat "$bps_stamp")" = "$(bps_stamp_text)" ]
+}
+install_bps() {
+  [ -f "$project_python/pyproject.toml" ] || fail "--bps: $project_python/pyproject.toml not found"
+  bps_complete && return 0
+  local t0 log="$venv/quanta-pip-bps.log" tmp
+  t0=$(date +%s.%N)
+  rm -f "$bps_stamp"
+  say "installing $bps_requirement and quanta_lsst (log: $log)"
+  "$venv/bin/python" -m pip install --no-compile --disable-pip-version-check \
+      -c "$venv/quanta-constraints.txt" "$bps_requirement" >"$log" 2>&1 ||
+    { tail -n 15 "$log" >&2; fail "pip install $bps_requirement failed (full log: $log)"; }
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/quanta-lsst-py.XXXXXX")
+  cp -R "$project_python/." "$tmp/"
+  rm -rf "$tmp/build" "$tmp"/*.egg-info
+  if ! "$venv/bin/python" -m pip install --no-compile --disable-pip-version-check --force-reinstall --no-deps \
+      "$tmp" >>"$log" 2>&1; then
+    rm -rf "$tmp"
+    tail -n 15 "$log" >&2
+    fail "pip install $project_python failed (full log: $log)"
+  fi
+  rm -rf "$tmp"
+  env -u PYTHONDONTWRITEBYTECODE "$venv/bin/python" -c '
+import lsst.ctrl.bps, lsst.ctrl.bps.cli.bps, lsst.ctrl.bps.drivers
+import quanta_lsst.bps
+assert issubclass(quanta_lsst.bps.QuantaService, lsst.ctrl.bps.BaseWmsService)
+' >>"$log" 2>&1 || { tail -n 5 "$log" >&2; fail "lsst-ctrl-bps or quanta_lsst does not import (log: $log)"; }
+  [ -x "$venv/bin/bps" ] || fail "bps missing from $venv/bin"
+  bps_stamp_text > "$bps_stamp"
+  say "bps and quanta_lsst ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+}
+# Ends the script: the --bps extras if asked for, then the venv path on stdout.
+finish() {
+  [ $bps -eq 0 ] || install_bps
+  echo "$venv"
+  exit 0
+}
+
 # Warm path: nothing to do, no Python started.
-if complete; then
+if complete && { [ $bps -eq 0 ] || bps_complete; }; then
   echo "$venv"
   exit 0
 fi
@@ -93,7 +155,7 @@ mkdir -p "$(dirname "$venv")" || fail "cannot create $(dirname "$venv")"
 if command -v flock >/dev/null 2>&1; then
   exec 9>"$venv.lock" || fail "cannot write lock file $venv.lock"
   flock 9
-  if complete; then echo "$venv"; exit 0; fi
+  if complete; then finish; fi
 fi
 
 command -v "$python" >/dev/null 2>&1 || fail "'$python' not found; install Python 3.11+ or set QUANTA_PYTHON"
@@ -161,4 +223,4 @@ printf '%s\n' "$stamp_text" > "$stamp"
 
 end=$(date +%s.%N)
 say "ready in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
-echo "$venv"
+finish

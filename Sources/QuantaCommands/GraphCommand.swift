@@ -11,19 +11,36 @@ struct GraphCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tasks, quanta per task, datasets, dimensions, output run.")
         @Argument(help: "Graph file.") var graph: String
 
+        @Flag(name: .long, help: "pipe_base .qg: read every quantum block too (counts datasets and overall inputs; slower).")
+        var full = false
+
         func run() throws {
             let start = Date()
             let kind = try GraphFile.kind(path: graph)
-            let g = try GraphFile.read(path: graph)
+            var perTask: [Int]
+            var counts: String
+            let g: QuantumGraph
+            if kind == .lsst && !full {
+                // The header has the counts; no quantum block is read.
+                let (summary, header) = try LSSTGraphFormat.readSummary(path: graph)
+                g = summary
+                let byLabel = Dictionary(header.taskQuanta, uniquingKeysWith: { a, _ in a })
+                perTask = g.tasks.map { byLabel[$0.label] ?? 0 }
+                counts = "\(header.quanta) quanta, \(header.datasets) datasets (init outputs included), \(g.tasks.count) tasks"
+            } else {
+                g = try GraphFile.read(path: graph)
+                perTask = [Int](repeating: 0, count: g.tasks.count)
+                for q in g.quanta { perTask[Int(q.task)] += 1 }
+                let producers = g.producers()
+                counts = "\(g.quanta.count) quanta, \(g.datasets.count) datasets (\(producers.filter { $0 < 0 }.count) overall inputs), \(g.tasks.count) tasks"
+            }
             let readSeconds = Date().timeIntervalSince(start)
-            var perTask = [Int](repeating: 0, count: g.tasks.count)
-            for q in g.quanta { perTask[Int(q.task)] += 1 }
-            let producers = g.producers()
             print("Graph \(graph) (\(GraphFile.describe(kind)), read in \(String(format: "%.3f", readSeconds)) s)")
             print("  output run   \(g.outputRun ?? "-")\(g.metadata["output"].map { " (chain \($0))" } ?? "")")
             print("  inputs       \(g.metadata["inputCollections"] ?? "-")")
+            if let q = g.metadata["dataQuery"] { print("  data query   \(q)") }
             print("  dimensions   \(g.universe.joined(separator: ", "))")
-            print("  \(g.quanta.count) quanta, \(g.datasets.count) datasets (\(producers.filter { $0 < 0 }.count) overall inputs), \(g.tasks.count) tasks")
+            print("  \(counts)")
             print("")
             let rows = g.tasks.enumerated().map { i, t in
                 [t.label, String(perTask[i]), t.dimensions.joined(separator: ","), t.inputTypes.joined(separator: ","), t.outputTypes.joined(separator: ",")]

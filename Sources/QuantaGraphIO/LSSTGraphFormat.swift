@@ -45,6 +45,14 @@ public enum LSSTGraphFormat {
         return try reader.graph()
     }
 
+    /// Header and pipeline only — what `graph info` prints — without reading a single quantum
+    /// block: a graph with no quanta, its tasks and dataset types, and the header's counts.
+    public static func readSummary(path: String) throws -> (graph: QuantumGraph, header: Header) {
+        let reader = try Reader(path: path)
+        let header = try reader.header()
+        return (try reader.graph(header: header, quanta: false), header)
+    }
+
     /// One `.qg` opened: members, decompressor with the graph's dictionary.
     struct Reader {
         let path: String
@@ -95,7 +103,10 @@ public enum LSSTGraphFormat {
         }
 
         func graph() throws -> QuantumGraph {
-            let header = try header()
+            try graph(header: try header(), quanta: true)
+        }
+
+        func graph(header: Header, quanta readQuanta: Bool) throws -> QuantumGraph {
             guard let pg = try json("pipeline_graph.json.zst") as? [String: Any],
                   let tasks = pg["tasks"] as? [String: Any], let types = pg["dataset_types"] as? [String: Any] else {
                 throw fail("pipeline_graph.json lacks tasks or dataset_types")
@@ -144,6 +155,7 @@ public enum LSSTGraphFormat {
             for t in infos { b.addTask(TaskNode(label: t.label, dimensions: t.dims, inputTypes: t.inputs, outputTypes: t.outputs)) }
             let taskDims = Dictionary(uniqueKeysWithValues: infos.map { ($0.label, $0.dims) })
 
+            guard readQuanta else { return b.graph }
             // Quantum blocks, in file order: [int_size big-endian length][zstd frame].
             let mb = try zip.data("quantum_datasets.mb")
             let intSize = 8
