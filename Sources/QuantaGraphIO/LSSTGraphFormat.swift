@@ -158,6 +158,7 @@ public enum LSSTGraphFormat {
             guard readQuanta else { return b.graph }
             // Quantum blocks, in file order: [int_size big-endian length][zstd frame].
             let mb = try zip.data("quantum_datasets.mb")
+            let decoder = JSONDecoder()
             let intSize = 8
             var pos = mb.startIndex
             var count = 0
@@ -168,10 +169,11 @@ public enum LSSTGraphFormat {
                 let start = pos + intSize
                 guard len >= 0, start + len <= mb.endIndex else { throw fail("quantum_datasets.mb: block \(count) runs past the member (truncated or corrupt)") }
                 let raw = try zstd.decompress(mb[start..<(start + len)], what: "quantum block \(count)")
-                guard let q = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any] else {
-                    throw fail("quantum block \(count) is not a JSON object (corrupt)")
+                let q: QuantumBlock
+                do { q = try decoder.decode(QuantumBlock.self, from: raw) } catch {
+                    throw fail("quantum block \(count) is not a quantum (\(error)); the file is corrupt")
                 }
-                try addQuantum(q, to: &b, taskDims: taskDims, typeDims: typeDims, universe: universe, block: count)
+                try addQuantum(q, to: &b, taskDims: taskDims, typeDims: typeDims, block: count)
                 pos = start + len
                 count += 1
             }
@@ -181,31 +183,30 @@ public enum LSSTGraphFormat {
             return b.graph
         }
 
-        private func addQuantum(_ q: [String: Any], to b: inout GraphBuilder, taskDims: [String: [String]],
-                                typeDims: [String: [String]], universe: Universe, block: Int) throws {
-            guard let idText = q["quantum_id"] as? String, let id = UUID(uuidString: idText),
-                  let label = q["task_label"] as? String, let dims = taskDims[label] else {
-                throw fail("quantum block \(block) lacks quantum_id or names an unknown task")
+        private func addQuantum(_ q: QuantumBlock, to b: inout GraphBuilder, taskDims: [String: [String]],
+                                typeDims: [String: [String]], block: Int) throws {
+            guard let id = UUID(uuidString: q.quantum_id), let dims = taskDims[q.task_label] else {
+                throw fail("quantum block \(block) has a bad quantum_id or names an unknown task '\(q.task_label)'")
             }
-            let dataID = try coordinate(q["data_coordinate"], dims: dims, what: "quantum \(idText)")
+            let idText = q.quantum_id
+            let dataID = try coordinate(q.data_coordinate, dims: dims, what: "quantum \(idText)")
             // Where overall inputs already are (datastore records), by dataset id without dashes.
             var locations: [String: String] = [:]
-            for (_, store) in q["datastore_records"] as? [String: Any] ?? [:] {
-                for (_, byClass) in (store as? [String: Any])?["records"] as? [String: Any] ?? [:] {
-                    for (key, rec) in byClass as? [String: Any] ?? [:] {
-                        let files = (rec as? [String: Any])?["file_datastore_records"] as? [[String: Any]] ?? []
-                        if let p = files.first?["path"] as? String { locations[key.lowercased()] = p }
+            for store in (q.datastore_records ?? [:]).values {
+                for byClass in store.records.values {
+                    for (key, rec) in byClass {
+                        if let p = rec.file_datastore_records?.first?.path { locations[key.lowercased()] = p }
                     }
                 }
             }
-            func refs(_ key: String) throws -> [Int32] {
+            func refs(_ connections: [String: [DatasetRefBlock]]) throws -> [Int32] {
                 var out: [Int32] = []
-                for (_, list) in (q[key] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    for r in list as? [[String: Any]] ?? [] {
-                        guard let rid = (r["dataset_id"] as? String).flatMap(UUID.init(uuidString:)),
-                              let type = r["dataset_type_name"] as? String, let run = r["run"] as? String else {
-                            throw fail("quantum \(idText): a dataset ref lacks dataset_id, dataset_type_name or run")
+                for key in connections.keys.sorted() {
+                    for r in connections[key]! {
+                        guard let rid = UUID(uuidString: r.dataset_id) else {
+                            throw fail("quantum \(idText): bad dataset_id '\(r.dataset_id)'")
                         }
+                        let type = r.dataset_type_name
                         var tdims = typeDims[type]
                         if tdims == nil, let dot = type.firstIndex(of: ".") {
                             // A component (calexp.wcs): the parent's dimensions.
@@ -213,30 +214,22 @@ public enum LSSTGraphFormat {
                             b.addDatasetType(type, dimensions: tdims ?? [], storageClass: "")
                         }
                         guard let td = tdims else { throw fail("quantum \(idText): dataset type '\(type)' is not in the pipeline graph") }
-                        let did = try coordinate(r["data_coordinate"], dims: td, what: "dataset \(rid.lowercased)")
-                        let loc = locations[rid.uuidString.replacingOccurrences(of: "-", with: "").lowercased()]
-                        out.append(b.dataset(type, did, run: run, location: loc, id: rid))
+                        let did = try coordinate(r.data_coordinate, dims: td, what: "dataset \(r.dataset_id)")
+                        let loc = locations.isEmpty ? nil : locations[r.dataset_id.replacingOccurrences(of: "-", with: "").lowercased()]
+                        out.append(b.dataset(type, did, run: r.run, location: loc, id: rid))
                     }
                 }
                 return out
             }
-            b.addQuantum(task: label, dataID: dataID, inputs: try refs("inputs"), outputs: try refs("outputs"), id: id)
+            b.addQuantum(task: q.task_label, dataID: dataID, inputs: try refs(q.inputs), outputs: try refs(q.outputs), id: id)
         }
 
         /// `["Cam1", 0, 2, "r", …]` → a data ID with names: required then implied, universe order.
-        private func coordinate(_ any: Any?, dims: [String], what: String) throws -> DataID {
-            let values = any as? [Any] ?? []
+        private func coordinate(_ values: [DimensionValue], dims: [String], what: String) throws -> DataID {
             guard values.count == dims.count else {
                 throw fail("\(what): data coordinate has \(values.count) values for \(dims.count) dimensions (\(dims.joined(separator: ", ")))")
             }
-            var pairs: [(String, DimensionValue)] = []
-            pairs.reserveCapacity(dims.count)
-            for (name, v) in Swift.zip(dims, values) {
-                if let s = v as? String { pairs.append((name, .string(s))) }
-                else if let n = v as? Int { pairs.append((name, .int(Int64(n)))) }
-                else { throw fail("\(what): value of \(name) is neither a string nor an integer") }
-            }
-            return DataID(pairs)
+            return DataID(keys: dims, values: values)
         }
     }
 }
@@ -364,5 +357,41 @@ final class ZstdDecoder {
             }
         }
         return out
+    }
+}
+
+/// One block of `quantum_datasets.mb`, as pipe_base writes it (field names are the file's).
+struct QuantumBlock: Decodable {
+    var quantum_id: String
+    var task_label: String
+    var data_coordinate: [DimensionValue]
+    var inputs: [String: [DatasetRefBlock]]
+    var outputs: [String: [DatasetRefBlock]]
+    var datastore_records: [String: DatastoreBlock]?
+}
+
+struct DatasetRefBlock: Decodable {
+    var dataset_id: String
+    var dataset_type_name: String
+    var data_coordinate: [DimensionValue]
+    var run: String
+}
+
+struct DatastoreBlock: Decodable {
+    var records: [String: [String: FileRecords]]
+}
+
+struct FileRecords: Decodable {
+    struct File: Decodable { var path: String }
+    var file_datastore_records: [File]?
+}
+
+/// Data coordinate values are JSON integers or strings.
+extension DimensionValue: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int64.self) { self = .int(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a data coordinate value is neither an integer nor a string") }
     }
 }

@@ -83,7 +83,8 @@ struct LSSTGraphTests {
         func expectError(_ name: String, _ bytes: Data, _ words: [String]) throws {
             let path = cli.path(name)
             try bytes.write(to: URL(fileURLWithPath: path))
-            let r = try cli.run(["graph", "info", path])
+            // validate reads every quantum block (info reads only the header and pipeline).
+            let r = try cli.run(["graph", "validate", path])
             #expect(r.status != .exited(0), "\(name) was accepted")
             #expect(r.stderr.contains(path), "\(name): the error names the file: \(r.stderr)")
             for w in words { #expect(r.stderr.contains(w), "\(name): '\(w)' missing from: \(r.stderr)") }
