@@ -46,6 +46,8 @@ public struct SubmissionStatus: Sendable, Codable {
     public var note: String?
     /// `10 Dependency, 2 Resources`: why jobs wait.
     public var pendingReasons: String?
+    /// Something will still run: a job pending or running, or (SLURM) the final job not ended.
+    public var active = false
 
     /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
     public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil) throws -> SubmissionStatus {
@@ -171,6 +173,7 @@ public struct SubmissionStatus: Sendable, Codable {
                 }
             }
         }
+        status.active = elements.contains { $0.state == .pending || $0.state == .running } || (slurm?.isActive ?? false)
         let pending = elements.filter { $0.state == .pending }
         if !pending.isEmpty {
             let why = Dictionary(grouping: pending) { $0.reason ?? "queued" }.mapValues(\.count)

@@ -241,6 +241,18 @@ struct LSSTRunTests {
         #expect(registered.filter { $0.hasPrefix("calexp_like ") }.count == 6, "\(registered.count) registered")
     }
 
+    /// `bps submit` through the ctrl_bps plugin (one line in the bps YAML) to merged outputs on the
+    /// local cluster: Tests/lsst/bps_submit.sh does it with the real ctrl_bps and checks every
+    /// predicted output is registered.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func bpsSubmitWithThePlugin() throws {
+        let cli = try CLI()
+        let r = try cli.run(["--only", "clustered", LSSTKit.venv, LSSTKit.fixtures, cli.path("bps-work")],
+                            executable: LSSTKit.scripts + "/bps_submit.sh", environment: ["QUANTA_BIN": CLI.quanta, "QUANTA_BPS_POLL": "2"])
+        #expect(r.status == .exited(0), "\(r.output.suffix(3000))")
+        #expect(r.stdout.contains("SUCCEEDED"), "\(r.stdout.suffix(2000))")
+    }
+
     func taskLabels(_ graph: String, _ cli: CLI) throws -> [String] {
         let dump = try cli.run(["graph", "dump", graph]).stdout
         let last = dump.split(separator: "\n").last.map(String.init) ?? "{}"

@@ -5,6 +5,7 @@
 #   Tests/lsst/bps_submit.sh [--only plain|clustered] VENV FIXTURES WORKDIR
 #
 # 1. `scripts/lsst-env.sh --bps VENV`: lsst-ctrl-bps and this checkout's python/ in the venv;
+#    then the plugin's unit tests (python/tests, offline);
 # 2. a private copy of the `chain` fixture repo (FIXTURES/chain from Tests/lsst/make_fixtures.sh),
 #    a Quanta site YAML for the local SLURM cluster whose jobs source the venv, and bps YAMLs
 #    that differ from a stock one only by `wmsServiceClass` (+ `quantaSite`);
@@ -77,6 +78,13 @@ t0=$(now)
 t_env=$(secs "$t0" "$(now)")
 bps="$venv/bin/bps"
 butler="$venv/bin/butler"
+
+# The plugin's offline checks first (status/config translation; a second, no cluster needed).
+t0=$(now)
+"$venv/bin/python" -m unittest discover -s "$root/python/tests" >"${TMPDIR:-/tmp}/quanta-bps-unittest.$$.log" 2>&1 ||
+  { cat "${TMPDIR:-/tmp}/quanta-bps-unittest.$$.log" >&2; fail "python/tests (the plugin's unit tests) failed"; }
+say "plugin unit tests: $(grep -oE '^Ran [0-9]+ tests?' "${TMPDIR:-/tmp}/quanta-bps-unittest.$$.log") OK in $(secs "$t0" "$(now)") s"
+rm -f "${TMPDIR:-/tmp}/quanta-bps-unittest.$$.log"
 
 marker="$work/.quanta-bps-test"
 if [ -d "$work" ] && [ -n "$(ls -A "$work" 2>/dev/null)" ]; then
@@ -260,7 +268,9 @@ PY
   output=$(awk '/^  output:/ { print $2 }' "$yaml")
   "$butler" query-collections "$work/repo" "$output" --chains TREE > "$work/bps-$v-chain.txt" 2>&1 ||
     { cat "$work/bps-$v-chain.txt" >&2; fail "[$v] butler query-collections $output failed"; }
-  grep -qF "$out_run" "$work/bps-$v-chain.txt" || { cat "$work/bps-$v-chain.txt" >&2; fail "[$v] $output does not chain $out_run"; }
+  local first
+  first=$(awk -v c="$output" '$1 == c && $2 == "CHAINED" { getline; print $1; exit }' "$work/bps-$v-chain.txt")
+  [ "$first" = "$out_run" ] || { cat "$work/bps-$v-chain.txt" >&2; fail "[$v] $output does not lead with $out_run (first: '$first')"; }
   if [ "$v" = clustered ]; then
     grep -q 'perVisit' "$run_id/quanta_submit.yaml" || fail "[$v] the cluster section did not reach quanta ($run_id/quanta_submit.yaml)"
     "$QUANTA_BIN" status "$run_id/quanta" --json | python3 -c '
