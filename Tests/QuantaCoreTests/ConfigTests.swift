@@ -12,7 +12,7 @@ import Testing
         retryUnlessExit: [1, 2, 3]
         memoryMultiplier: 1.5
         memoryLimit: 64G
-        operator: someone
+        project: someone
         campaign: hsc-rc2
         pipetask:
           isr: {requestMemory: 8G, executor: builtin, builtin: isr, colour: blue}
@@ -32,7 +32,7 @@ import Testing
         #expect(c.clusters[0].equalDimensions.map { [$0.0, $0.1] } == [["visit", "exposure"]])
         #expect(c.clusters[0].settings.requestMemory == 10000)
         #expect(c.payload["output"] == "u/me/out")
-        #expect(c.ignoredKeys == ["campaign", "cluster.c1.flavour", "operator", "pipetask.isr.colour"])
+        #expect(c.ignoredKeys == ["campaign", "cluster.c1.flavour", "pipetask.isr.colour", "project"])
     }
 
     @Test func defaultsAreBps() throws {

@@ -33,7 +33,7 @@ import QuantaGraphIO
 
     func writeConfig(_ cli: CLI, label: String, command: String, extra: String = "") throws {
         let yaml = """
-        operator: someone
+        project: someone
         pipetask:
           \(JSONText.quote(label)):
             command: \(JSONText.quote(command))
@@ -50,7 +50,7 @@ import QuantaGraphIO
         let plan = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
         #expect(plan.status == .exited(0), "\(plan.output)")
         // Unknown keys are reported once, as ignored.
-        #expect(plan.stderr.components(separatedBy: "ignoring keys Quanta does not use: operator").count == 2)
+        #expect(plan.stderr.components(separatedBy: "ignoring keys Quanta does not use: project").count == 2)
         let syntax = try cli.run(["-n", cli.path("sub/submit.sh")], executable: "/bin/bash")
         #expect(syntax.status == .exited(0), "\(syntax.output)")
         for script in try FileManager.default.contentsOfDirectory(atPath: cli.path("sub/scripts")) {
