@@ -50,6 +50,17 @@ enum LSSTKit {
         return out
     }
 
+    /// `pipetask run -g` of the same graph in a second copy of the repository registers exactly
+    /// what Quanta registered in the first (same dataset types and UUIDs).
+    static func expectSameAsPipetaskRun(_ cli: CLI, ours: String, theirs: String, graph: String, outputRun: String) throws {
+        let reference = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-g", graph, "--register-dataset-types"],
+                                    executable: venv + "/bin/pipetask")
+        #expect(reference.status == .exited(0), "\(reference.output)")
+        let a = try datasets(cli, repo: ours, run: outputRun)
+        let b = try datasets(cli, repo: theirs, run: outputRun)
+        #expect(!a.isEmpty && a == b, "Quanta registered \(a.count), pipetask run \(b.count); only ours: \(a.subtracting(b).prefix(3)), only theirs: \(b.subtracting(a).prefix(3))")
+    }
+
     /// A private copy of a fixture (repo and graph), so runs never touch the shared fixtures.
     static func copy(_ shape: String, into cli: CLI, as name: String) throws -> String {
         let dest = cli.path(name)
@@ -124,12 +135,7 @@ struct LSSTRunTests {
         #expect(plan.status == .exited(0), "\(plan.output)")
         let run = try cli.run(["run", "sub"])
         #expect(run.status == .exited(0), "\(run.output)")
-        let reference = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-g", graph, "--register-dataset-types"],
-                                    executable: LSSTKit.venv + "/bin/pipetask")
-        #expect(reference.status == .exited(0), "\(reference.output)")
-        let a = try LSSTKit.datasets(cli, repo: ours, run: outputRun)
-        let b = try LSSTKit.datasets(cli, repo: theirs, run: outputRun)
-        #expect(!a.isEmpty && a == b, "Quanta registered \(a.count), pipetask run \(b.count); only ours: \(a.subtracting(b).prefix(3)), only theirs: \(b.subtracting(a).prefix(3))")
+        try LSSTKit.expectSameAsPipetaskRun(cli, ours: ours, theirs: theirs, graph: graph, outputRun: outputRun)
     }
 
     /// A quantum made to fail (the mock task's fail_condition) leaves its downstream blocked, and
@@ -184,12 +190,7 @@ struct LSSTRunTests {
         let r = try cli.run(["submit", graph, "--repo", ours, "--site", site, "--out", "sub", "--wait", "--poll", "0.5"])
         #expect(r.status == .exited(0), "\(r.output)")
         #expect(r.stdout.contains("Merge: ") && !r.stdout.contains("Merge: not run"), "\(r.stdout)")
-        let reference = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-g", graph, "--register-dataset-types"],
-                                    executable: LSSTKit.venv + "/bin/pipetask")
-        #expect(reference.status == .exited(0), "\(reference.output)")
-        let a = try LSSTKit.datasets(cli, repo: ours, run: outputRun)
-        let b = try LSSTKit.datasets(cli, repo: theirs, run: outputRun)
-        #expect(!a.isEmpty && a == b, "Quanta on SLURM registered \(a.count), pipetask run \(b.count)")
+        try LSSTKit.expectSameAsPipetaskRun(cli, ours: ours, theirs: theirs, graph: graph, outputRun: outputRun)
     }
 
     /// A bps submit YAML as people have it (pipelineYaml, payload, computeSite + site.<name>,
