@@ -35,6 +35,9 @@ let package = Package(
         // libslurm (Debian ships no slurm.pc, so the modulemap links it by name).
         .systemLibrary(name: "CSlurm", providers: [.apt(["libslurm-dev"])]),
         .target(name: "QuantaSlurm", dependencies: ["QuantaCore", "CSlurm"]),
+        // cfitsio (issue 5): long names are macros, wrapped in shim.h.
+        .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio", providers: [.apt(["libcfitsio-dev"])]),
+        .target(name: "QuantaFITS", dependencies: ["QuantaCore", "CFITSIO"]),
         .target(name: "QuantaCommands", dependencies: [
             "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -45,7 +48,7 @@ let package = Package(
             "QuantaExec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm"]),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS"]),
         .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler"]),
     ],
     swiftLanguageModes: [.v6]
