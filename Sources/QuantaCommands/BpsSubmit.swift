@@ -34,7 +34,7 @@ enum BpsSubmit {
         let req = PlanRequest(graphPath: graphPath, config: bps.submit, site: site, repo: repo, submitDir: submitDir,
                               runQuantumPath: Resources.runQuantum, quantaPath: Resources.executable,
                               templatesDir: try Resources.templates(nil),
-                              lsstDriver: try? Resources.folder("python", marker: "quanta_lsst/run_job.py") + "/quanta_lsst/run_job.py")
+                              lsstDriver: Resources.lsstDriver)
         let doc = try Planner.plan(graph, req)
         print(doc.summary, terminator: "")
         return submitDir.root

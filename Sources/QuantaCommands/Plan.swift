@@ -67,7 +67,7 @@ struct Plan: ParsableCommand {
                               submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
                               quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
                               outputRun: options.outputRun, output: options.output,
-                              lsstDriver: try? Resources.folder("python", marker: "quanta_lsst/run_job.py") + "/quanta_lsst/run_job.py")
+                              lsstDriver: Resources.lsstDriver)
         let doc = try Planner.plan(graph, req) { progress.stage($0.rawValue) }
         progress.done()
         return doc

@@ -49,6 +49,16 @@ enum Resources {
         throw QuantaError(.usage, "cannot find the '\(name)' folder next to \(executable); set QUANTA_HOME to the Quanta checkout")
     }
 
+    /// The LSST job driver shipped in `python/quanta_lsst`, if this install has it.
+    static var lsstDriver: String? {
+        (try? folder("python", marker: "quanta_lsst/run_job.py")).map { $0 + "/quanta_lsst/run_job.py" }
+    }
+
+    /// The site a submission was planned for: the copy in its directory, else the original file.
+    static func plannedSite(_ dir: SubmitDirectory, _ plan: PlanDocument) -> SiteConfig? {
+        FileManager.default.fileExists(atPath: dir.siteCopy) ? try? site(dir.siteCopy) : try? site(plan.siteConfig)
+    }
+
     static func templates(_ override: String?) throws -> String {
         if let override { return override }
         if let env = ProcessInfo.processInfo.environment["QUANTA_TEMPLATES"] { return env }

@@ -44,7 +44,7 @@ enum LocalRun {
         let merge = o.runMerge
         o.runMerge = false
         var total = try executeOnce(dir, plan: plan, options: o)
-        let site = FileManager.default.fileExists(atPath: dir.siteCopy) ? try? Resources.site(dir.siteCopy) : try? Resources.site(plan.siteConfig)
+        let site = Resources.plannedSite(dir, plan)
         let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         var round = 0
         while !total.interrupted {

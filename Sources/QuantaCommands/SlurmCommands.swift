@@ -31,7 +31,7 @@ struct SlurmContext {
         dir = SubmitDirectory(path)
         plan = try PlanDocument.read(dir)
         // The copy kept at plan time first: the site as planned, whatever became of its file.
-        site = FileManager.default.fileExists(atPath: dir.siteCopy) ? try? Resources.site(dir.siteCopy) : try? Resources.site(plan.siteConfig)
+        site = Resources.plannedSite(dir, plan)
     }
 
     func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {

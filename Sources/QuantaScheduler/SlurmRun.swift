@@ -296,14 +296,12 @@ public struct SlurmSubmitter {
                     let kind = selection == nil ? d.kind.rawValue : DependencyKind.afterany.rawValue
                     deps += ids.map { "\(kind):\($0)" }
                 }
+                let stem = dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number)
                 for g in groups {
                     var s = SlurmSubmission(script: dir.script(array: array.name),
                                             name: PathSanitizer.safeName("\(plan.submission).\(array.name)"),
                                             array: g.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: g.memory,
-                                            cpus: array.resources.cpus,
-                                            stdout: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".out",
-                                            stderr: dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number) + ".err",
-                                            workDir: dir.root)
+                                            cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
                     s.exclusive = array.packing != nil
                     s.timeMinutes = array.resources.walltime.map { ($0 + 59) / 60 }
                     s.account = site.account
