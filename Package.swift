@@ -31,7 +31,7 @@ let package = Package(
             "QuantaCore", "QuantaButler", "QuantaSlurm",
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
-        .target(name: "QuantaExec", dependencies: ["QuantaCore", "QuantaButler"]),
+        .target(name: "QuantaExec", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS"]),
         // libslurm (Debian ships no slurm.pc, so the modulemap links it by name).
         .systemLibrary(name: "CSlurm", providers: [.apt(["libslurm-dev"])]),
         .target(name: "QuantaSlurm", dependencies: ["QuantaCore", "CSlurm"]),
@@ -39,7 +39,7 @@ let package = Package(
         .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio", providers: [.apt(["libcfitsio-dev"])]),
         .target(name: "QuantaFITS", dependencies: ["QuantaCore", "CFITSIO"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS"]),
-        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler"]),
+        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaFITS"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,4 +57,75 @@ static inline int qf_error_message(char *text) { return fits_read_errmsg(text); 
 static inline int qf_readonly(void) { return READONLY; }
 static inline int qf_readwrite(void) { return READWRITE; }
 static inline int qf_image_hdu(void) { return IMAGE_HDU; }
+/* HDU navigation and layout. */
+static inline int qf_move_rel(fitsfile *f, int n, int *type, int *status) { return fits_movrel_hdu(f, n, type, status); }
+static inline int qf_hdu_number(fitsfile *f) { int n = 0; return fits_get_hdu_num(f, &n); }
+static inline int qf_hdu_addr(fitsfile *f, long long *head, long long *data, long long *end, int *status) {
+    return fits_get_hduaddrll(f, head, data, end, status);
+}
+/* Any image HDU: BITPIX, NAXIS and up to 9 axis lengths. */
+static inline int qf_image_param(fitsfile *f, int *bitpix, int *naxis, long long *naxes, int *status) {
+    return fits_get_img_paramll(f, 9, bitpix, naxis, naxes, status);
+}
+/* count pixels of any image from first (1-based) as floats, NaN for undefined. */
+static inline int qf_read_pixels(fitsfile *f, long long first, long long count, float *out, int *status) {
+    float nulval = 0.0f / 0.0f; int anynul = 0;
+    return fits_read_img(f, TFLOAT, first, count, &nulval, out, &anynul, status);
+}
+static inline long qf_count_nan_float(const float *v, long n) {
+    long k = 0; for (long i = 0; i < n; i++) k += (v[i] != v[i]); return k;
+}
+static inline long qf_count_nan_double(const double *v, long n) {
+    long k = 0; for (long i = 0; i < n; i++) k += (v[i] != v[i]); return k;
+}
+
+/* Binary tables. */
+static inline int qf_binary_tbl(void) { return BINARY_TBL; }
+static inline int qf_ascii_tbl(void) { return ASCII_TBL; }
+static inline int qf_t_double(void) { return TDOUBLE; }
+static inline int qf_t_float(void) { return TFLOAT; }
+static inline int qf_t_longlong(void) { return TLONGLONG; }
+static inline int qf_t_int(void) { return TINT; }
+static inline int qf_t_string(void) { return TSTRING; }
+static inline int qf_create_table(fitsfile *f, long long rows, int cols, char **names, char **forms, char **units,
+                                  const char *extname, int *status) {
+    return fits_create_tbl(f, BINARY_TBL, rows, cols, names, forms, units, extname, status);
+}
+static inline int qf_num_rows(fitsfile *f, long long *rows, int *status) { return fits_get_num_rowsll(f, rows, status); }
+static inline int qf_num_cols(fitsfile *f, int *cols, int *status) { return fits_get_num_cols(f, cols, status); }
+/* typecode (TDOUBLE, TSTRING, ...; negative for variable-length), repeat count and width in bytes. */
+static inline int qf_col_type(fitsfile *f, int col, int *typecode, long long *repeat, long long *width, int *status) {
+    return fits_get_eqcoltypell(f, col, typecode, repeat, width, status);
+}
+static inline int qf_write_col_dbl(fitsfile *f, int col, long long firstRow, long long n, double *v, int *status) {
+    return fits_write_col(f, TDOUBLE, col, firstRow, 1, n, v, status);
+}
+static inline int qf_write_col_lng(fitsfile *f, int col, long long firstRow, long long n, long long *v, int *status) {
+    return fits_write_col(f, TLONGLONG, col, firstRow, 1, n, v, status);
+}
+static inline int qf_write_col_str(fitsfile *f, int col, long long firstRow, long long n, char **v, int *status) {
+    return fits_write_col(f, TSTRING, col, firstRow, 1, n, v, status);
+}
+/* n elements from (firstRow, element 1), NaN for undefined. */
+static inline int qf_read_col_dbl(fitsfile *f, int col, long long firstRow, long long n, double *v, int *status) {
+    double nulval = 0.0 / 0.0; int anynul = 0;
+    return fits_read_col(f, TDOUBLE, col, firstRow, 1, n, &nulval, v, &anynul, status);
+}
+static inline int qf_read_col_lng(fitsfile *f, int col, long long firstRow, long long n, long long *v, int *status) {
+    long long nulval = 0; int anynul = 0;
+    return fits_read_col(f, TLONGLONG, col, firstRow, 1, n, &nulval, v, &anynul, status);
+}
+static inline int qf_read_col_str(fitsfile *f, int col, long long firstRow, long long n, char **v, int *status) {
+    int anynul = 0;
+    return fits_read_col(f, TSTRING, col, firstRow, 1, n, "", v, &anynul, status);
+}
+/* Raw bytes of rows (the whole fixed-width part), for reading a table to its end. */
+static inline int qf_read_table_bytes(fitsfile *f, long long firstRow, long long nbytes, unsigned char *out, int *status) {
+    return fits_read_tblbytes(f, firstRow, 1, nbytes, out, status);
+}
+static inline int qf_row_width(fitsfile *f, long long *width, int *status) {
+    return fits_read_key_lnglng(f, "NAXIS1", width, NULL, status);
+}
+static inline int qf_end_of_file(void) { return END_OF_FILE; }
+static inline void qf_clear_messages(void) { fits_clear_errmsg(); }
 #endif

@@ -103,10 +103,10 @@ public enum StorageClasses {
     public static func fileExtension(_ storageClass: String) -> String {
         switch storageClass {
         case "QuantaImage": return "qimg"
-        case "SourceCatalog", "CSV": return "csv"
+        case "CSV": return "csv"
         case "Text": return "txt"
         case "JSON", "StructuredDataDict": return "json"
-        case "FITS", "ExposureF", "ImageF": return "fits"
+        case "FITS", "ExposureF", "ImageF", "MaskedImageF", "SourceCatalog", "FITSTable": return "fits"
         default: return "dat"
         }
     }

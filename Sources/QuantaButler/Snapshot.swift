@@ -51,9 +51,12 @@ public struct SnapshotMeta: Sendable, Equatable {
     public var output: String?
     public var inputCollections: [String]
     public var graph: String
+    /// What run-quantum checks in FITS outputs.
+    public var validation: ValidationConfig
 
     public init(submission: String, repo: String, datastoreRoot: String, outputRun: String, output: String?,
-                inputCollections: [String], graph: String) {
+                inputCollections: [String], graph: String, validation: ValidationConfig = ValidationConfig()) {
+        self.validation = validation
         self.submission = submission
         self.repo = repo
         self.datastoreRoot = datastoreRoot
@@ -92,7 +95,7 @@ public enum Snapshot {
                     ("submission", meta.submission), ("repo", meta.repo), ("datastoreRoot", meta.datastoreRoot),
                     ("outputRun", meta.outputRun), ("output", meta.output ?? ""),
                     ("inputCollections", meta.inputCollections.joined(separator: "\n")), ("graph", meta.graph),
-                    ("formatVersion", "1"),
+                    ("validation", meta.validation.json), ("formatVersion", "1"),
                 ]
                 for (k, v) in m { try db.execute(sql: "INSERT INTO meta VALUES (?, ?)", arguments: [k, v]) }
                 for (label, t) in tasks.sorted(by: { $0.key < $1.key }) {
@@ -167,7 +170,8 @@ public enum Snapshot {
         return SnapshotMeta(submission: m["submission"] ?? "", repo: m["repo"] ?? "", datastoreRoot: m["datastoreRoot"] ?? "",
                             outputRun: m["outputRun"] ?? "", output: output.isEmpty ? nil : output,
                             inputCollections: (m["inputCollections"] ?? "").split(separator: "\n").map(String.init),
-                            graph: m["graph"] ?? "")
+                            graph: m["graph"] ?? "",
+                            validation: m["validation"].flatMap(ValidationConfig.decode(json:)) ?? ValidationConfig())
     }
 
     public static func meta(path: String) throws -> SnapshotMeta {

@@ -98,6 +98,8 @@ public struct SubmitConfig: Sendable, Equatable {
     public var payload: [String: String]
     /// LSST graphs: how the final job registers outputs (`transfer-from-graph` or `aggregate-graph`).
     public var lsstMerge: String?
+    /// Checks of FITS outputs (`validation`).
+    public var validation = ValidationConfig()
     /// Keys present in the file that Quanta does not use, as dotted paths.
     public var ignoredKeys: [String]
 
@@ -165,6 +167,8 @@ public struct SubmitConfig: Sendable, Equatable {
                     throw reader.fail(key, "use transfer-from-graph or aggregate-graph, got '\(m)'")
                 }
                 config.lsstMerge = m
+            case "validation":
+                config.validation = try reader.validation(value)
             case "computeSite":
                 config.computeSite = try reader.string(value, path: key)
             case "payload":

@@ -106,7 +106,47 @@ struct LSSTJob {
             }
             records.append(record)
         }
-        return Result(records: records, failureClass: nil)
+        return Result(records: validate(records, log: log), failureClass: nil)
+    }
+
+    /// run-qbb has already put outputs in place: a FITS output that fails its checks is moved aside
+    /// (the merge must not register it) and fails its quantum; quanta of this job that read it are
+    /// blocked and their outputs moved aside too. Quanta are in run order, so one pass suffices.
+    func validate(_ records: [QuantumRecord], log: (String) -> Void) -> [QuantumRecord] {
+        var out = records
+        var rejected: [String: String] = [:]  // dataset id → why
+        let rejectDir = runner.dir.root + "/rejected/\(runner.array).\(runner.index).\(attempt)"
+        let root = job.meta.datastoreRoot
+        for (k, q) in job.quanta.enumerated() where out[k].status == .succeeded {
+            if let bad = q.inputs.first(where: { rejected[$0.id.lowercased] != nil }) {
+                let notes = out[k].outputs.map { OutputValidation.reject(root + "/" + $0.path, name: URL(fileURLWithPath: $0.path).lastPathComponent, into: rejectDir) }
+                out[k].status = .blocked
+                out[k].reason = "input \(bad.type) {\(bad.dataID)} failed its checks (\(rejected[bad.id.lowercased]!)); outputs set aside: \(notes.joined(separator: "; "))"
+                out[k].outputs.forEach { rejected[$0.id] = "its input failed its checks" }
+                out[k].outputs = []
+                continue
+            }
+            do {
+                for o in out[k].outputs {
+                    let path = root + "/" + o.path
+                    let spec = q.outputs.first { $0.id.lowercased == o.id }
+                    if let summary = try OutputValidation.check(file: path, shownAs: path, type: o.type, dataID: spec?.dataID ?? .empty,
+                                                                config: job.meta.validation, rejectDir: rejectDir) {
+                        log(summary)
+                    }
+                }
+            } catch {
+                // The checked file is already aside; the quantum's other outputs go too (a quantum is all or nothing).
+                for o in out[k].outputs where FileManager.default.fileExists(atPath: root + "/" + o.path) {
+                    _ = OutputValidation.reject(root + "/" + o.path, name: URL(fileURLWithPath: o.path).lastPathComponent, into: rejectDir)
+                }
+                out[k].outputs.forEach { rejected[$0.id] = "\(error)" }
+                out[k].status = .failed
+                out[k].reason = "\(error)"
+                out[k].outputs = []
+            }
+        }
+        return out
     }
 
     /// The first line of the LSST log that reports an error, preferring one naming the task.

@@ -165,6 +165,14 @@ public struct JobRunner: Sendable {
                     throw QuantaError(.execution, "no output \(o.spec.type) {\(o.spec.dataID)}: the task exited 0 but did not write \(o.tmp)")
                 }
             }
+            // Data, not exit codes: every FITS output reads to its end within its type's limits.
+            let rejectDir = dir.root + "/rejected/\(array).\(index).\(attempt)"
+            for o in outputs {
+                if let summary = try OutputValidation.check(file: o.tmp, shownAs: o.final, type: o.spec.type, dataID: o.spec.dataID,
+                                                            config: job.meta.validation, rejectDir: rejectDir) {
+                    logFile.write("# \(summary)\n")
+                }
+            }
             for o in outputs {
                 guard rename(o.tmp, o.final) == 0 else {
                     throw QuantaError(.io, "cannot rename \(o.tmp) to \(o.final): \(String(cString: strerror(errno)))")

@@ -90,7 +90,8 @@ public enum Planner {
         progress(.snapshot)
         let meta = SnapshotMeta(submission: submission, repo: req.repo.root, datastoreRoot: req.repo.datastoreRoot,
                                 outputRun: outputRun, output: output, inputCollections: inputs,
-                                graph: URL(fileURLWithPath: req.graphPath).standardizedFileURL.path)
+                                graph: URL(fileURLWithPath: req.graphPath).standardizedFileURL.path,
+                                validation: req.config.validation)
         var runGraph = graph
         if let override = req.outputRun, let old = graph.outputRun, let i = runGraph.runs.firstIndex(of: old) {
             runGraph.runs[i] = override
