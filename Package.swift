@@ -48,8 +48,8 @@ let package = Package(
             "QuantaExec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS"]),
-        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaFITS"]),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS", "QuantaExec"]),
+        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaFITS", "QuantaExec"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,14 @@ static inline int qf_create_float_image(fitsfile *f, long width, long height, in
     long naxes[2] = { width, height };
     return fits_create_img(f, FLOAT_IMG, 2, naxes, status);
 }
+static inline int qf_create_int_image(fitsfile *f, long width, long height, int *status) {
+    long naxes[2] = { width, height };
+    return fits_create_img(f, LONG_IMG, 2, naxes, status);
+}
+static inline int qf_write_int_rows(fitsfile *f, long width, long firstRow, long rows, int *data, int *status) {
+    return fits_write_img(f, TINT, firstRow * width + 1, rows * width, data, status);
+}
+static inline int qf_create_empty(fitsfile *f, int *status) { return fits_create_img(f, BYTE_IMG, 0, NULL, status); }
 static inline int qf_image_size(fitsfile *f, int *naxis, long *width, long *height, int *status) {
     long naxes[2] = { 0, 0 };
     fits_get_img_dim(f, naxis, status);

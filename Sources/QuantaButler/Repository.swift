@@ -106,6 +106,7 @@ public enum StorageClasses {
         case "CSV": return "csv"
         case "Text": return "txt"
         case "JSON", "StructuredDataDict": return "json"
+        case "PNG": return "png"
         case "FITS", "ExposureF", "ImageF", "MaskedImageF", "SourceCatalog", "FITSTable": return "fits"
         default: return "dat"
         }

@@ -8,16 +8,23 @@ import QuantaScheduler
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make a small repository and a 3-step graph (isr → calibrate → gather), plan it, run it locally, merge.",
-        discussion: "Everything lands in --workdir: repo/, demo.qgn, demo-submit.yaml and submit/.")
+        abstract: "Make a synthetic survey, ingest it, and run a 5-task image pipeline (isr → calibrate → makeWarp → assembleCoadd → detectCoadd) locally or on SLURM.",
+        discussion: """
+        Everything lands in --workdir: camera/ (the raw, bias and flat FITS files), repo/, truth.fits,
+        demo.qgn, demo-submit.yaml and submit/. At the end the objects found on the coadds are matched to
+        the injected stars (the science check) and PNG previews of the coadds are listed.
+        """)
 
     @Option(name: .long, help: "Where to put the demo (replaced if it holds an earlier demo).")
     var workdir = "quanta-demo"
 
-    @Option(name: .long, help: "Number of visits.") var visits = 3
-    @Option(name: .long, help: "Detectors per visit.") var detectors = 4
-    @Option(name: .long, help: "Image side in pixels.") var size = 64
-    @Option(name: .long, help: "Write this many raws corrupt, to see failures and 'restart'.") var corrupt = 0
+    @Option(name: .long, help: "Visits per band (two bands, g and r).") var visits = 3
+    @Option(name: .long, help: "Detectors per visit (on a near-square grid).") var detectors = 4
+    @Option(name: .long, help: "Detector side in pixels.") var size = 128
+    @Option(name: .long, help: "Write this many raws corrupt (cut short). 'check-raws' finds them; they stay out of the graph unless --keep-corrupt.")
+    var corrupt = 0
+    @Flag(name: .long, help: "Put corrupt raws in the graph anyway, to see failures, 'status' and 'restart'.") var keepCorrupt = false
+    @Option(name: .long, help: "Random seed of the survey.") var seed: UInt64 = 42
     @Option(name: .long, help: "Site config to plan for (default: local, or local-slurm with --slurm).") var site: String?
     @Flag(name: .long, help: "Submit to the SLURM cluster (scripts/slurm-cluster.sh start) instead of running locally, and wait for the end.")
     var slurm = false
@@ -27,8 +34,8 @@ struct Demo: ParsableCommand {
 
     func validate() throws {
         guard visits > 0, detectors > 0 else { throw ValidationError("--visits and --detectors must be at least 1") }
-        guard size >= 16 else { throw ValidationError("--size must be at least 16 pixels") }
-        guard corrupt >= 0, corrupt <= visits * detectors else { throw ValidationError("--corrupt must be between 0 and visits × detectors") }
+        guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
+        guard corrupt >= 0, corrupt <= visits * 2 * detectors else { throw ValidationError("--corrupt must be between 0 and the number of raws (2 × visits × detectors)") }
     }
 
     func run() throws {
@@ -45,21 +52,39 @@ struct Demo: ParsableCommand {
         try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
         try AtomicFile.write("quanta demo workdir; 'quanta demo' replaces it\n", to: marker)
 
-        let survey = DemoSurvey(visits: visits, detectors: detectors, size: size, corrupt: corrupt)
+        let survey = DemoSurvey(visitsPerBand: visits, detectors: detectors, size: size, corrupt: corrupt, seed: seed)
         print("Quanta demo in \(root)")
+        let started = Date()
+        let camera = Progress("  writing raws")
+        let written = try survey.writeCameraFiles(to: root + "/camera", detectors: detectors) { camera.update($0, $1) }
+        camera.done()
+        try survey.writeTruth(to: root + "/truth.fits")
+        let raws = written.files.filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix("raw_") }
+        print("  1. camera: \(raws.count) raws (\(survey.design.visits.count) visits in g and r × \(detectors) detectors of \(size)² pixels), \(written.files.count - raws.count) bias and flat frames, \(survey.design.stars.count) stars in truth.fits (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+
+        let bad = RawIngest.check(written.files)
+        var toIngest = written.files
+        if bad.isEmpty {
+            print("     check-raws: all \(written.files.count) files read to the end")
+        } else {
+            print("     check-raws: \(bad.count) corrupt — \(keepCorrupt ? "kept in the graph (--keep-corrupt)" : "left out of the graph"):")
+            for b in bad { print("       \(b.problem.hasPrefix(b.path) ? b.problem : b.path + ": " + b.problem)") }
+            if !keepCorrupt { toIngest.removeAll { p in bad.contains { $0.path == p } } }
+        }
         let repo = try Repository.create(at: root + "/repo")
-        let ingest = Progress("  writing raws")
-        let raws = try survey.ingestRaws(repo: repo) { ingest.update($0, $1) }
-        ingest.done()
-        print("  1. repository \(repo.root): \(raws.count) raws (\(visits) visits × \(detectors) detectors) in \(DemoSurvey.inputRun)\(corrupt > 0 ? ", \(corrupt) corrupt" : "")")
+        let ingested = try RawIngest.ingest(toIngest, into: repo)
+        try survey.registerSkyMap(repo: repo)
+        let map = survey.design.skyMap
+        print("  2. repository \(repo.root): ingested \(ingested.added.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")); sky map of \(map.patchCount) patches of \(map.patchSize)² pixels")
 
         let stamp = Self.timestamp()
-        let graph = survey.graph(raws: raws, outputRun: "demo/out/\(stamp)", output: "demo/out")
+        let graph = try DemoSurvey.graph(repo: repo, outputRun: "demo/out/\(stamp)", output: "demo/out")
         let graphPath = root + "/demo.\(NativeGraphFormat.fileExtension)"
         try NativeGraphFormat.write(graph, to: graphPath)
         let configPath = root + "/demo-submit.yaml"
         try AtomicFile.write(DemoSurvey.submitConfig, to: configPath)
-        print("  2. graph \(graphPath): \(graph.quanta.count) quanta of isr, calibrate, gather")
+        let perTask = graph.tasks.indices.map { t in graph.quanta.filter { Int($0.task) == t }.count }
+        print("  3. graph \(graphPath): \(graph.quanta.count) quanta (\(zip(graph.tasks, perTask).map { "\($0.0.label) \($0.1)" }.joined(separator: ", ")))")
 
         let siteName = site ?? (slurm ? "local-slurm" : "local")
         var options = try PlanOptions.parse(["--repo", repo.root, "--config", configPath, "--site", siteName])
@@ -77,7 +102,7 @@ struct Demo: ParsableCommand {
             let p = perLabel[l]!
             return p.arrays == 1 ? "\(l)[\(p.jobs)]" : "\(l)[\(p.jobs) in \(p.arrays) arrays]"
         }.joined(separator: ", ")
-        print("  3. planned \(plan.jobs) jobs in \(plan.arrays.count) arrays (\(arrays)) + merge in \(String(format: "%.3f", plan.planSeconds)) s → \(submitDir.root)")
+        print("  4. planned \(plan.jobs) jobs in \(plan.arrays.count) arrays (\(arrays)) + merge in \(String(format: "%.3f", plan.planSeconds)) s → \(submitDir.root)")
         if planOnly {
             print("\nRun it with: quanta run \(shellQuote(submitDir.root))")
             return
@@ -89,16 +114,16 @@ struct Demo: ParsableCommand {
             let backend = try backendOption.open()
             let ctx = try SlurmContext(submitDir.root)
             let record = try ctx.submitter(backend).submitAll()
-            print("  4. submitted to SLURM with \(backend): \(record.rounds[0].arrays.map { "\($0.array)=\($0.jobID)" }.joined(separator: " ")), final job \(record.rounds[0].finalJob.map(String.init) ?? "-")")
+            print("  5. submitted to SLURM with \(backend): \(record.rounds[0].arrays.map { "\($0.array)=\($0.jobID)" }.joined(separator: " ")), final job \(record.rounds[0].finalJob.map(String.init) ?? "-")")
             let (s, view) = try ctx.wait(backend, poll: 0.5)
             status = s
-            print("  5. submit to merged: \(String(format: "%.1f", Date().timeIntervalSince(started))) s, \(view?.record.sbatchCalls ?? 0) sbatch calls, \(view?.record.rounds.count ?? 1) round(s)\n")
+            print("  6. submit to merged: \(String(format: "%.1f", Date().timeIntervalSince(started))) s, \(view?.record.sbatchCalls ?? 0) sbatch calls, \(view?.record.rounds.count ?? 1) round(s)\n")
         } else {
             var o = LocalBackend.Options()
             o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
             let s = try LocalRun.execute(submitDir, plan: plan, options: o)
             summary = s
-            print("  4. ran locally in \(String(format: "%.2f", s.seconds)) s (\(s.elements) jobs, \(o.parallel) at a time) and merged\n")
+            print("  5. ran locally in \(String(format: "%.2f", s.seconds)) s (\(s.elements) jobs, \(o.parallel) at a time) and merged\n")
             status = try SubmissionStatus.read(submitDir)
         }
         print(status.render(showElements: false))
@@ -108,6 +133,22 @@ struct Demo: ParsableCommand {
         print("  files:  \(repo.datastoreRoot)/demo/out/\(stamp)/")
         print("  list:   quanta repo query \(shellQuote(repo.root)) --collections demo/out")
         print("  status: quanta status \(shellQuote(submitDir.root))")
+        if status.isComplete {
+            let check = try ScienceCheck.run(truth: root + "/truth.fits", repo: repo, run: plan.outputRun, design: survey.design)
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try AtomicFile.write(try e.encode(check), to: root + "/science-check.json")
+            let t = check.tolerances
+            print("\nScience check: objects on the coadds vs the \(survey.design.stars.count) injected stars (coadd SNR ≥ \(Int(t.minSNR)), match within \(t.matchRadiusArcsec)\")")
+            TextTable.render(header: ScienceCheck.header, rows: check.table).forEach { print("  " + $0) }
+            print("  tolerances: complete ≥ \(Int(t.minCompleteness * 100)) %, median offset ≤ \(t.maxMedianOffsetArcsec)\", |flux bias| ≤ \(Int(t.maxAbsFluxBias * 100)) %, scatter ≤ \(Int(t.maxFluxScatter * 100)) % → \(check.judgeable ? (check.passed ? "passed" : "FAILED") : "too few stars to judge; make a bigger survey") (science-check.json)")
+            let previews = try registry.datasets(runs: [plan.outputRun], types: ["deepCoadd_preview"]).map { repo.absolutePath($0.path) }
+            if let first = previews.first {
+                print("  coadd previews (PNG): \(previews.count), e.g. \(first)")
+            }
+            if check.judgeable && !check.passed { throw ExitCode(1) }
+        }
         if !status.isComplete {
             print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")
         }

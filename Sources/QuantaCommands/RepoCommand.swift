@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import QuantaButler
 import QuantaCore
+import QuantaExec
 
 struct RepoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repo", abstract: "Create and query native repositories.",
-        subcommands: [Create.self, Query.self, Collections.self])
+        subcommands: [Create.self, Ingest.self, Query.self, Collections.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a repository (SQLite registry + POSIX datastore).")
@@ -15,6 +16,30 @@ struct RepoCommand: ParsableCommand {
         func run() throws {
             let repo = try Repository.create(at: path)
             print("Created repository \(repo.root) (registry \(repo.registryPath), datastore \(repo.datastoreRoot))")
+        }
+    }
+
+    struct Ingest: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ingest raw, bias and flat FITS files; data IDs come from their headers.",
+            discussion: """
+            Reads INSTRUME, OBSTYPE (science/bias/flat), EXPID, DETECTOR, FILTER and DAYOBS from each primary
+            header: raws become {instrument, exposure, detector, band, day_obs} in INSTRUMENT/raw/all, biases
+            {instrument, detector} and flats {instrument, detector, band} in INSTRUMENT/calib. Files are copied
+            into the datastore; ingesting the same file again changes nothing. Check them first with 'quanta check-raws'.
+            """)
+        @Argument(help: "Repository.") var repo: String
+        @Argument(help: "FITS files or directories (searched for *.fits).") var files: [String]
+
+        func run() throws {
+            let repository = try Repository(root: repo)
+            let paths = try RawIngest.expand(files)
+            guard !paths.isEmpty else { throw ValidationError("no FITS files in \(files.joined(separator: " "))") }
+            let progress = Progress("ingesting")
+            let s = try RawIngest.ingest(paths, into: repository) { progress.update($0, $1) }
+            progress.done()
+            let counts = s.added.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            print("Ingested \(counts) into \(s.runs.sorted().joined(separator: ", "))\(s.alreadyThere > 0 ? " (\(s.alreadyThere) already there, unchanged)" : "")")
         }
     }
 

@@ -1,132 +1,253 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import QuantaButler
 import QuantaCore
+import QuantaFITS
 
-/// A small synthetic survey and its 3-step pipeline: what `quanta demo` runs with nothing but Quanta.
+/// The demo survey: what a small camera would hand over (raw, bias and flat FITS files with
+/// headers and a TAN WCS), the sky map, the truth catalogue, and the five-task image pipeline's
+/// graph built from what a repository holds.
 public struct DemoSurvey: Sendable {
-    public var visits: Int
-    public var detectors: Int
-    /// Image side in pixels (plus overscan).
-    public var size: Int
-    /// How many raws to write corrupt (for trying failure handling).
-    public var corrupt: Int
+    public let design: SurveyDesign
+    /// How many raws to write corrupt (cut short, like an interrupted transfer).
+    public let corrupt: Int
 
-    public init(visits: Int, detectors: Int, size: Int = 64, corrupt: Int = 0) {
-        self.visits = visits
-        self.detectors = detectors
-        self.size = size
+    public static let instrument = "QuantaCam"
+    public static let skymapName = "demo"
+    public static let skymapRun = "skymaps"
+    public static let universe = ["instrument", "skymap", "tract", "patch", "band", "day_obs", "exposure", "visit", "detector"]
+
+    /// `detectors` fill a grid as square as their count allows (4 → 2×2, 6 → 3×2, 3 → 3×1).
+    public init(visitsPerBand: Int, detectors: Int, size: Int = 128, corrupt: Int = 0, seed: UInt64 = 42) {
+        let ny = (1...max(1, detectors)).last { detectors % $0 == 0 && $0 * $0 <= detectors } ?? 1
+        let nx = max(1, detectors) / ny
+        design = SurveyDesign(visitsPerBand: visitsPerBand, detectorsX: nx, detectorsY: ny, detectorSize: size, seed: seed)
         self.corrupt = corrupt
     }
 
-    public static let instrument = "QuantaCam"
-    public static let inputRun = "demo/raw"
-    public static let universe = ["instrument", "visit", "detector"]
-
-    public func visitIDs() -> [Int64] { (0..<visits).map { 1000 + Int64($0) * 2 } }
-
-    /// Data IDs of raws written corrupt, spread over the survey.
-    public func corruptDataIDs() -> [DataID] {
-        let all = visitIDs().flatMap { v in (0..<detectors).map { d in (v, Int64(d)) } }
-        guard corrupt > 0, !all.isEmpty else { return [] }
-        let step = max(1, all.count / corrupt)
-        return stride(from: step / 2, to: all.count, by: step).prefix(corrupt).map { rawID(all[$0].0, all[$0].1) }
+    /// Every (visit, detector) pair that has a detector (the grid may have more slots than detectors).
+    func exposures(detectors: Int) -> [(visit: SurveyDesign.Visit, detector: Int)] {
+        design.visits.flatMap { v in (0..<min(detectors, design.detectorCount)).map { (v, $0) } }
     }
 
-    func rawID(_ visit: Int64, _ detector: Int64) -> DataID {
-        DataID([("instrument", .string(Self.instrument)), ("visit", .int(visit)), ("detector", .int(detector))])
-    }
-
-    /// Writes raws into the repository's datastore and registers them in `demo/raw`.
-    /// Returns each raw's data ID with its UUID and datastore path.
-    public func ingestRaws(repo: Repository, progress: (Int, Int) -> Void = { _, _ in }) throws -> [(DataID, UUID, String)] {
-        let registry = try Registry(path: repo.registryPath)
-        try registry.registerDatasetType(name: "raw", dimensions: Self.universe, storageClass: "QuantaImage")
-        try registry.registerCollection(Self.inputRun, type: .run)
-        let bad = Set(corruptDataIDs())
-        var out: [(DataID, UUID, String)] = []
-        var records: [DatasetRecord] = []
-        let total = visits * detectors
-        for v in visitIDs() {
-            for d in 0..<Int64(detectors) {
-                let id = rawID(v, d)
-                let rel = repo.relativePath(run: Self.inputRun, datasetType: "raw", storageClass: "QuantaImage", dataID: id)
-                let abs = repo.absolutePath(rel)
-                try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: abs).deletingLastPathComponent().path,
-                                                        withIntermediateDirectories: true)
-                var data = makeRaw(visit: v, detector: d).encoded()
-                if bad.contains(id) { data = data.prefix(data.count / 3) }  // a truncated transfer
-                try AtomicFile.write(data, to: abs)
-                let uuid = UUID.v7()
-                records.append(DatasetRecord(id: uuid.lowercased, datasetType: "raw", run: Self.inputRun, dataID: id.json,
-                                             path: rel, size: Int64(data.count), checksum: nil))
-                out.append((id, uuid, rel))
-                progress(out.count, total)
+    /// Writes raws, one bias per detector and one flat per detector and band into `dir`; returns the
+    /// files and which raws were cut short.
+    public func writeCameraFiles(to dir: String, detectors: Int, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> (files: [String], corrupt: [String]) {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let d = design
+        var files: [String] = []
+        let n = min(detectors, d.detectorCount)
+        for det in 0..<n {
+            let bias = dir + "/bias_det\(det).fits"
+            try writeImage(d.makeBias(detector: det), to: bias) { f in
+                try common(f, type: "bias", detector: det)
+                try f.write(key: "OVERSCAN", .integer(Int64(d.overscan)), comment: "overscan columns at the left")
             }
-        }
-        _ = try registry.insert(records)
-        return out
-    }
-
-    /// One raw: overscan with the bias, then bias + sky + Gaussian stars + noise.
-    public func makeRaw(visit: Int64, detector: Int64) -> QImage {
-        var rng = SeededRandom(seed: UInt64(visit) &* 1_000_003 &+ UInt64(detector))
-        let w = size + BuiltinTasks.overscan, h = size
-        var img = QImage(width: w, height: h)
-        let bias: Float = 1000, sky: Float = 50 + Float(detector), noise = 5.0
-        let stars = (0..<(5 + Int(rng.next() % 6))).map { _ in
-            (x: Double(BuiltinTasks.overscan) + 4 + Double(rng.next() % UInt64(size - 8)), y: 4 + Double(rng.next() % UInt64(size - 8)),
-             flux: 2000 + Double(rng.next() % 18000))
-        }
-        let psf = 1.5
-        for y in 0..<h {
-            for x in 0..<w {
-                var v = Double(bias) + noise * rng.gaussian()
-                if x >= BuiltinTasks.overscan {
-                    v += Double(sky)
-                    for s in stars {
-                        let r2 = (Double(x) - s.x) * (Double(x) - s.x) + (Double(y) - s.y) * (Double(y) - s.y)
-                        if r2 < 64 { v += s.flux / (2 * .pi * psf * psf) * exp(-r2 / (2 * psf * psf)) }
-                    }
+            files.append(bias)
+            for band in d.bands {
+                let flat = dir + "/flat_\(band)_det\(det).fits"
+                try writeImage(d.makeFlat(detector: det), to: flat) { f in
+                    try common(f, type: "flat", detector: det)
+                    try f.write(key: "FILTER", .string(band))
                 }
-                img[x, y] = Float(v)
+                files.append(flat)
             }
         }
-        return img
+        let all = exposures(detectors: detectors)
+        let cut = Set(corruptIndices(all.count))
+        var corruptFiles: [String] = []
+        for (k, e) in all.enumerated() {
+            let path = dir + "/raw_\(e.visit.id)_det\(e.detector).fits"
+            var wcs = d.detectorWCS(visit: e.visit.id, detector: e.detector)
+            wcs.crpix1 += Double(d.overscan)  // the raw's columns include the overscan
+            try writeImage(d.makeRaw(visit: e.visit.id, detector: e.detector), to: path) { f in
+                try common(f, type: "science", detector: e.detector)
+                try f.write(key: "EXPID", .integer(Int64(e.visit.id)), comment: "exposure id")
+                try f.write(key: "FILTER", .string(e.visit.band))
+                try f.write(key: "DAYOBS", .integer(Int64(e.visit.dayObs)))
+                try f.write(key: "EXPTIME", .double(30))
+                try f.write(key: "SEEING", .double(e.visit.psfSigma * 2.3548 * d.pixelScaleArcsec), comment: "PSF FWHM (arcsec)")
+                try f.write(key: "GAIN", .double(d.gain), comment: "e-/ADU")
+                try f.write(key: "RDNOISE", .double(d.readNoise), comment: "ADU")
+                try f.write(key: "SATURATE", .double(Double(d.saturation)))
+                try f.write(key: "OVERSCAN", .integer(Int64(d.overscan)), comment: "overscan columns at the left")
+                try wcs.write(f)
+            }
+            if cut.contains(k) {
+                // An interrupted transfer: the header and part of the data.
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                try AtomicFile.write(data.prefix(2880 + (data.count - 2880) / 3), to: path)
+                corruptFiles.append(path)
+            }
+            files.append(path)
+            progress(k + 1, all.count)
+        }
+        return (files, corruptFiles)
     }
 
-    /// The graph: isr and calibrate per (visit, detector), gather per visit.
-    public func graph(raws: [(DataID, UUID, String)], outputRun: String, output: String) -> QuantumGraph {
-        var b = GraphBuilder(universe: Self.universe, metadata: [
-            "outputRun": outputRun, "output": output, "inputCollections": Self.inputRun,
-            "pipeline": "quanta demo: isr → calibrate → gather", "instrument": Self.instrument,
-        ])
-        let det = Self.universe, vis = ["instrument", "visit"]
-        b.addDatasetType("raw", dimensions: det, storageClass: "QuantaImage")
-        b.addDatasetType("postISR", dimensions: det, storageClass: "QuantaImage")
-        b.addDatasetType("calexp", dimensions: det, storageClass: "QuantaImage")
-        b.addDatasetType("src", dimensions: det, storageClass: "SourceCatalog")
-        b.addDatasetType("visitSrc", dimensions: vis, storageClass: "SourceCatalog")
-        b.addTask(TaskNode(label: "isr", dimensions: det, inputTypes: ["raw"], outputTypes: ["postISR"]))
-        b.addTask(TaskNode(label: "calibrate", dimensions: det, inputTypes: ["postISR"], outputTypes: ["calexp", "src"]))
-        b.addTask(TaskNode(label: "gather", dimensions: vis, inputTypes: ["src"], outputTypes: ["visitSrc"]))
-        var srcByVisit: [DimensionValue: [Int32]] = [:]
-        var visitOrder: [DimensionValue] = []
-        for (id, uuid, path) in raws {
-            let raw = b.dataset("raw", id, run: Self.inputRun, location: path, id: uuid)
-            let post = b.dataset("postISR", id, run: outputRun)
-            b.addQuantum(task: "isr", dataID: id, inputs: [raw], outputs: [post])
-            let calexp = b.dataset("calexp", id, run: outputRun)
-            let src = b.dataset("src", id, run: outputRun)
-            b.addQuantum(task: "calibrate", dataID: id, inputs: [post], outputs: [calexp, src])
-            let v = id["visit"]!
-            if srcByVisit[v] == nil { visitOrder.append(v) }
-            srcByVisit[v, default: []].append(src)
+    func corruptIndices(_ total: Int) -> [Int] {
+        guard corrupt > 0, total > 0 else { return [] }
+        let step = max(1, total / corrupt)
+        return Array(stride(from: step / 2, to: total, by: step).prefix(corrupt))
+    }
+
+    func common(_ f: FITSFile, type: String, detector: Int) throws {
+        try f.write(key: "INSTRUME", .string(Self.instrument))
+        try f.write(key: "OBSTYPE", .string(type))
+        try f.write(key: "DETECTOR", .integer(Int64(detector)))
+    }
+
+    func writeImage(_ p: Plane, to path: String, header: (FITSFile) throws -> Void) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        unlink(tmp)
+        let f = try FITSFile(create: tmp)
+        try f.writeImage(width: p.width, height: p.height, pixels: p.pixels)
+        try header(f)
+        try f.writeChecksum()
+        try f.close()
+        guard rename(tmp, path) == 0 else { throw QuantaError(.io, "cannot rename \(tmp) to \(path)") }
+    }
+
+    /// The injected stars: id, ra, dec and a flux per band (ADU in the flat-fielded image).
+    public func writeTruth(to path: String) throws {
+        let s = design.stars
+        var columns: [FITSFile.Column] = [
+            .init("id", .integer(s.map { Int64($0.id) })),
+            .init("ra", unit: "deg", .double(s.map(\.ra))),
+            .init("dec", unit: "deg", .double(s.map(\.dec))),
+        ]
+        for b in design.bands { columns.append(.init("flux_\(b)", unit: "adu", .double(s.map { $0.flux[b] ?? .nan }))) }
+        unlink(path)
+        let f = try FITSFile(create: path)
+        try f.writeEmptyImage()
+        try f.writeTable(name: "TRUTH", columns: columns)
+        try f.writeChecksum()
+        try f.close()
+    }
+
+    /// Registers the sky map dataset ({skymap}) in run `skymaps`.
+    public func registerSkyMap(repo: Repository) throws {
+        let id = DataID([("skymap", .string(Self.skymapName))])
+        let rel = repo.relativePath(run: Self.skymapRun, datasetType: "skyMap", storageClass: "JSON", dataID: id)
+        let abs = repo.absolutePath(rel)
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: abs).deletingLastPathComponent().path,
+                                                withIntermediateDirectories: true)
+        let data = SkyMapFile.encode(design.skyMap)
+        try AtomicFile.write(data, to: abs)
+        let registry = try Registry(path: repo.registryPath)
+        try registry.registerDatasetType(name: "skyMap", dimensions: ["skymap"], storageClass: "JSON")
+        try registry.registerCollection(Self.skymapRun, type: .run)
+        var crc = CRC32()
+        data.withUnsafeBytes { crc.update($0) }
+        _ = try registry.insert([DatasetRecord(id: UUID.v7().lowercased, datasetType: "skyMap", run: Self.skymapRun, dataID: id.json,
+                                               path: rel, size: Int64(data.count), checksum: String(format: "crc32:%08x", crc.value))])
+    }
+
+    /// The pipeline's graph from what `repo` holds: every raw with its bias and flat, the sky map, and
+    /// patch overlaps computed from each raw's own WCS header.
+    public static func graph(repo: Repository, outputRun: String, output: String) throws -> QuantumGraph {
+        let registry = try Registry(path: repo.registryPath)
+        let runs = RawIngest.runs(instrument: instrument)
+        let inputs = [runs.raw, runs.calib, skymapRun]
+        let rows = try registry.datasets(runs: inputs, types: ["raw", "bias", "flat", "skyMap"])
+        func uuid(_ r: DatasetRecord) -> UUID { UUID(uuidString: r.id) ?? UUID.v7() }
+        guard let mapRow = rows.first(where: { $0.datasetType == "skyMap" }) else {
+            throw QuantaError(.planning, "\(repo.root): no skyMap dataset in run \(skymapRun)")
         }
-        for v in visitOrder {
-            let id = DataID([("instrument", .string(Self.instrument)), ("visit", v)])
-            b.addQuantum(task: "gather", dataID: id, inputs: srcByVisit[v]!, outputs: [b.dataset("visitSrc", id, run: outputRun)])
+        let map = try SkyMapFile.read(repo.absolutePath(mapRow.path))
+        var b = GraphBuilder(universe: universe, metadata: [
+            "outputRun": outputRun, "output": output, "inputCollections": inputs.joined(separator: ","),
+            "pipeline": "quanta demo: isr → calibrate → makeWarp → assembleCoadd → detectCoadd", "instrument": instrument,
+        ])
+        let exp = ["instrument", "exposure", "detector"], vis = ["instrument", "visit", "detector"]
+        let warpDims = ["skymap", "tract", "patch", "visit"], coaddDims = ["skymap", "tract", "patch", "band"]
+        b.addDatasetType("raw", dimensions: RawIngest.rawDimensions, storageClass: "ExposureF")
+        b.addDatasetType("bias", dimensions: ["instrument", "detector"], storageClass: "ExposureF")
+        b.addDatasetType("flat", dimensions: ["instrument", "detector", "band"], storageClass: "ExposureF")
+        b.addDatasetType("skyMap", dimensions: ["skymap"], storageClass: "JSON")
+        b.addDatasetType("postISRCCD", dimensions: exp, storageClass: "ExposureF")
+        b.addDatasetType("calexp", dimensions: vis, storageClass: "ExposureF")
+        b.addDatasetType("src", dimensions: vis, storageClass: "SourceCatalog")
+        b.addDatasetType("deepCoadd_directWarp", dimensions: warpDims, storageClass: "ExposureF")
+        b.addDatasetType("deepCoadd", dimensions: coaddDims, storageClass: "ExposureF")
+        b.addDatasetType("deepCoadd_preview", dimensions: coaddDims, storageClass: "PNG")
+        b.addDatasetType("deepCoadd_obj", dimensions: coaddDims, storageClass: "SourceCatalog")
+        b.addTask(TaskNode(label: "isr", dimensions: exp, inputTypes: ["raw", "bias", "flat"], outputTypes: ["postISRCCD"]))
+        b.addTask(TaskNode(label: "calibrate", dimensions: vis, inputTypes: ["postISRCCD"], outputTypes: ["calexp", "src"]))
+        b.addTask(TaskNode(label: "makeWarp", dimensions: warpDims, inputTypes: ["calexp", "skyMap"], outputTypes: ["deepCoadd_directWarp"]))
+        b.addTask(TaskNode(label: "assembleCoadd", dimensions: coaddDims, inputTypes: ["deepCoadd_directWarp", "skyMap"],
+                           outputTypes: ["deepCoadd", "deepCoadd_preview"]))
+        b.addTask(TaskNode(label: "detectCoadd", dimensions: coaddDims, inputTypes: ["deepCoadd", "skyMap"], outputTypes: ["deepCoadd_obj"]))
+
+        let skyMapID = b.dataset("skyMap", try DataID(json: mapRow.dataID), run: mapRow.run, location: mapRow.path, id: uuid(mapRow))
+        var calibs: [String: Int32] = [:]
+        for r in rows where r.datasetType == "bias" || r.datasetType == "flat" {
+            let id = try DataID(json: r.dataID)
+            calibs["\(r.datasetType) \(id.json)"] = b.dataset(r.datasetType, id, run: r.run, location: r.path, id: uuid(r))
+        }
+        let inst = DimensionValue.string(instrument)
+        // (visit, patch) → calexps; (band, patch) → visits.
+        var warpInputs: [Int64: [Int: [Int32]]] = [:]
+        var visitBand: [Int64: String] = [:]
+        for r in rows.filter({ $0.datasetType == "raw" }).sorted(by: { $0.dataID < $1.dataID }) {
+            let id = try DataID(json: r.dataID)
+            guard case .int(let exposure)? = id["exposure"], case .int(let detector)? = id["detector"], let band = id["band"]?.description else {
+                throw QuantaError(.planning, "raw \(r.dataID) lacks exposure, detector or band")
+            }
+            let path = repo.absolutePath(r.path)
+            let header = try rawGeometry(path)
+            guard let bias = calibs["bias \(DataID([("instrument", inst), ("detector", .int(detector))]).json)"],
+                  let flat = calibs["flat \(DataID([("instrument", inst), ("detector", .int(detector)), ("band", .string(band))]).json)"] else {
+                throw QuantaError(.planning, "raw {\(id)} has no bias for detector \(detector) or no flat for band \(band) in \(runs.calib); ingest them first")
+            }
+            let raw = b.dataset("raw", id, run: r.run, location: r.path, id: uuid(r))
+            let eid = DataID([("instrument", inst), ("exposure", .int(exposure)), ("detector", .int(detector))])
+            let post = b.dataset("postISRCCD", eid, run: outputRun)
+            b.addQuantum(task: "isr", dataID: eid, inputs: [raw, bias, flat], outputs: [post])
+            let vid = DataID([("instrument", inst), ("visit", .int(exposure)), ("detector", .int(detector))])
+            let calexp = b.dataset("calexp", vid, run: outputRun)
+            b.addQuantum(task: "calibrate", dataID: vid, inputs: [post], outputs: [calexp, b.dataset("src", vid, run: outputRun)])
+            visitBand[exposure] = band
+            for p in map.patches(overlapping: header.wcs, width: header.width, height: header.height) {
+                warpInputs[exposure, default: [:]][p, default: []].append(calexp)
+            }
+        }
+        let tractKeys: [(String, DimensionValue)] = [("skymap", .string(skymapName)), ("tract", .int(Int64(map.tract)))]
+        var coaddInputs: [String: [Int: [Int32]]] = [:]
+        for (visit, patches) in warpInputs.sorted(by: { $0.key < $1.key }) {
+            for (p, calexps) in patches.sorted(by: { $0.key < $1.key }) {
+                let wid = DataID(tractKeys + [("patch", .int(Int64(p))), ("visit", .int(visit))])
+                let warp = b.dataset("deepCoadd_directWarp", wid, run: outputRun)
+                b.addQuantum(task: "makeWarp", dataID: wid, inputs: calexps + [skyMapID], outputs: [warp])
+                coaddInputs[visitBand[visit]!, default: [:]][p, default: []].append(warp)
+            }
+        }
+        for (band, patches) in coaddInputs.sorted(by: { $0.key < $1.key }) {
+            for (p, warps) in patches.sorted(by: { $0.key < $1.key }) {
+                let cid = DataID(tractKeys + [("patch", .int(Int64(p))), ("band", .string(band))])
+                let coadd = b.dataset("deepCoadd", cid, run: outputRun)
+                b.addQuantum(task: "assembleCoadd", dataID: cid, inputs: warps + [skyMapID],
+                             outputs: [coadd, b.dataset("deepCoadd_preview", cid, run: outputRun)])
+                b.addQuantum(task: "detectCoadd", dataID: cid, inputs: [coadd, skyMapID], outputs: [b.dataset("deepCoadd_obj", cid, run: outputRun)])
+            }
         }
         return b.graph
+    }
+
+    /// The trimmed science area's WCS and size, from a raw's header.
+    static func rawGeometry(_ path: String) throws -> (wcs: TanWCS, width: Int, height: Int) {
+        let f = try FITSFile(open: path)
+        defer { try? f.close() }
+        let size = try f.imageSize()
+        let overscan = Int((try? f.readInteger(key: "OVERSCAN")) ?? 0)
+        guard var wcs = TanWCS.read(f) else {
+            throw QuantaError(.planning, "\(path): no TAN WCS (CTYPE1/2, CRVAL, CRPIX, CD) in the header; the pipeline needs one to find patches")
+        }
+        wcs.crpix1 -= Double(overscan)
+        return (wcs, size.width - overscan, size.height)
     }
 
     /// The demo's submit config, in bps keys; written beside the graph so people can read and edit it.
@@ -138,19 +259,25 @@ public struct DemoSurvey: Sendable {
     requestWalltime: "00:10:00"
     numberOfRetries: 2
     pipetask:
-      isr:
-        builtin: isr
-      calibrate:
-        builtin: calibrate
-        requestMemory: 1024
-      gather:
-        # The command executor: every {placeholder} becomes a shell-quoted path or value.
-        command: "cat {input:src} > {output:visitSrc}"
-    # Uncomment to run isr and calibrate of one data ID in the same job:
+      isr: {builtin: isr}
+      calibrate: {builtin: calibrate}
+      makeWarp: {builtin: makeWarp}
+      assembleCoadd: {builtin: assembleCoadd, requestMemory: 1024}
+      detectCoadd: {builtin: detectCoadd}
+    # run-quantum reads every FITS output to its end, verifies checksums and holds NaN fractions to
+    # these limits (defaults: 1 % NaN pixels per image HDU; no table column entirely NaN).
+    validation:
+      datasetTypes:
+        # A warp covers only what one visit lands on (makeWarp itself fails when nothing does).
+        deepCoadd_directWarp: {maxImageNaNFraction: 1.0}
+        # The sky map reaches past the field: 25–41 % of each demo patch lies outside every visit.
+        deepCoadd: {maxImageNaNFraction: 0.5}
+    # Uncomment to run isr and calibrate of one detector in the same job:
     # cluster:
     #   perDetector:
     #     pipetasks: isr, calibrate
     #     dimensions: visit, detector
+    #     equalDimensions: visit:exposure
 
     """
 }

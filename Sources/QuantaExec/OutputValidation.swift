@@ -14,10 +14,11 @@ enum OutputValidation {
     static func check(file: String, shownAs final: String, type: String, dataID: DataID, config: ValidationConfig,
                       rejectDir: String) throws -> String? {
         guard FITSValidation.isFITS(path: file) else { return nil }
+        let started = Date()
         do {
             let report = try FITSValidation.check(path: file, shownAs: final, datasetType: type, what: "\(type) {\(dataID)}",
                                                   checks: config.checks(for: type))
-            return "\(type) {\(dataID)}: FITS checked: \(report.summary)"
+            return "\(type) {\(dataID)}: FITS checked in \(String(format: "%.3f", Date().timeIntervalSince(started))) s: \(report.summary)"
         } catch let e as QuantaError {
             throw QuantaError(.execution, e.message + "; " + reject(file, name: URL(fileURLWithPath: final).lastPathComponent, into: rejectDir))
         }

@@ -91,6 +91,25 @@ public final class FITSFile {
         try writeRows(first: 0, width: width, pixels)
     }
 
+    /// An HDU without data: the primary HDU in front of tables.
+    public func writeEmptyImage() throws {
+        var status: Int32 = 0
+        qf_create_empty(try live(), &status)
+        try Self.check(status, path, "create an empty HDU")
+    }
+
+    /// A new 2-D 32-bit integer image HDU (masks, depth maps), written whole.
+    public func writeImage(width: Int, height: Int, integers: [Int32]) throws {
+        precondition(integers.count == width * height)
+        var status: Int32 = 0
+        let h = try live()
+        qf_create_int_image(h, width, height, &status)
+        try Self.check(status, path, "create a \(width)×\(height) integer image")
+        var data = integers
+        if height > 0 { qf_write_int_rows(h, width, 0, height, &data, &status) }
+        try Self.check(status, path, "write a \(width)×\(height) integer image")
+    }
+
     public func writeRows(first: Int, width: Int, _ pixels: [Float]) throws {
         var status: Int32 = 0
         var data = pixels
