@@ -1,6 +1,11 @@
 import Foundation
 import Yams
 
+/// The tasks run-quantum's builtin executor knows (QuantaExec.BuiltinTasks), checked at plan time.
+public enum BuiltinTaskNames {
+    public static let all = ["isr", "calibrate", "makeWarp", "assembleCoadd", "detectCoadd"]
+}
+
 /// Per-task settings with bps key names; `nil` means "not set here".
 public struct TaskSettings: Sendable, Equatable {
     public var requestMemory: Int?

@@ -7,7 +7,7 @@ import QuantaFITS
 /// (isr → calibrate → makeWarp → assembleCoadd → detectCoadd). Inputs and outputs are found by
 /// dataset type name; output paths are temporary names run-quantum renames after its checks.
 public enum BuiltinTasks {
-    public static let names = ["isr", "calibrate", "makeWarp", "assembleCoadd", "detectCoadd"]
+    public static let names = BuiltinTaskNames.all
 
     /// Detection settings shared by calibrate and detectCoadd (aperture 6 px: ≤ 0.5 % flux loss for σ ≤ 1.8 px).
     static let threshold = 5.0, apertureRadius = 6.0, backgroundCell = 64

@@ -136,6 +136,9 @@ public enum Planner {
                 guard let b = s.builtin else {
                     throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' uses the builtin executor but names no task; set pipetask.\(t.label).builtin")
                 }
+                guard BuiltinTaskNames.all.contains(b) else {
+                    throw QuantaError(.invalidConfig, "\(config.source): pipetask.\(t.label).builtin: no built-in task '\(b)'; they are \(BuiltinTaskNames.all.joined(separator: ", "))")
+                }
                 out[t.label] = TaskExecution(executor: "builtin", command: nil, builtin: b)
             case "command"?:
                 guard let c = s.command, !c.isEmpty else {

@@ -122,6 +122,13 @@ import QuantaGraphIO
         let badTemplate = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
         #expect(badTemplate.stderr.contains("{input:nope}"), "\(badTemplate.output)")
 
+        try Data("pipetask:\n  big: {builtin: isrr}\nvalidation:\n  maxImageNaNFraction: 5\n".utf8).write(to: URL(fileURLWithPath: cli.path("bad.yaml")))
+        let badLimit = try cli.run(["plan", graph, "--repo", "repo", "--config", "bad.yaml", "--out", "sub"])
+        #expect(badLimit.stderr.contains("bad.yaml: validation.maxImageNaNFraction: expected a fraction between 0 and 1"), "\(badLimit.output)")
+        try Data("pipetask:\n  big: {builtin: isrr}\n".utf8).write(to: URL(fileURLWithPath: cli.path("bad.yaml")))
+        let unknown = try cli.run(["plan", graph, "--repo", "repo", "--config", "bad.yaml", "--out", "sub"])
+        #expect(unknown.stderr.contains("pipetask.big.builtin: no built-in task 'isrr'; they are isr, calibrate"), "\(unknown.output)")
+
         try Data("QUANTAGR\u{1}\0\0\0META".utf8).write(to: URL(fileURLWithPath: cli.path("cut.qgn")))
         let truncated = try cli.run(["graph", "info", "cut.qgn"])
         #expect(truncated.status != .exited(0))

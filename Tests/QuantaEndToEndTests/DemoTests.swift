@@ -179,6 +179,31 @@ import QuantaFITS
         #expect(Dictionary(grouping: all, by: { $0["datasetType"] as! String })["postISRCCD"]?.count == 8)
     }
 
+    @Test func ingestReadsHeadersOnceAndRefusesWhatItCannotName() throws {
+        let cli = try CLI()
+        let made = try cli.run(["demo", "--workdir", "demo", "--visits", "1", "--detectors", "2", "--size", "32", "--plan-only"])
+        #expect(made.status == .exited(0), "\(made.output)")
+        let before = try cli.datasets(repo: cli.path("demo/repo"), collection: "QuantaCam/raw/all")
+        #expect(before.count == 4)
+        // Again: nothing changes (the UUID follows type, run and data ID).
+        let again = try cli.run(["repo", "ingest", cli.path("demo/repo"), cli.path("demo/camera")])
+        #expect(again.status == .exited(0) && again.stdout.contains("(10 already there, unchanged)"), "\(again.output)")
+        #expect(try cli.datasets(repo: cli.path("demo/repo"), collection: "QuantaCam/raw/all").map { $0["id"] as! String }.sorted()
+                == before.map { $0["id"] as! String }.sorted())
+        // A file without INSTRUME among good ones: an error naming it and the key, and nothing ingested.
+        try FileManager.default.createDirectory(atPath: cli.path("more"), withIntermediateDirectories: true)
+        let f = try FITSFile(create: cli.path("more/anonymous.fits"))
+        try f.writeImage(width: 4, height: 4, pixels: [Float](repeating: 1, count: 16))
+        try f.close()
+        try FileManager.default.copyItem(atPath: cli.path("demo/camera/bias_det0.fits"), toPath: cli.path("more/bias_copy.fits"))
+        let bad = try cli.run(["repo", "ingest", cli.path("fresh-repo-missing"), cli.path("more")])
+        #expect(bad.status != .exited(0) && bad.stderr.contains("fresh-repo-missing"), "\(bad.output)")
+        let noKey = try cli.run(["repo", "ingest", cli.path("demo/repo"), cli.path("more")])
+        #expect(noKey.status != .exited(0), "\(noKey.output)")
+        #expect(noKey.stderr.contains("more/anonymous.fits: the primary header has no INSTRUME"), "\(noKey.output)")
+        #expect(try cli.datasets(repo: cli.path("demo/repo"), collection: "QuantaCam/calib").count == 2 + 4)
+    }
+
     @Test func killedMergeResumesAndRegistersEachDatasetOnce() throws {
         let cli = try CLI()
         let made = try cli.run(["demo", "--workdir", "demo", "--visits", "2", "--detectors", "4", "--size", "32", "--plan-only"])

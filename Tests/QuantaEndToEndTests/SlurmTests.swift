@@ -128,6 +128,21 @@ struct SlurmTests {
         #expect(Set(datasets.map { "\($0["datasetType"] ?? "")|\($0["dataID"] ?? "")" }).count == 8, "each dataset registered once")
     }
 
+    /// The image demo as a person would run it on a cluster: one sbatch per array, every output
+    /// checked by run-quantum inside SLURM, merged by the final job, and the science still right.
+    @Test func imageDemoRunsOnSlurmAndItsScienceChecksOut() throws {
+        let cli = try CLI()
+        let r = try cli.run(["demo", "--workdir", "demo", "--slurm"])
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.stdout.contains("6 sbatch calls"), "5 arrays + the final job: \(r.stdout)")
+        #expect(r.stdout.contains("→ passed (science-check.json)"), "\(r.stdout)")
+        let logs = try FileManager.default.contentsOfDirectory(atPath: cli.path("demo/submit/logs/quanta/assembleCoadd"))
+        let text = try logs.map { try String(contentsOfFile: cli.path("demo/submit/logs/quanta/assembleCoadd/" + $0), encoding: .utf8) }.joined()
+        #expect(text.components(separatedBy: "deepCoadd {").count - 1 >= 8 && text.contains("FITS checked in"), "\(text)")
+        let registered = try cli.datasets(repo: cli.path("demo/repo"), collection: "demo/out").filter { ($0["datasetType"] as? String) == "deepCoadd_obj" }
+        #expect(registered.count == 8)
+    }
+
     @Test func outOfMemoryIsRetriedWithMoreMemory() throws {
         let f = try ChainFixture(visits: 2)
         // v1 holds ~200 MB (dash doubles its buffer for 100 MB); the first attempt has 100 MB, the retry 100 × 4.
