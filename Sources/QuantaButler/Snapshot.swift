@@ -115,6 +115,7 @@ public enum Snapshot {
                     return repo.relativePath(run: graph.runs[Int(n.run)], datasetType: t.name, storageClass: t.storageClass,
                                              dataID: graph.dataIDs[Int(n.dataID)])
                 }
+                let datasetIDs = graph.datasets.map(\.id.lowercased)
                 let insJob = try db.makeStatement(sql: "INSERT INTO job (id, array, idx, label) VALUES (?, ?, ?, ?)")
                 let insQ = try db.makeStatement(sql: "INSERT INTO quantum (id, job, seq, uuid, task, data_id) VALUES (?, ?, ?, ?, ?, ?)")
                 let insIO = try db.makeStatement(sql: "INSERT INTO io VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -131,7 +132,7 @@ public enum Snapshot {
                             for (isOut, list) in [(0, graph.inputs(of: Int(q))), (1, graph.outputs(of: Int(q)))] {
                                 for d in list {
                                     let n = graph.datasets[Int(d)]
-                                    try insIO.execute(arguments: [quantumID, isOut, n.id.lowercased, graph.datasetTypes[Int(n.type)].name,
+                                    try insIO.execute(arguments: [quantumID, isOut, datasetIDs[Int(d)], graph.datasetTypes[Int(n.type)].name,
                                                                   dataIDJSON[Int(n.dataID)], graph.runs[Int(n.run)], paths[Int(d)]])
                                 }
                             }

@@ -1,11 +1,48 @@
 import ArgumentParser
 import Foundation
+import QuantaButler
 import QuantaCore
 import QuantaGraphIO
 
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "graph", abstract: "Inspect and check graph files.", subcommands: [Info.self, Validate.self, Dump.self])
+        commandName: "graph", abstract: "Inspect and check graph files.", subcommands: [Info.self, Validate.self, Dump.self, Synth.self])
+
+    struct Synth: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a DRP-shaped synthetic graph of any size (benchmarks, scale tests).",
+            discussion: """
+            Per-detector chains (isr → calibrate), a per-visit gather, and coadds with many-to-many warps
+            (makeWarp per visit × patch, assembleCoadd and detectCoadd per patch × band).
+            About 2·visits·detectors + visits + visits·patchesPerVisit + 4·patches quanta:
+              quanta graph synth --visits 5000 --detectors 100 --out g.qgn      # ≈ 1,027,000 quanta
+            With --repo, the raws are written (tiny text files) and registered so the graph can run.
+            """)
+        @Option(name: .long, help: "Visits.") var visits = 100
+        @Option(name: .long, help: "Detectors per visit.") var detectors = 100
+        @Option(name: .long, help: "Patches on the sky (default visits / 10).") var patches = 0
+        @Option(name: .long, help: "Patches each visit lands on.") var patchesPerVisit = 4
+        @Option(name: .long, help: "Output file (.qgn).") var out: String
+        @Option(name: .long, help: "Repository to write and register the raws in (created if missing).") var repo: String?
+        @Option(name: .long, help: "Output run of the graph.") var outputRun = "synth/run"
+
+        func run() throws {
+            guard visits > 0, detectors > 0 else { throw ValidationError("--visits and --detectors must be at least 1") }
+            let started = Date()
+            let synth = SyntheticGraph(visits: visits, detectors: detectors, patches: patches, patchesPerVisit: patchesPerVisit,
+                                       outputRun: outputRun)
+            let g = synth.build()
+            let built = Date()
+            try NativeGraphFormat.write(g, to: out)
+            let size = ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) / 1_000_000
+            print("\(out): \(g.quanta.count) quanta, \(g.datasets.count) datasets, \(size) MB (built \(String(format: "%.2f", built.timeIntervalSince(started))) s, written \(String(format: "%.2f", Date().timeIntervalSince(built))) s)")
+            if let repo {
+                let r = FileManager.default.fileExists(atPath: repo + "/" + Repository.configName) ? try Repository(root: repo) : try Repository.create(at: repo)
+                let n = try SyntheticInputs.write(synth, graph: g, repo: r)
+                print("\(r.root): \(n) raws written and registered in \(synth.inputRun)")
+            }
+        }
+    }
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tasks, quanta per task, datasets, dimensions, output run.")

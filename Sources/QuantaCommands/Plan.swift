@@ -57,7 +57,10 @@ struct Plan: ParsableCommand {
     static func plan(graphPath: String, options: PlanOptions, out: String, quiet: Bool = false) throws -> PlanDocument {
         let progress = Progress("planning")
         progress.stage("reading \(graphPath)")
+        // QUANTA_TIMINGS=1: seconds per stage on stderr (the benchmarks read them).
+        let timings = StageTimer(enabled: ProcessInfo.processInfo.environment["QUANTA_TIMINGS"] == "1")
         let graph = try GraphFile.read(path: graphPath)
+        timings.mark("read")
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
         if !config.ignoredKeys.isEmpty && !quiet {
             FileHandle.standardError.write(Data("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n".utf8))
@@ -68,8 +71,36 @@ struct Plan: ParsableCommand {
                               quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
                               outputRun: options.outputRun, output: options.output,
                               lsstDriver: Resources.lsstDriver)
-        let doc = try Planner.plan(graph, req) { progress.stage($0.rawValue) }
+        var last = "config"
+        let doc = try Planner.plan(graph, req) { stage in
+            timings.mark(last)
+            last = stage.rawValue
+            progress.stage(stage.rawValue)
+        }
+        timings.mark(last)
+        timings.report()
         progress.done()
         return doc
+    }
+}
+
+/// Wall time per stage, printed once on stderr as `timings: read 1.20 s, validate 0.10 s, …`.
+final class StageTimer {
+    let enabled: Bool
+    private var last = Date()
+    private var parts: [String] = []
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func mark(_ stage: String) {
+        guard enabled else { return }
+        let now = Date()
+        parts.append("\(stage) \(String(format: "%.2f", now.timeIntervalSince(last))) s")
+        last = now
+    }
+
+    func report() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("timings: \(parts.joined(separator: ", "))\n".utf8))
     }
 }
