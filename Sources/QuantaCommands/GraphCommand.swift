@@ -48,7 +48,7 @@ struct GraphCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tasks, quanta per task, datasets, dimensions, output run.")
         @Argument(help: "Graph file.") var graph: String
 
-        @Flag(name: .long, help: "pipe_base .qg: read every quantum block too (counts datasets and overall inputs; slower).")
+        @Flag(name: .long, help: "Read the whole graph (pipe_base .qg: every quantum block, to count datasets and overall inputs; slower).")
         var full = false
 
         func run() throws {
@@ -64,6 +64,12 @@ struct GraphCommand: ParsableCommand {
                 let byLabel = Dictionary(header.taskQuanta, uniquingKeysWith: { a, _ in a })
                 perTask = g.tasks.map { byLabel[$0.label] ?? 0 }
                 counts = "\(header.quanta) quanta, \(header.datasets) datasets (init outputs included), \(g.tasks.count) tasks"
+            } else if kind != .lsst && !full {
+                // Only what the table needs: no data IDs, datasets or quanta are built.
+                let s = try NativeGraphFormat.summary(path: graph)
+                g = s.graph
+                perTask = s.quantaPerTask
+                counts = "\(s.quanta) quanta, \(s.datasets) datasets (\(s.overallInputs) overall inputs), \(g.tasks.count) tasks"
             } else {
                 g = try GraphFile.read(path: graph)
                 perTask = [Int](repeating: 0, count: g.tasks.count)

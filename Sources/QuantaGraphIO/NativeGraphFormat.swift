@@ -100,7 +100,31 @@ public enum NativeGraphFormat {
         return try decode([UInt8](data), source: path)
     }
 
+    /// What `graph info` shows, without materialising data IDs, datasets or quanta: the small
+    /// sections in full, quanta counted per task, datasets counted, overall inputs from a bitmap of
+    /// produced datasets. The checksum is still verified.
+    public struct Summary: Sendable {
+        public var graph: QuantumGraph
+        public var quantaPerTask: [Int]
+        public var quanta: Int
+        public var datasets: Int
+        public var overallInputs: Int
+    }
+
+    public static func summary(path: String) throws -> Summary {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw QuantaError(.io, "\(path): cannot read the graph file (missing or unreadable)")
+        }
+        var out = Summary(graph: QuantumGraph(), quantaPerTask: [], quanta: 0, datasets: 0, overallInputs: 0)
+        out.graph = try decode([UInt8](data), source: path, summary: &out)
+        return out
+    }
+
     public static func decode(_ bytes: [UInt8], source: String) throws -> QuantumGraph {
+        try decode(bytes, source: source, summary: nil)
+    }
+
+    static func decode(_ bytes: [UInt8], source: String, summary: UnsafeMutablePointer<Summary>?) throws -> QuantumGraph {
         var r = ByteReader(bytes: bytes, source: source)
         guard bytes.count >= 12, Array(bytes[0..<8]) == magic else {
             if bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4b {
@@ -144,6 +168,30 @@ public enum NativeGraphFormat {
                 }
             case "RUNS":
                 g.runs = try (0..<s.u32()).map { _ in try s.string() }
+            case "DIDS" where summary != nil, "DSET" where summary != nil:
+                let n = Int(try s.u32())
+                if tag == "DSET" { summary!.pointee.datasets = n }
+            case "QNTA" where summary != nil:
+                let n = Int(try s.u32())
+                var produced = [Bool](repeating: false, count: summary!.pointee.datasets)
+                var perTask = [Int](repeating: 0, count: g.tasks.count)
+                for _ in 0..<n {
+                    s.offset += 16
+                    let t = Int(try s.u32())
+                    guard t < perTask.count else { throw s.corrupt("quantum of unknown task #\(t)") }
+                    perTask[t] += 1
+                    s.offset += 4
+                    let ins = Int(try s.u32())
+                    guard ins <= (s.end - s.offset) / 4 else { throw s.corrupt("a list of \(ins) entries runs past the end of the section") }
+                    s.offset += 4 * ins
+                    for _ in 0..<(try s.u32()) {
+                        let d = Int(try s.u32())
+                        if d < produced.count { produced[d] = true }
+                    }
+                }
+                summary!.pointee.quanta = n
+                summary!.pointee.quantaPerTask = perTask
+                summary!.pointee.overallInputs = produced.lazy.filter { !$0 }.count
             case "DIDS":
                 let n = Int(try s.u32())
                 g.dataIDs.reserveCapacity(n)
@@ -183,7 +231,9 @@ public enum NativeGraphFormat {
                 }
             case "END!":
                 let expected = try s.u32()
-                let actual = CRC32.checksum(Array(bytes[0..<sectionStart]))
+                var crc = CRC32()
+                bytes.withUnsafeBytes { crc.update(UnsafeRawBufferPointer(rebasing: $0[0..<sectionStart])) }
+                let actual = crc.value
                 guard expected == actual else {
                     throw QuantaError(.invalidGraph, "\(source): corrupt: checksum \(String(actual, radix: 16)) does not match the recorded \(String(expected, radix: 16)); the file was damaged — write it again")
                 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import QuantaCore
+import QuantaGraphIO
 
 /// Pieces of the scale work (issue 6) that are pure logic.
 @Suite struct ScaleTests {
@@ -27,5 +28,23 @@ import QuantaCore
         let warp = g.tasks.firstIndex { $0.label == "makeWarp" }!
         let fed = g.quanta.indices.filter { Int(g.quanta[$0].task) == warp }.reduce(0) { $0 + g.inputs(of: $1).count }
         #expect(fed == 240)
+    }
+
+    /// `graph info`'s summary read agrees with the full read, and still checks the checksum.
+    @Test func summaryReadMatchesTheFullRead() throws {
+        let g = SyntheticGraph(visits: 12, detectors: 5, patches: 4, patchesPerVisit: 2).build()
+        let path = try temporaryDirectory() + "/g.qgn"
+        try NativeGraphFormat.write(g, to: path)
+        let s = try NativeGraphFormat.summary(path: path)
+        let full = try NativeGraphFormat.read(path: path)
+        var perTask = [Int](repeating: 0, count: full.tasks.count)
+        for q in full.quanta { perTask[Int(q.task)] += 1 }
+        #expect(s.quanta == full.quanta.count && s.datasets == full.datasets.count && s.quantaPerTask == perTask)
+        #expect(s.overallInputs == full.producers().filter { $0 < 0 }.count && s.overallInputs == 60)
+        #expect(s.graph.tasks == full.tasks && s.graph.metadata == full.metadata)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: QuantaError.self) { try NativeGraphFormat.summary(path: path) }
     }
 }
