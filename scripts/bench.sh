@@ -40,4 +40,4 @@ YAML
 QUANTA_TIMINGS=1 measure "plan (read, cluster, arrays, snapshot, scripts)" "$bin/quanta" plan "$work/g.qgn" --repo "$work/repo" --config "$work/cmd.yaml" --out "$work/sub"
 grep timings "$work/err" | sed 's/^/    /'
 grep -E "^Planned|jobs in" "$work/out" | head -2 | sed 's/^/    /'
-du -sh "$work/sub/snapshot.sqlite" | awk '{print "    snapshot " $1}'
+du -sh "$work/sub/snapshot.bin" | awk '{print "    snapshot " $1}'

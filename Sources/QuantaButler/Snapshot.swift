@@ -72,85 +72,30 @@ public struct SnapshotMeta: Sendable, Equatable {
 public enum Snapshot {
     public static func write(path: String, meta: SnapshotMeta, graph: QuantumGraph, plan: ArrayPlan,
                              repo: Repository, tasks: [String: TaskExecution]) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        try? FileManager.default.removeItem(atPath: tmp)
-        do {
-            let queue = try DatabaseQueue(path: tmp)
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF") }
-            try queue.write { db in
-                try db.execute(sql: """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE task (label TEXT PRIMARY KEY, executor TEXT NOT NULL, command TEXT, builtin TEXT);
-                CREATE TABLE dataset_type (name TEXT PRIMARY KEY, dimensions TEXT NOT NULL, storage_class TEXT NOT NULL);
-                CREATE TABLE job (id INTEGER PRIMARY KEY, array TEXT NOT NULL, idx INTEGER NOT NULL, label TEXT NOT NULL,
-                                  UNIQUE (array, idx));
-                CREATE TABLE quantum (id INTEGER PRIMARY KEY, job INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                      uuid TEXT NOT NULL, task TEXT NOT NULL, data_id TEXT NOT NULL);
-                CREATE INDEX quantum_job ON quantum(job, seq);
-                CREATE TABLE io (quantum INTEGER NOT NULL, output INTEGER NOT NULL, uuid TEXT NOT NULL, type TEXT NOT NULL,
-                                 data_id TEXT NOT NULL, run TEXT NOT NULL, path TEXT NOT NULL);
-                CREATE INDEX io_quantum ON io(quantum);
-                """)
-                let m: [(String, String)] = [
-                    ("submission", meta.submission), ("repo", meta.repo), ("datastoreRoot", meta.datastoreRoot),
-                    ("outputRun", meta.outputRun), ("output", meta.output ?? ""),
-                    ("inputCollections", meta.inputCollections.joined(separator: "\n")), ("graph", meta.graph),
-                    ("validation", meta.validation.json), ("formatVersion", "1"),
-                ]
-                for (k, v) in m { try db.execute(sql: "INSERT INTO meta VALUES (?, ?)", arguments: [k, v]) }
-                for (label, t) in tasks.sorted(by: { $0.key < $1.key }) {
-                    try db.execute(sql: "INSERT INTO task VALUES (?, ?, ?, ?)", arguments: [label, t.executor, t.command, t.builtin])
-                }
-                for t in graph.datasetTypes {
-                    try db.execute(sql: "INSERT INTO dataset_type VALUES (?, ?, ?)",
-                                   arguments: [t.name, t.dimensions.joined(separator: ","), t.storageClass])
-                }
-                // Paths of every dataset: where inputs are, where outputs will be.
-                let dataIDJSON = graph.dataIDs.map(\.json)
-                let producers = graph.producers()
-                let paths: [String] = graph.datasets.indices.map { d in
-                    let n = graph.datasets[d]
-                    if producers[d] < 0, let loc = n.location { return loc }
-                    let t = graph.datasetTypes[Int(n.type)]
-                    return repo.relativePath(run: graph.runs[Int(n.run)], datasetType: t.name, storageClass: t.storageClass,
-                                             dataID: graph.dataIDs[Int(n.dataID)])
-                }
-                let datasetIDs = graph.datasets.map(\.id.lowercased)
-                let insJob = try db.makeStatement(sql: "INSERT INTO job (id, array, idx, label) VALUES (?, ?, ?, ?)")
-                let insQ = try db.makeStatement(sql: "INSERT INTO quantum (id, job, seq, uuid, task, data_id) VALUES (?, ?, ?, ?, ?, ?)")
-                let insIO = try db.makeStatement(sql: "INSERT INTO io VALUES (?, ?, ?, ?, ?, ?, ?)")
-                var jobID = 0, quantumID = 0
-                for (a, array) in plan.arrays.enumerated() {
-                    for (i, j) in plan.elements[a].enumerated() {
-                        jobID += 1
-                        try insJob.execute(arguments: [jobID, array.name, i, array.label])
-                        for (seq, q) in plan.clustered.jobs[Int(j)].quanta.enumerated() {
-                            quantumID += 1
-                            let qn = graph.quanta[Int(q)]
-                            try insQ.execute(arguments: [quantumID, jobID, seq, qn.id.lowercased, graph.tasks[Int(qn.task)].label,
-                                                         dataIDJSON[Int(qn.dataID)]])
-                            for (isOut, list) in [(0, graph.inputs(of: Int(q))), (1, graph.outputs(of: Int(q)))] {
-                                for d in list {
-                                    let n = graph.datasets[Int(d)]
-                                    try insIO.execute(arguments: [quantumID, isOut, datasetIDs[Int(d)], graph.datasetTypes[Int(n.type)].name,
-                                                                  dataIDJSON[Int(n.dataID)], graph.runs[Int(n.run)], paths[Int(d)]])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            try queue.close()
-        } catch let e as QuantaError {
-            throw e
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw QuantaError(.io, "\(path): cannot write the snapshot (\(error)); is the disk full?")
-        }
-        chmod(tmp, 0o444)
-        guard rename(tmp, path) == 0 else {
-            throw QuantaError(.io, "\(path): cannot rename the snapshot into place (\(String(cString: strerror(errno))))")
-        }
+        try SnapshotFile.write(path: path, meta: metaPairs(meta), graph: graph, plan: plan, repo: repo, tasks: tasks)
+    }
+
+    static func metaPairs(_ meta: SnapshotMeta) -> [String: String] {
+        ["submission": meta.submission, "repo": meta.repo, "datastoreRoot": meta.datastoreRoot,
+         "outputRun": meta.outputRun, "output": meta.output ?? "",
+         "inputCollections": meta.inputCollections.joined(separator: "\n"), "graph": meta.graph,
+         "validation": meta.validation.json, "formatVersion": "2"]
+    }
+
+    static func meta(from m: [String: String]) -> SnapshotMeta {
+        let output = m["output"] ?? ""
+        return SnapshotMeta(submission: m["submission"] ?? "", repo: m["repo"] ?? "", datastoreRoot: m["datastoreRoot"] ?? "",
+                            outputRun: m["outputRun"] ?? "", output: output.isEmpty ? nil : output,
+                            inputCollections: (m["inputCollections"] ?? "").split(separator: "\n").map(String.init),
+                            graph: m["graph"] ?? "",
+                            validation: m["validation"].flatMap(ValidationConfig.decode(json:)) ?? ValidationConfig())
+    }
+
+    /// Submissions planned before the binary snapshot kept `snapshot.sqlite` next to it: read that.
+    static func legacy(_ path: String) -> String? {
+        guard !FileManager.default.fileExists(atPath: path), path.hasSuffix(".bin") else { return nil }
+        let old = String(path.dropLast(4)) + ".sqlite"
+        return FileManager.default.fileExists(atPath: old) ? old : nil
     }
 
     static func open(_ path: String) throws -> DatabaseQueue {
@@ -167,21 +112,35 @@ public enum Snapshot {
     static func readMeta(_ db: Database) throws -> SnapshotMeta {
         let m = Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM meta").map { (($0[0] as String), ($0[1] as String)) },
                            uniquingKeysWith: { a, _ in a })
-        let output = m["output"] ?? ""
-        return SnapshotMeta(submission: m["submission"] ?? "", repo: m["repo"] ?? "", datastoreRoot: m["datastoreRoot"] ?? "",
-                            outputRun: m["outputRun"] ?? "", output: output.isEmpty ? nil : output,
-                            inputCollections: (m["inputCollections"] ?? "").split(separator: "\n").map(String.init),
-                            graph: m["graph"] ?? "",
-                            validation: m["validation"].flatMap(ValidationConfig.decode(json:)) ?? ValidationConfig())
+        return meta(from: m)
     }
 
     public static func meta(path: String) throws -> SnapshotMeta {
-        try open(path).read { try readMeta($0) }
+        if let old = legacy(path) { return try open(old).read { try readMeta($0) } }
+        return try SnapshotFile.Reader(path).meta
     }
 
     /// One job's rows: its quanta in run order with their inputs and outputs.
     public static func job(path: String, array: String, index: Int) throws -> JobSpec {
-        let queue = try open(path)
+        guard let old = legacy(path) else {
+            let r = try SnapshotFile.Reader(path)
+            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < r.jobCount(array: a) else {
+                let known = r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
+                throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
+            }
+            let quanta: [QuantumSpec]
+            do { quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) } } catch {
+                throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
+            }
+            var tasks: [String: TaskExecution] = [:]
+            for label in Set(quanta.map(\.task)) {
+                if let t = r.header.tasks[label], t.count == 3, let executor = t[0] {
+                    tasks[label] = TaskExecution(executor: executor, command: t[1], builtin: t[2])
+                }
+            }
+            return JobSpec(array: array, index: index, label: r.header.arrays[a][1], quanta: quanta, tasks: tasks, meta: r.meta)
+        }
+        let queue = try open(old)
         do {
             return try queue.read { db in
                 guard let job = try Row.fetchOne(db, sql: "SELECT id, label FROM job WHERE array = ? AND idx = ?", arguments: [array, index]) else {
@@ -224,7 +183,17 @@ public enum Snapshot {
 
     /// Every job with the task label of each of its quanta (for status and merge reports).
     public static func jobs(path: String) throws -> [JobSummary] {
-        try open(path).read { db in
+        guard let old = legacy(path) else {
+            let r = try SnapshotFile.Reader(path)
+            var out: [JobSummary] = []
+            for (a, names) in r.header.arrays.enumerated() {
+                for i in 0..<r.jobCount(array: a) {
+                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: r.quanta(array: a, index: i).map(r.taskLabel)))
+                }
+            }
+            return out
+        }
+        return try open(old).read { db in
             var out: [JobSummary] = []
             var current: Int = -1
             for row in try Row.fetchAll(db, sql: "SELECT job.id, job.array, job.idx, job.label, quantum.task FROM job JOIN quantum ON quantum.job = job.id ORDER BY job.id, quantum.seq") {
@@ -240,7 +209,12 @@ public enum Snapshot {
     }
 
     public static func datasetTypes(path: String) throws -> [(name: String, dimensions: [String], storageClass: String)] {
-        try open(path).read { db in
+        guard let old = legacy(path) else {
+            return try SnapshotFile.Reader(path).header.datasetTypes.sorted { $0[0] < $1[0] }.map {
+                ($0[0], $0[1].split(separator: ",").map(String.init), $0[2])
+            }
+        }
+        return try open(old).read { db in
             try Row.fetchAll(db, sql: "SELECT name, dimensions, storage_class FROM dataset_type ORDER BY name").map {
                 (($0[0] as String), ($0[1] as String).split(separator: ",").map(String.init), ($0[2] as String))
             }

@@ -10,7 +10,8 @@ public struct SubmitDirectory: Sendable {
 
     public var planJSON: String { root + "/plan.json" }
     public var planText: String { root + "/plan.txt" }
-    public var snapshot: String { root + "/snapshot.sqlite" }
+    /// The binary snapshot (submissions planned before it have `snapshot.sqlite`, still read).
+    public var snapshot: String { root + "/snapshot.bin" }
     public var scripts: String { root + "/scripts" }
     public var submitScript: String { root + "/submit.sh" }
     public var logs: String { root + "/logs" }

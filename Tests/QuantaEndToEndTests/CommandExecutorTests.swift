@@ -108,6 +108,26 @@ import QuantaGraphIO
         #expect(rerun.stdout.contains("attempt 7"))
     }
 
+    /// The binary snapshot: a job reads its own records; a damaged file says so and what to do.
+    @Test func snapshotServesJobsAndRefusesWhenDamaged() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: "copy", values: ["1", "2", "3"])
+        try writeConfig(cli, label: "copy", command: "cp {input:in} {output:out}")
+        #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
+        let snapshot = cli.path("sub/snapshot.bin")
+        #expect((try FileManager.default.attributesOfItem(atPath: snapshot)[.posixPermissions] as? Int) == 0o444, "read-only")
+        let one = try cli.run(["rerun", "sub", "--job", "copy:2"])
+        #expect(one.status == .exited(0), "\(one.output)")
+        #expect(cli.read(cli.path("repo/datastore/u/test/run/out/out_instrumentCam_visit3.txt")) == "input for 3\n")
+        let none = try cli.run(["rerun", "sub", "--job", "copy:7"])
+        #expect(none.stderr.contains("array 'copy' has jobs 0-2; 7 is outside"), "\(none.output)")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: snapshot))
+        try FileManager.default.removeItem(atPath: snapshot)
+        try bytes.prefix(bytes.count - 40).write(to: URL(fileURLWithPath: snapshot))
+        let cut = try cli.run(["rerun", "sub", "--job", "copy:0"])
+        #expect(cut.status != .exited(0) && cut.output.contains("snapshot.bin: the snapshot is truncated; plan the submission again"), "\(cut.output)")
+    }
+
     @Test func planRefusesWhatCannotRun() throws {
         let cli = try CLI()
         let graph = try makeGraph(cli, label: "big", values: ["1"])
