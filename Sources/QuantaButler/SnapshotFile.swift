@@ -16,6 +16,12 @@ import QuantaCore
 /// Output paths are not stored: the repository's file template makes them when a job reads them.
 enum SnapshotFile {
     static let magic = Array("QSNAP002".utf8)
+
+    /// The sections, in file order; the header maps each name to [offset, length].
+    enum Section: Int, CaseIterable {
+        case elemStart, elemJob, jobQStart, jobQ, quanta, qIn, qOut, datasets, locOff, locText, didOff, didText
+        var name: String { String(describing: self) }
+    }
     static let none: UInt32 = 0xFFFF_FFFF
 
     struct Header: Codable {
@@ -41,7 +47,6 @@ enum SnapshotFile {
 
     static func write(path: String, meta: [String: String], graph: QuantumGraph, plan: ArrayPlan, repo: Repository,
                       tasks: [String: TaskExecution]) throws {
-        var sections: [(String, Buffer)] = []
         var elemStart = Buffer(), elemJob = Buffer()
         var n = 0
         for a in plan.arrays.indices {
@@ -95,13 +100,13 @@ enum SnapshotFile {
             didText.bytes.append(contentsOf: id.json.utf8)
         }
         didOff.u32(didText.bytes.count)
-        sections = [("elemStart", elemStart), ("elemJob", elemJob), ("jobQStart", jobQStart), ("jobQ", jobQ), ("quanta", quanta),
-                    ("qIn", qIn), ("qOut", qOut), ("datasets", datasets), ("locOff", locOff), ("locText", locText),
-                    ("didOff", didOff), ("didText", didText)]
+        let sections: [(Section, Buffer)] = [(.elemStart, elemStart), (.elemJob, elemJob), (.jobQStart, jobQStart), (.jobQ, jobQ),
+                                             (.quanta, quanta), (.qIn, qIn), (.qOut, qOut), (.datasets, datasets),
+                                             (.locOff, locOff), (.locText, locText), (.didOff, didOff), (.didText, didText)]
         var offsets: [String: [Int]] = [:]
         var at = 0
         for (name, b) in sections {
-            offsets[name] = [at, b.bytes.count]
+            offsets[name.name] = [at, b.bytes.count]
             at += (b.bytes.count + 7) / 8 * 8
         }
         let header = Header(meta: meta, tasks: tasks.mapValues { [$0.executor, $0.command, $0.builtin] },
@@ -143,7 +148,8 @@ enum SnapshotFile {
         let path: String
         let data: Data
         let header: Header
-        let base: Int
+        /// Absolute file offset of each section, by `Section` order: resolved once, not per read.
+        let starts: [Int]
 
         init(_ path: String) throws {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -161,67 +167,76 @@ enum SnapshotFile {
             do { header = try JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + len))) } catch {
                 throw QuantaError(.io, "\(path): the snapshot header is unreadable (\(error)); plan the submission again")
             }
-            base = 16 + len
-            let total = header.sections.values.map { $0[0] + $0[1] }.max() ?? 0
-            guard base + total <= data.count else { throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again") }
+            let base = 16 + len
+            var starts: [Int] = []
+            for section in Section.allCases {
+                guard let at = header.sections[section.name], at.count == 2 else {
+                    throw QuantaError(.io, "\(path): the snapshot has no \(section.name) section; plan the submission again")
+                }
+                guard base + at[0] + at[1] <= data.count else { throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again") }
+                starts.append(base + at[0])
+            }
+            self.starts = starts
         }
 
-        func u32(_ section: String, _ i: Int) -> Int {
-            let off = base + header.sections[section]![0] + 4 * i
+        func start(_ section: Section) -> Int { starts[section.rawValue] }
+
+        func u32(_ section: Section, _ i: Int) -> Int {
+            let off = start(section) + 4 * i
             return Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: off, as: UInt32.self).littleEndian })
         }
 
-        func uuid(_ section: String, _ at: Int) -> UUID {
-            let off = base + header.sections[section]![0] + at
+        func uuid(_ section: Section, _ at: Int) -> UUID {
+            let off = start(section) + at
             return data.withUnsafeBytes { raw in
                 let b = UnsafeRawBufferPointer(rebasing: raw[off..<(off + 16)])
                 return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
             }
         }
 
-        func text(_ offsets: String, _ texts: String, _ i: Int) -> String {
+        func text(_ offsets: Section, _ texts: Section, _ i: Int) -> String {
             let a = u32(offsets, i), b = u32(offsets, i + 1)
-            let off = base + header.sections[texts]![0]
+            let off = start(texts)
             return String(decoding: data[(off + a)..<(off + b)], as: UTF8.self)
         }
 
         var meta: SnapshotMeta { Snapshot.meta(from: header.meta) }
 
-        func jobCount(array a: Int) -> Int { u32("elemStart", a + 1) - u32("elemStart", a) }
+        func jobCount(array a: Int) -> Int { u32(.elemStart, a + 1) - u32(.elemStart, a) }
 
         /// Quantum indices of element `index` of array `a`.
         func quanta(array a: Int, index: Int) -> [Int] {
-            let j = u32("elemJob", u32("elemStart", a) + index)
-            return (u32("jobQStart", j)..<u32("jobQStart", j + 1)).map { u32("jobQ", $0) }
+            let j = u32(.elemJob, u32(.elemStart, a) + index)
+            return (u32(.jobQStart, j)..<u32(.jobQStart, j + 1)).map { u32(.jobQ, $0) }
         }
 
         func dataset(_ d: Int, repo: (template: String, butler: Bool)) throws -> DatasetSpec {
             let at = 32 * d
             let rec = at / 4 + 4  // u32 index of the type field
-            let type = u32("datasets", rec), did = u32("datasets", rec + 1), run = u32("datasets", rec + 2), loc = u32("datasets", rec + 3)
-            let id = try DataID(json: text("didOff", "didText", did))
+            let type = u32(.datasets, rec), did = u32(.datasets, rec + 1), run = u32(.datasets, rec + 2), loc = u32(.datasets, rec + 3)
+            let id = try DataID(json: text(.didOff, .didText, did))
             let path: String
             if loc != Int(SnapshotFile.none) {
-                path = text("locOff", "locText", loc)
+                path = text(.locOff, .locText, loc)
             } else if repo.butler {
                 path = ""
             } else {
                 path = Repository.expand(repo.template, run: header.runs[run], datasetType: header.typeNames[type],
                                          storageClass: header.storageClasses[type], dataID: id)
             }
-            return DatasetSpec(id: uuid("datasets", at), type: header.typeNames[type], dataID: id, run: header.runs[run], path: path)
+            return DatasetSpec(id: uuid(.datasets, at), type: header.typeNames[type], dataID: id, run: header.runs[run], path: path)
         }
 
         func quantum(_ q: Int) throws -> QuantumSpec {
             let f = 10 * q + 4  // u32 index of the task field (40-byte records)
-            let task = u32("quanta", f), did = u32("quanta", f + 1)
-            let inStart = u32("quanta", f + 2), inCount = u32("quanta", f + 3), outStart = u32("quanta", f + 4), outCount = u32("quanta", f + 5)
+            let task = u32(.quanta, f), did = u32(.quanta, f + 1)
+            let inStart = u32(.quanta, f + 2), inCount = u32(.quanta, f + 3), outStart = u32(.quanta, f + 4), outCount = u32(.quanta, f + 5)
             let repo = (header.template, header.repoKind == Repository.Kind.butler.rawValue)
-            return QuantumSpec(id: uuid("quanta", 40 * q), task: header.taskLabels[task], dataID: try DataID(json: text("didOff", "didText", did)),
-                               inputs: try (inStart..<(inStart + inCount)).map { try dataset(u32("qIn", $0), repo: repo) },
-                               outputs: try (outStart..<(outStart + outCount)).map { try dataset(u32("qOut", $0), repo: repo) })
+            return QuantumSpec(id: uuid(.quanta, 40 * q), task: header.taskLabels[task], dataID: try DataID(json: text(.didOff, .didText, did)),
+                               inputs: try (inStart..<(inStart + inCount)).map { try dataset(u32(.qIn, $0), repo: repo) },
+                               outputs: try (outStart..<(outStart + outCount)).map { try dataset(u32(.qOut, $0), repo: repo) })
         }
 
-        func taskLabel(ofQuantum q: Int) -> String { header.taskLabels[u32("quanta", 10 * q + 4)] }
+        func taskLabel(ofQuantum q: Int) -> String { header.taskLabels[u32(.quanta, 10 * q + 4)] }
     }
 }

@@ -23,6 +23,8 @@ public struct SubmitDirectory: Sendable {
     public var siteCopy: String { root + "/site.yaml" }
 
     public func script(array: String) -> String { "\(scripts)/\(array).sbatch" }
+    /// Outputs of one attempt that failed their checks, kept for a person to look at.
+    public func rejected(array: String, index: Int, attempt: Int) -> String { "\(root)/rejected/\(array).\(index).\(attempt)" }
     /// The latest manifest of a job; the merge reads only these.
     public func manifest(array: String, index: Int) -> String { "\(manifests)/\(array)/\(index).json" }
     /// Every attempt keeps its own manifest.

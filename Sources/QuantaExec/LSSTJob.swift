@@ -115,11 +115,11 @@ struct LSSTJob {
     func validate(_ records: [QuantumRecord], log: (String) -> Void) -> [QuantumRecord] {
         var out = records
         var rejected: [String: String] = [:]  // dataset id → why
-        let rejectDir = runner.dir.root + "/rejected/\(runner.array).\(runner.index).\(attempt)"
+        let rejectDir = runner.dir.rejected(array: runner.array, index: runner.index, attempt: attempt)
         let root = job.meta.datastoreRoot
         for (k, q) in job.quanta.enumerated() where out[k].status == .succeeded {
             if let bad = q.inputs.first(where: { rejected[$0.id.lowercased] != nil }) {
-                let notes = out[k].outputs.map { OutputValidation.reject(root + "/" + $0.path, name: URL(fileURLWithPath: $0.path).lastPathComponent, into: rejectDir) }
+                let notes = out[k].outputs.map { OutputValidation.reject(root + "/" + $0.path, into: rejectDir) }
                 out[k].status = .blocked
                 out[k].reason = "input \(bad.type) {\(bad.dataID)} failed its checks (\(rejected[bad.id.lowercased]!)); outputs set aside: \(notes.joined(separator: "; "))"
                 out[k].outputs.forEach { rejected[$0.id] = "its input failed its checks" }
@@ -138,7 +138,7 @@ struct LSSTJob {
             } catch {
                 // The checked file is already aside; the quantum's other outputs go too (a quantum is all or nothing).
                 for o in out[k].outputs where FileManager.default.fileExists(atPath: root + "/" + o.path) {
-                    _ = OutputValidation.reject(root + "/" + o.path, name: URL(fileURLWithPath: o.path).lastPathComponent, into: rejectDir)
+                    _ = OutputValidation.reject(root + "/" + o.path, into: rejectDir)
                 }
                 out[k].outputs.forEach { rejected[$0.id] = "\(error)" }
                 out[k].status = .failed

@@ -20,14 +20,15 @@ enum OutputValidation {
                                                   checks: config.checks(for: type))
             return "\(type) {\(dataID)}: FITS checked in \(String(format: "%.3f", Date().timeIntervalSince(started))) s: \(report.summary)"
         } catch let e as QuantaError {
-            throw QuantaError(.execution, e.message + "; " + reject(file, name: URL(fileURLWithPath: final).lastPathComponent, into: rejectDir))
+            throw QuantaError(.execution, e.message + "; " + reject(file, shownAs: final, into: rejectDir))
         }
     }
 
-    /// Moves a rejected output aside; says where it went (or that it was deleted).
-    static func reject(_ file: String, name: String, into dir: String) -> String {
+    /// Moves a rejected output aside under the name of its final path (`file` may be a temporary
+    /// name); says where it went (or that it was deleted).
+    static func reject(_ file: String, shownAs final: String? = nil, into dir: String) -> String {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let target = dir + "/" + name
+        let target = dir + "/" + URL(fileURLWithPath: final ?? file).lastPathComponent
         unlink(target)
         if rename(file, target) == 0 { return "the file is kept for inspection as \(target)" }
         unlink(file)

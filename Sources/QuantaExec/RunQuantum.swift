@@ -166,7 +166,7 @@ public struct JobRunner: Sendable {
                 }
             }
             // Data, not exit codes: every FITS output reads to its end within its type's limits.
-            let rejectDir = dir.root + "/rejected/\(array).\(index).\(attempt)"
+            let rejectDir = dir.rejected(array: array, index: index, attempt: attempt)
             for o in outputs {
                 if let summary = try OutputValidation.check(file: o.tmp, shownAs: o.final, type: o.spec.type, dataID: o.spec.dataID,
                                                             config: job.meta.validation, rejectDir: rejectDir) {
