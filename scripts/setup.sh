@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libcfitsio-dev libslurm-dev libzstd-dev libsqlite3-dev pkg-config)
+packages=(libcfitsio-dev libslurm-dev libzstd-dev zlib1g-dev libsqlite3-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -97,7 +97,7 @@ enum SnapshotFile {
         didOff.bytes.reserveCapacity(4 * (graph.dataIDs.count + 1))
         for id in graph.dataIDs {
             didOff.u32(didText.bytes.count)
-            didText.bytes.append(contentsOf: id.json.utf8)
+            id.appendJSON(to: &didText.bytes)
         }
         didOff.u32(didText.bytes.count)
         let sections: [(Section, Buffer)] = [(.elemStart, elemStart), (.elemJob, elemJob), (.jobQStart, jobQStart), (.jobQ, jobQ),

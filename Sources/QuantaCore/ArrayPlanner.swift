@@ -133,13 +133,16 @@ public enum ArrayPlanner {
             var cluster: String
         }
         var fitted: [FitKey: String] = [:]
-        var partitionOf: [Int32: String] = [:]
+        var partitionOf = [String](repeating: "", count: jobs.count)
+        var last: (key: FitKey, partition: String)?
         for (j, job) in jobs.enumerated() {
             let key = FitKey(resources: job.resources, preferred: job.partition, cluster: job.cluster)
+            if let last, last.key == key { partitionOf[j] = last.partition; continue }
             if fitted[key] == nil {
                 fitted[key] = try site.partition(for: job.resources, preferred: job.partition, task: job.cluster).name
             }
-            partitionOf[Int32(j)] = fitted[key]
+            partitionOf[j] = fitted[key]!
+            last = (key, partitionOf[j])
         }
         struct GroupKey: Hashable {
             var cluster: String
@@ -156,7 +159,7 @@ public enum ArrayPlanner {
             var members: [GroupKey: [Int32]] = [:]
             for j in order {
                 let job = jobs[Int(j)]
-                let k = GroupKey(cluster: job.cluster, resources: job.resources, partition: partitionOf[j]!, level: level[Int(j)])
+                let k = GroupKey(cluster: job.cluster, resources: job.resources, partition: partitionOf[Int(j)], level: level[Int(j)])
                 if members[k] == nil { keys.append(k) }
                 members[k, default: []].append(j)
             }

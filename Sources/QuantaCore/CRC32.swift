@@ -1,23 +1,23 @@
-/// CRC-32 (IEEE), for the native graph trailer and output checksums.
-public struct CRC32: Sendable {
-    private static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
+import CZlib
 
+/// CRC-32 (IEEE), for the native graph trailer and output checksums: zlib's `crc32`, which
+/// reads several bytes per step (a byte-wise table was 0.4 s of reading a 145 MB graph).
+public struct CRC32: Sendable {
     public private(set) var value: UInt32 = 0
-    private var state: UInt32 = 0xFFFF_FFFF
 
     public init() {}
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        var c = state
-        Self.table.withUnsafeBufferPointer { t in
-            for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
+        guard var p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        var left = bytes.count
+        var c = UInt(value)
+        while left > 0 {  // zlib takes a 32-bit length
+            let n = min(left, 1 << 30)
+            c = crc32(c, p, UInt32(n))
+            p += n
+            left -= n
         }
-        state = c
-        value = c ^ 0xFFFF_FFFF
+        value = UInt32(truncatingIfNeeded: c)
     }
 
     public mutating func update(_ bytes: [UInt8]) {

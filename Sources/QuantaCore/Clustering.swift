@@ -110,15 +110,16 @@ public enum Clustering {
 
         let producers = graph.producers()
         var upstream = [[Int32]](repeating: [], count: jobs.count)
+        var ups: [Int32] = []  // reused: most jobs have a handful of upstream jobs
         for (j, job) in jobs.enumerated() {
-            var ups = Set<Int32>()
+            ups.removeAll(keepingCapacity: true)
             for q in job.quanta {
                 for d in graph.inputs(of: Int(q)) {
                     let p = producers[Int(d)]
-                    if p >= 0, jobOfQuantum[Int(p)] != Int32(j) { ups.insert(jobOfQuantum[Int(p)]) }
+                    if p >= 0, jobOfQuantum[Int(p)] != Int32(j), !ups.contains(jobOfQuantum[Int(p)]) { ups.append(jobOfQuantum[Int(p)]) }
                 }
             }
-            upstream[j] = ups.sorted()
+            if !ups.isEmpty { upstream[j] = ups.sorted() }
         }
         let clustered = ClusteredGraph(jobs: jobs, upstream: upstream, jobOfQuantum: jobOfQuantum)
         if let cycle = clustered.cycleClusters() {
@@ -187,12 +188,12 @@ public enum Clustering {
 extension ClusteredGraph {
     /// Job indices in dependency order, or nil with a cycle.
     public func jobOrder() -> [Int32]? {
-        let r = TopologicalSort.order(count: jobs.count) { upstream[$0].map(Int.init) }
+        let r = TopologicalSort.order(count: jobs.count) { j, visit in for u in upstream[j] { visit(Int(u)) } }
         return r.stuck.isEmpty ? r.order.map(Int32.init) : nil
     }
 
     func cycleClusters() -> [String]? {
-        let stuck = TopologicalSort.order(count: jobs.count) { upstream[$0].map(Int.init) }.stuck
+        let stuck = TopologicalSort.order(count: jobs.count) { j, visit in for u in upstream[j] { visit(Int(u)) } }.stuck
         return stuck.isEmpty ? nil : Array(Set(stuck.map { jobs[$0].cluster })).sorted()
     }
 }

@@ -67,15 +67,27 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// JSON text `[["visit",1],["detector",2]]`: ordered, typed, parseable anywhere.
     public var json: String {
-        let items = pairs.map { key, value -> String in
-            let v: String
-            switch value {
-            case .int(let n): v = String(n)
-            case .string(let s): v = JSONText.quote(s)
+        var bytes: [UInt8] = []
+        appendJSON(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The same text appended as UTF-8, with no intermediate strings (the snapshot writes a
+    /// million of these).
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for i in keys.indices {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            JSONText.appendQuoted(keys[i], to: &out)
+            out.append(UInt8(ascii: ","))
+            switch values[i] {
+            case .int(let n): JSONText.appendInteger(n, to: &out)
+            case .string(let str): JSONText.appendQuoted(str, to: &out)
             }
-            return "[\(JSONText.quote(key)),\(v)]"
+            out.append(UInt8(ascii: "]"))
         }
-        return "[" + items.joined(separator: ",") + "]"
+        out.append(UInt8(ascii: "]"))
     }
 
     public init(json: String) throws {
@@ -102,23 +114,45 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
 public enum JSONText {
     /// A JSON string literal.
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 2)
+        appendQuoted(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A JSON string literal appended as UTF-8: `"` `\\` and control characters escaped, the rest
+    /// (multi-byte characters included) copied as they are.
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\\"): out.append(b); out.append(b)
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xf)])
+            default: out.append(b)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Decimal digits of `n`, as `String(n)` writes them.
+    public static func appendInteger(_ n: Int64, to out: inout [UInt8]) {
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        var m = n.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var k = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[k] = UInt8(ascii: "0") + UInt8(m % 10); m /= 10; k += 1 } while m > 0
+            while k > 0 { k -= 1; out.append(d[k]) }
+        }
     }
 }
 

@@ -94,10 +94,29 @@ public enum NativeGraphFormat {
     // MARK: reading
 
     public static func read(path: String) throws -> QuantumGraph {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw QuantaError(.io, "\(path): cannot read the graph file (missing or unreadable)")
+        try decode(try readFile(path), source: path)
+    }
+
+    /// The whole file in one array, read straight into it (no `Data` in between).
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw QuantaError(.io, "\(path): cannot read the graph file (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw QuantaError(.io, "\(path): cannot read the graph file (\(String(cString: strerror(errno))))") }
+        let size = Int(st.st_size)
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+            count = 0
+            while count < size {
+                let n = Foundation.read(fd, buf.baseAddress! + count, size - count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : 0; break }
+                count += n
+            }
         }
-        return try decode([UInt8](data), source: path)
+        if failure != 0 { throw QuantaError(.io, "\(path): cannot read the graph file (\(String(cString: strerror(failure))))") }
+        return bytes
     }
 
     /// What `graph info` shows, without materialising data IDs, datasets or quanta: the small
@@ -112,53 +131,130 @@ public enum NativeGraphFormat {
     }
 
     public static func summary(path: String) throws -> Summary {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw QuantaError(.io, "\(path): cannot read the graph file (missing or unreadable)")
-        }
+        let bytes = try readFile(path)
         var out = Summary(graph: QuantumGraph(), quantaPerTask: [], quanta: 0, datasets: 0, overallInputs: 0)
-        out.graph = try decode([UInt8](data), source: path, summary: &out)
+        try bytes.withUnsafeBytes { raw in
+            let file = try Sections(raw, source: path)
+            out.graph = try file.smallSections()
+            var datasets = try file.reader("DSET")
+            out.datasets = Int(try datasets?.u32() ?? 0)
+            try file.verifyChecksum()
+            guard var s = try file.reader("QNTA") else { return }
+            let n = Int(try s.u32())
+            var produced = [Bool](repeating: false, count: out.datasets)
+            var perTask = [Int](repeating: 0, count: out.graph.tasks.count)
+            for _ in 0..<n {
+                try s.skip(16)
+                let t = Int(try s.u32())
+                guard t < perTask.count else { throw s.corrupt("quantum of unknown task #\(t)") }
+                perTask[t] += 1
+                try s.skip(4)
+                let ins = Int(try s.u32())
+                guard ins <= (s.end - s.offset) / 4 else { throw s.corrupt("a list of \(ins) entries runs past the end of the section") }
+                try s.skip(4 * ins)
+                for _ in 0..<(try s.u32()) {
+                    let d = Int(try s.u32())
+                    if d < produced.count { produced[d] = true }
+                }
+            }
+            out.quanta = n
+            out.quantaPerTask = perTask
+            out.overallInputs = produced.lazy.filter { !$0 }.count
+        }
         return out
     }
 
+    /// Reads a whole graph. The big sections are decoded on both cores: data IDs (and the
+    /// checksum) on one, datasets and quanta on the other. The checksum's error wins over any
+    /// other, since a damaged file explains whatever else looks wrong in it.
     public static func decode(_ bytes: [UInt8], source: String) throws -> QuantumGraph {
-        try decode(bytes, source: source, summary: nil)
+        try bytes.withUnsafeBytes { raw in
+            let file = try Sections(raw, source: source)
+            var g = try file.smallSections()
+            let universe = g.universe
+            let (dataIDs, (datasets, quanta)) = try Parallel.both({
+                try file.verifyChecksum()
+                return try file.reader("DIDS").map { try decodeDataIDs($0, universe: universe) } ?? []
+            }, {
+                let datasets = try file.reader("DSET").map { try decodeDatasets($0) } ?? []
+                let quanta = try file.reader("QNTA").map { try decodeQuanta($0) } ?? ([], [], [])
+                return (datasets, quanta)
+            })
+            g.dataIDs = dataIDs
+            g.datasets = datasets
+            (g.quanta, g.quantumInputs, g.quantumOutputs) = quanta
+            return g
+        }
     }
 
-    static func decode(_ bytes: [UInt8], source: String, summary: UnsafeMutablePointer<Summary>?) throws -> QuantumGraph {
-        var r = ByteReader(bytes: bytes, source: source)
-        guard bytes.count >= 12, Array(bytes[0..<8]) == magic else {
-            if bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4b {
-                throw QuantaError(.invalidGraph, "\(source): this is a ZIP file (an LSST .qg graph?), not a Quanta native graph; the .qg reader arrives with LSST support")
+    /// The file's sections located (not decoded): header checked, every length checked against
+    /// the file, up to the END! trailer.
+    struct Sections {
+        let raw: UnsafeRawBufferPointer
+        let source: String
+        var ranges: [String: Range<Int>] = [:]
+        var checksummedBytes = 0
+        var expectedChecksum: UInt32 = 0
+
+        init(_ raw: UnsafeRawBufferPointer, source: String) throws {
+            self.raw = raw
+            self.source = source
+            guard raw.count >= 12, raw.starts(with: magic) else {
+                if raw.count >= 4, raw[0] == 0x50, raw[1] == 0x4b {
+                    throw QuantaError(.invalidGraph, "\(source): this is a ZIP file (an LSST .qg graph?), not a Quanta native graph; read it with a .qg name or 'quanta graph info'")
+                }
+                throw QuantaError(.invalidGraph, "\(source): not a Quanta native graph (the file does not start with QUANTAGR); write it with 'quanta graph' or see docs/native-graph-format.md")
             }
-            throw QuantaError(.invalidGraph, "\(source): not a Quanta native graph (the file does not start with QUANTAGR); write it with 'quanta graph' or see docs/native-graph-format.md")
-        }
-        r.offset = 8
-        let v = try r.u32()
-        guard v == version else {
-            throw QuantaError(.invalidGraph, "\(source): native graph format version \(v) is not supported (this quanta reads version \(version)); use a matching quanta")
-        }
-        var g = QuantumGraph()
-        var sawEnd = false
-        while r.offset < bytes.count {
-            let sectionStart = r.offset
-            let tag = String(decoding: try r.take(4), as: UTF8.self)
-            let length = Int(try r.u64())
-            guard length <= bytes.count - r.offset else {
-                throw QuantaError(.invalidGraph, "\(source): truncated: section \(tag) declares \(length) bytes but only \(bytes.count - r.offset) remain; the file was cut short — copy or write it again")
+            var r = ByteReader(raw: raw, source: source, offset: 8)
+            let v = try r.u32()
+            guard v == version else {
+                throw QuantaError(.invalidGraph, "\(source): native graph format version \(v) is not supported (this quanta reads version \(version)); use a matching quanta")
             }
-            var s = ByteReader(bytes: bytes, source: source, offset: r.offset, end: r.offset + length, section: tag)
-            r.offset += length
-            switch tag {
-            case "META":
+            while r.offset < raw.count {
+                let sectionStart = r.offset
+                let tag = String(decoding: try r.bytes(4), as: UTF8.self)
+                let length = Int(try r.u64())
+                guard length >= 0, length <= raw.count - r.offset else {
+                    throw QuantaError(.invalidGraph, "\(source): truncated: section \(tag) declares \(length) bytes but only \(raw.count - r.offset) remain; the file was cut short — copy or write it again")
+                }
+                if tag == "END!" {
+                    var s = ByteReader(raw: raw, source: source, offset: r.offset, end: r.offset + length, section: tag)
+                    expectedChecksum = try s.u32()
+                    checksummedBytes = sectionStart
+                    return
+                }
+                if ranges[tag] == nil { ranges[tag] = r.offset ..< r.offset + length }  // unknown tags: later minor revisions
+                r.offset += length
+            }
+            throw QuantaError(.invalidGraph, "\(source): truncated: the file ends before its END! section; it was cut short — copy or write it again")
+        }
+
+        func reader(_ tag: String) throws -> ByteReader? {
+            ranges[tag].map { ByteReader(raw: raw, source: source, offset: $0.lowerBound, end: $0.upperBound, section: tag) }
+        }
+
+        func verifyChecksum() throws {
+            var crc = CRC32()
+            crc.update(UnsafeRawBufferPointer(rebasing: raw[0 ..< checksummedBytes]))
+            guard crc.value == expectedChecksum else {
+                throw QuantaError(.invalidGraph, "\(source): corrupt: checksum \(String(crc.value, radix: 16)) does not match the recorded \(String(expectedChecksum, radix: 16)); the file was damaged — write it again")
+            }
+        }
+
+        /// META, UNIV, DTYP, TASK, RUNS: everything but data IDs, datasets and quanta.
+        func smallSections() throws -> QuantumGraph {
+            var g = QuantumGraph()
+            if var s = try reader("META") {
                 for _ in 0..<(try s.u32()) { let k = try s.string(); g.metadata[k] = try s.string() }
-            case "UNIV":
-                g.universe = try (0..<s.u32()).map { _ in try s.string() }
-            case "DTYP":
+            }
+            if var s = try reader("UNIV") { g.universe = try (0..<s.u32()).map { _ in try s.string() } }
+            if var s = try reader("DTYP") {
                 g.datasetTypes = try (0..<s.u32()).map { _ in
                     let name = try s.string(), sc = try s.string()
                     return DatasetTypeNode(name: name, dimensions: try s.u32s().map { try dimName($0, g, s) }, storageClass: sc)
                 }
-            case "TASK":
+            }
+            if var s = try reader("TASK") {
                 g.tasks = try (0..<s.u32()).map { _ in
                     let label = try s.string()
                     let dims = try s.u32s().map { try dimName($0, g, s) }
@@ -166,87 +262,79 @@ public enum NativeGraphFormat {
                     let outs = try s.u32s().map { try typeName($0, g, s) }
                     return TaskNode(label: label, dimensions: dims, inputTypes: ins, outputTypes: outs)
                 }
-            case "RUNS":
-                g.runs = try (0..<s.u32()).map { _ in try s.string() }
-            case "DIDS" where summary != nil, "DSET" where summary != nil:
-                let n = Int(try s.u32())
-                if tag == "DSET" { summary!.pointee.datasets = n }
-            case "QNTA" where summary != nil:
-                let n = Int(try s.u32())
-                var produced = [Bool](repeating: false, count: summary!.pointee.datasets)
-                var perTask = [Int](repeating: 0, count: g.tasks.count)
-                for _ in 0..<n {
-                    s.offset += 16
-                    let t = Int(try s.u32())
-                    guard t < perTask.count else { throw s.corrupt("quantum of unknown task #\(t)") }
-                    perTask[t] += 1
-                    s.offset += 4
-                    let ins = Int(try s.u32())
-                    guard ins <= (s.end - s.offset) / 4 else { throw s.corrupt("a list of \(ins) entries runs past the end of the section") }
-                    s.offset += 4 * ins
-                    for _ in 0..<(try s.u32()) {
-                        let d = Int(try s.u32())
-                        if d < produced.count { produced[d] = true }
-                    }
-                }
-                summary!.pointee.quanta = n
-                summary!.pointee.quantaPerTask = perTask
-                summary!.pointee.overallInputs = produced.lazy.filter { !$0 }.count
-            case "DIDS":
-                let n = Int(try s.u32())
-                g.dataIDs.reserveCapacity(n)
-                for _ in 0..<n {
-                    var keys: [String] = [], values: [DimensionValue] = []
-                    for _ in 0..<(try s.u16()) {
-                        keys.append(try dimName(UInt32(try s.u16()), g, s))
-                        switch try s.u8() {
-                        case 0: values.append(.int(try s.i64()))
-                        case 1: values.append(.string(try s.string()))
-                        case let k: throw s.corrupt("unknown data ID value kind \(k)")
-                        }
-                    }
-                    g.dataIDs.append(DataID(keys: keys, values: values))
-                }
-            case "DSET":
-                let n = Int(try s.u32())
-                g.datasets.reserveCapacity(n)
-                for _ in 0..<n {
-                    let id = try s.uuid()
-                    let t = Int32(bitPattern: try s.u32()), d = Int32(bitPattern: try s.u32()), run = Int32(bitPattern: try s.u32())
-                    let loc: String? = try s.u8() == 1 ? try s.string() : nil
-                    g.datasets.append(DatasetNode(id: id, type: t, dataID: d, run: run, location: loc))
-                }
-            case "QNTA":
-                let n = Int(try s.u32())
-                g.quanta.reserveCapacity(n)
-                for _ in 0..<n {
-                    let id = try s.uuid()
-                    let t = Int32(bitPattern: try s.u32()), d = Int32(bitPattern: try s.u32())
-                    let ins = try s.u32s(), outs = try s.u32s()
-                    g.quanta.append(QuantumNode(id: id, task: t, dataID: d,
-                                                inputStart: Int32(g.quantumInputs.count), inputCount: Int32(ins.count),
-                                                outputStart: Int32(g.quantumOutputs.count), outputCount: Int32(outs.count)))
-                    g.quantumInputs.append(contentsOf: ins.map { Int32(bitPattern: $0) })
-                    g.quantumOutputs.append(contentsOf: outs.map { Int32(bitPattern: $0) })
-                }
-            case "END!":
-                let expected = try s.u32()
-                var crc = CRC32()
-                bytes.withUnsafeBytes { crc.update(UnsafeRawBufferPointer(rebasing: $0[0..<sectionStart])) }
-                let actual = crc.value
-                guard expected == actual else {
-                    throw QuantaError(.invalidGraph, "\(source): corrupt: checksum \(String(actual, radix: 16)) does not match the recorded \(String(expected, radix: 16)); the file was damaged — write it again")
-                }
-                sawEnd = true
-            default:
-                continue  // sections added by later minor revisions are skipped
             }
-            if sawEnd { break }
+            if var s = try reader("RUNS") { g.runs = try (0..<s.u32()).map { _ in try s.string() } }
+            return g
         }
-        guard sawEnd else {
-            throw QuantaError(.invalidGraph, "\(source): truncated: the file ends before its END! section; it was cut short — copy or write it again")
+    }
+
+    /// Data IDs share their key lists: one `[String]` per distinct set of dimensions.
+    static func decodeDataIDs(_ reader: ByteReader, universe: [String]) throws -> [DataID] {
+        var s = reader
+        let n = Int(try s.u32())
+        guard n <= (s.end - s.offset) / 2 else { throw s.corrupt("\(n) data IDs cannot fit in the section") }
+        var out: [DataID] = []
+        out.reserveCapacity(n)
+        var keyLists: [[UInt16]: [String]] = [:]
+        var indices: [UInt16] = []
+        for _ in 0..<n {
+            let k = Int(try s.u16())
+            indices.removeAll(keepingCapacity: true)
+            var values: [DimensionValue] = []
+            values.reserveCapacity(k)
+            for _ in 0..<k {
+                let d = try s.u16()
+                guard Int(d) < universe.count else { throw s.corrupt("dimension index \(d) outside the universe") }
+                indices.append(d)
+                switch try s.u8() {
+                case 0: values.append(.int(try s.i64()))
+                case 1: values.append(.string(try s.string()))
+                case let kind: throw s.corrupt("unknown data ID value kind \(kind)")
+                }
+            }
+            let keys: [String]
+            if let known = keyLists[indices] { keys = known } else {
+                keys = indices.map { universe[Int($0)] }
+                keyLists[indices] = keys
+            }
+            out.append(DataID(keys: keys, values: values))
         }
-        return g
+        return out
+    }
+
+    static func decodeDatasets(_ reader: ByteReader) throws -> [DatasetNode] {
+        var s = reader
+        let n = Int(try s.u32())
+        guard n <= (s.end - s.offset) / 29 else { throw s.corrupt("\(n) datasets cannot fit in the section") }
+        var out: [DatasetNode] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n {
+            let id = try s.uuid()
+            let t = Int32(bitPattern: try s.u32()), d = Int32(bitPattern: try s.u32()), run = Int32(bitPattern: try s.u32())
+            let loc: String? = try s.u8() == 1 ? try s.string() : nil
+            out.append(DatasetNode(id: id, type: t, dataID: d, run: run, location: loc))
+        }
+        return out
+    }
+
+    static func decodeQuanta(_ reader: ByteReader) throws -> ([QuantumNode], [Int32], [Int32]) {
+        var s = reader
+        let n = Int(try s.u32())
+        guard n <= (s.end - s.offset) / 32 else { throw s.corrupt("\(n) quanta cannot fit in the section") }
+        var quanta: [QuantumNode] = [], inputs: [Int32] = [], outputs: [Int32] = []
+        quanta.reserveCapacity(n)
+        for _ in 0..<n {
+            let id = try s.uuid()
+            let t = Int32(bitPattern: try s.u32()), d = Int32(bitPattern: try s.u32())
+            let inputStart = inputs.count
+            try s.appendU32s(to: &inputs)
+            let outputStart = outputs.count
+            try s.appendU32s(to: &outputs)
+            quanta.append(QuantumNode(id: id, task: t, dataID: d,
+                                      inputStart: Int32(inputStart), inputCount: Int32(inputs.count - inputStart),
+                                      outputStart: Int32(outputStart), outputCount: Int32(outputs.count - outputStart)))
+        }
+        return (quanta, inputs, outputs)
     }
 
     private static func dimName(_ i: UInt32, _ g: QuantumGraph, _ s: ByteReader) throws -> String {
@@ -288,18 +376,19 @@ struct ByteWriter {
     }
 }
 
+/// Little-endian values from a borrowed buffer, bounds-checked against its section.
 struct ByteReader {
-    let bytes: [UInt8]
+    let raw: UnsafeRawBufferPointer
     let source: String
     var offset: Int
     let end: Int
     let section: String
 
-    init(bytes: [UInt8], source: String, offset: Int = 0, end: Int? = nil, section: String = "header") {
-        self.bytes = bytes
+    init(raw: UnsafeRawBufferPointer, source: String, offset: Int = 0, end: Int? = nil, section: String = "header") {
+        self.raw = raw
         self.source = source
         self.offset = offset
-        self.end = end ?? bytes.count
+        self.end = end ?? raw.count
         self.section = section
     }
 
@@ -307,30 +396,48 @@ struct ByteReader {
         QuantaError(.invalidGraph, "\(source): corrupt section \(section) at byte \(offset): \(what)")
     }
 
-    mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+    @inline(__always) func need(_ n: Int) throws {
         guard n >= 0, n <= end - offset else {
-            if end == bytes.count {
-                throw QuantaError(.invalidGraph, "\(source): truncated: needed \(n) more bytes at byte \(offset) of \(bytes.count); the file was cut short — copy or write it again")
+            if end == raw.count {
+                throw QuantaError(.invalidGraph, "\(source): truncated: needed \(n) more bytes at byte \(offset) of \(raw.count); the file was cut short — copy or write it again")
             }
             throw corrupt("a value runs past the end of the section")
         }
-        defer { offset += n }
-        return bytes[offset ..< offset + n]
     }
 
-    mutating func u8() throws -> UInt8 { try take(1).first! }
-    mutating func u16() throws -> UInt16 { try take(2).reversed().reduce(0) { $0 << 8 | UInt16($1) } }
-    mutating func u32() throws -> UInt32 { try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) } }
-    mutating func u64() throws -> UInt64 { try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
-    mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
-    mutating func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
+    @inline(__always) mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        try need(MemoryLayout<T>.size)
+        defer { offset += MemoryLayout<T>.size }
+        return T(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    mutating func skip(_ n: Int) throws { try need(n); offset += n }
+    mutating func bytes(_ n: Int) throws -> UnsafeRawBufferPointer {
+        try need(n)
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: raw[offset ..< offset + n])
+    }
+    mutating func u8() throws -> UInt8 { try load(UInt8.self) }
+    mutating func u16() throws -> UInt16 { try load(UInt16.self) }
+    mutating func u32() throws -> UInt32 { try load(UInt32.self) }
+    mutating func u64() throws -> UInt64 { try load(UInt64.self) }
+    mutating func i64() throws -> Int64 { try load(Int64.self) }
+    mutating func string() throws -> String { String(decoding: try bytes(Int(try u32())), as: UTF8.self) }
     mutating func u32s() throws -> [UInt32] {
         let n = Int(try u32())
         guard n <= (end - offset) / 4 else { throw corrupt("a list of \(n) entries runs past the end of the section") }
         return try (0..<n).map { _ in try u32() }
     }
+    /// A u32-counted list appended as `Int32`s, without a temporary array.
+    mutating func appendU32s(to out: inout [Int32]) throws {
+        let n = Int(try u32())
+        guard n <= (end - offset) / 4 else { throw corrupt("a list of \(n) entries runs past the end of the section") }
+        for i in 0..<n { out.append(raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: Int32.self).littleEndian) }
+        offset += 4 * n
+    }
     mutating func uuid() throws -> UUID {
-        let b = Array(try take(16))
-        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+        try need(16)
+        defer { offset += 16 }
+        return UUID(uuid: raw.loadUnaligned(fromByteOffset: offset, as: uuid_t.self))
     }
 }

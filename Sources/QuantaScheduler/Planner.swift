@@ -38,7 +38,11 @@ public struct PlanRequest: Sendable {
 
 /// graph → clustered jobs → arrays → submit directory.
 public enum Planner {
-    public enum Stage: String, Sendable { case validate, cluster, arrays, snapshot, scripts }
+    public enum Stage: String, Sendable {
+        case validate, cluster, arrays
+        case snapshot = "snapshot + scripts"
+        case summary
+    }
 
     public static func plan(_ graph: QuantumGraph, _ req: PlanRequest,
                             progress: (Stage) -> Void = { _ in }) throws -> PlanDocument {
@@ -96,12 +100,17 @@ public enum Planner {
         if let override = req.outputRun, let old = graph.outputRun, let i = runGraph.runs.firstIndex(of: old) {
             runGraph.runs[i] = override
         }
-        try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: plan, repo: req.repo, tasks: executions)
-
-        try AtomicFile.write(req.site.yamlText, to: dir.siteCopy)
-        progress(.scripts)
+        // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
-        try renderScripts(plan: plan, mergeDependencies: mergeDeps, req: req, submission: submission, quantumCount: graph.quanta.count)
+        let finalPlan = plan
+        _ = try Parallel.both({
+            try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: finalPlan, repo: req.repo, tasks: executions)
+        }, {
+            try AtomicFile.write(req.site.yamlText, to: dir.siteCopy)
+            try renderScripts(plan: finalPlan, mergeDependencies: mergeDeps, req: req, submission: submission,
+                              quantumCount: graph.quanta.count)
+        })
+        progress(.summary)
 
         var doc = PlanDocument(submission: submission, created: ISO8601DateFormatter().string(from: started),
                                graph: meta.graph, repo: req.repo.root, outputRun: outputRun, output: output,

@@ -107,3 +107,63 @@ import Testing
         }
     }
 }
+
+@Suite struct ScaleHelperTests {
+    @Test func crc32MatchesTheStandardCheckValue() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var split = CRC32()
+        split.update(Array(bytes[..<777]))
+        split.update(Array(bytes[777...]))
+        #expect(split.value == CRC32.checksum(bytes))
+        #expect(CRC32.checksum([]) == 0)
+    }
+
+    @Test func uuidSetFindsEveryDuplicateAndNoFalseOne() {
+        var set = UUIDSet(capacity: 50_000)
+        let ids = (0..<50_000).map { _ in UUID.v7() }
+        var new = 0, again = 0
+        for id in ids where set.insert(id) { new += 1 }
+        for id in ids where set.insert(id) { again += 1 }
+        #expect(new == ids.count && again == 0)
+        // Same random half, different time half: still different UUIDs.
+        let a = UUID().uuid
+        var b = a
+        b.0 ^= 1
+        let first = set.insert(UUID(uuid: a)), second = set.insert(UUID(uuid: b))
+        #expect(first && second)
+        let zero = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let zeroFirst = set.insert(zero), zeroAgain = set.insert(zero)
+        #expect(zeroFirst && !zeroAgain)
+    }
+
+    struct Boom: Error, Equatable { let which: String }
+
+    @Test func parallelBothReturnsBothAndPrefersTheFirstError() throws {
+        let (x, y) = try Parallel.both({ (1...1000).reduce(0, +) }, { "b" })
+        #expect(x == 500_500 && y == "b")
+        #expect(throws: Boom(which: "a")) { try Parallel.both({ throw Boom(which: "a") }, { throw Boom(which: "b") }) }
+        #expect(throws: Boom(which: "b")) { try Parallel.both({ 1 }, { throw Boom(which: "b") }) }
+    }
+
+    @Test func damagedDataIDSectionReportsTheChecksum() throws {
+        let g = pipelineGraph(visits: [1, 2], detectors: [0, 1])
+        var bytes = try NativeGraphFormat.encode(g)
+        let dids = bytes.indices.first { bytes[$0...].starts(with: Array("DIDS".utf8)) }!
+        bytes[dids + 12 + 6] ^= 0xFF  // a value byte inside the first data ID
+        #expect {
+            try NativeGraphFormat.decode(bytes, source: "g.qgn")
+        } throws: { e in ((e as? QuantaError)?.message ?? "").contains("g.qgn: corrupt: checksum") }
+    }
+}
+
+@Suite struct DataIDJSONTests {
+    @Test func jsonTextIsExactAndRoundTrips() throws {
+        let id = DataID([("instrument", .string("Cam \"1\" \\ $(rm -rf) é\n\t\u{1}")), ("visit", .int(-903334)),
+                         ("detector", .int(Int64.min)), ("exposure", .int(0)), ("day", .int(Int64.max))])
+        #expect(id.json == #"[["instrument","Cam \"1\" \\ $(rm -rf) é\n\t\u0001"],["visit",-903334],["detector",-9223372036854775808],["exposure",0],["day",9223372036854775807]]"#)
+        #expect(try DataID(json: id.json) == id)
+        #expect(DataID.empty.json == "[]")
+        #expect(JSONText.quote("a\u{7f}b") == "\"a\u{7f}b\"")
+    }
+}
