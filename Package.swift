@@ -38,8 +38,8 @@ let package = Package(
         // libslurm (Debian ships no slurm.pc, so the modulemap links it by name).
         .systemLibrary(name: "CSlurm", providers: [.apt(["libslurm-dev"])]),
         .target(name: "QuantaSlurm", dependencies: ["QuantaCore", "CSlurm"]),
-        // cfitsio (issue 5): long names are macros, wrapped in shim.h.
-        .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio", providers: [.apt(["libcfitsio-dev"])]),
+        // cfitsio (issue 5): long names are macros, wrapped in shim.h; the library is dlopen()ed on first use.
+        .systemLibrary(name: "CFITSIO", providers: [.apt(["libcfitsio-dev"])]),
         .target(name: "QuantaFITS", dependencies: ["QuantaCore", "CFITSIO"]),
         .target(name: "QuantaCommands", dependencies: [
             "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm", "QuantaFITS",
@@ -47,10 +47,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "quanta", dependencies: ["QuantaCommands"]),
-        .executableTarget(name: "run-quantum", dependencies: [
-            "QuantaExec",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(name: "run-quantum", dependencies: ["QuantaExec"]),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS", "QuantaExec"]),
         .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaFITS", "QuantaExec"]),
     ],

@@ -1,8 +1,130 @@
 // cfitsio (Debian 12: libcfitsio-dev 4.2). Its long names are macros Swift cannot call, so the
 // calls Quanta uses are wrapped here as static inline functions with the short names inside.
+// The headers come from libcfitsio-dev; the library itself is loaded at run time (below).
 #ifndef QUANTA_CFITSIO_SHIM_H
 #define QUANTA_CFITSIO_SHIM_H
+#define QF_STR_(x) #x
+#define QF_STR(x) QF_STR_(x)
 #include <fitsio.h>
+#include <dlfcn.h>
+
+/* libcfitsio is opened on first use, not linked: it pulls in libcurl and ~30 more shared
+ * libraries, which cost every run-quantum and quanta start ~7 ms even when no FITS file is
+ * touched. Each cfitsio function the wrappers below call is resolved once through dlsym; the
+ * macros' real names are redirected to those pointers, so the wrappers read as before. */
+static inline void *qf_library(void) {
+    static void *handle;
+    if (!handle) handle = dlopen("libcfitsio.so." QF_STR(CFITSIO_SONAME), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) handle = dlopen("libcfitsio.so", RTLD_NOW | RTLD_LOCAL);
+    return handle;
+}
+#define QF_RESOLVE(name) \
+    static inline __typeof__(name) *qf_resolve_##name(void) { \
+        static __typeof__(name) *p; \
+        if (!p && qf_library()) p = (__typeof__(name) *)dlsym(qf_library(), #name); \
+        return p; \
+    }
+QF_RESOLVE(ffclos)
+QF_RESOLVE(ffcmsg)
+QF_RESOLVE(ffcrim)
+QF_RESOLVE(ffcrtb)
+QF_RESOLVE(ffeqtyll)
+QF_RESOLVE(ffgcv)
+QF_RESOLVE(ffgerr)
+QF_RESOLVE(ffghadll)
+QF_RESOLVE(ffghdn)
+QF_RESOLVE(ffghdt)
+QF_RESOLVE(ffgidm)
+QF_RESOLVE(ffgiprll)
+QF_RESOLVE(ffgisz)
+QF_RESOLVE(ffgky)
+QF_RESOLVE(ffgkyjj)
+QF_RESOLVE(ffgmsg)
+QF_RESOLVE(ffgncl)
+QF_RESOLVE(ffgnrwll)
+QF_RESOLVE(ffgpv)
+QF_RESOLVE(ffgtbb)
+QF_RESOLVE(ffinit)
+QF_RESOLVE(ffmahd)
+QF_RESOLVE(ffmrhd)
+QF_RESOLVE(ffopentest)
+QF_RESOLVE(ffpcks)
+QF_RESOLVE(ffpcl)
+QF_RESOLVE(ffppr)
+QF_RESOLVE(ffthdu)
+QF_RESOLVE(ffukyd)
+QF_RESOLVE(ffukyj)
+QF_RESOLVE(ffukys)
+QF_RESOLVE(ffvcks)
+/* 1 when the library and every function are there; call before anything else. */
+static inline int qf_available(void) {
+    return qf_library() != 0
+        && qf_resolve_ffclos() != 0
+        && qf_resolve_ffcmsg() != 0
+        && qf_resolve_ffcrim() != 0
+        && qf_resolve_ffcrtb() != 0
+        && qf_resolve_ffeqtyll() != 0
+        && qf_resolve_ffgcv() != 0
+        && qf_resolve_ffgerr() != 0
+        && qf_resolve_ffghadll() != 0
+        && qf_resolve_ffghdn() != 0
+        && qf_resolve_ffghdt() != 0
+        && qf_resolve_ffgidm() != 0
+        && qf_resolve_ffgiprll() != 0
+        && qf_resolve_ffgisz() != 0
+        && qf_resolve_ffgky() != 0
+        && qf_resolve_ffgkyjj() != 0
+        && qf_resolve_ffgmsg() != 0
+        && qf_resolve_ffgncl() != 0
+        && qf_resolve_ffgnrwll() != 0
+        && qf_resolve_ffgpv() != 0
+        && qf_resolve_ffgtbb() != 0
+        && qf_resolve_ffinit() != 0
+        && qf_resolve_ffmahd() != 0
+        && qf_resolve_ffmrhd() != 0
+        && qf_resolve_ffopentest() != 0
+        && qf_resolve_ffpcks() != 0
+        && qf_resolve_ffpcl() != 0
+        && qf_resolve_ffppr() != 0
+        && qf_resolve_ffthdu() != 0
+        && qf_resolve_ffukyd() != 0
+        && qf_resolve_ffukyj() != 0
+        && qf_resolve_ffukys() != 0
+        && qf_resolve_ffvcks() != 0
+        ;
+}
+#define ffclos (*qf_resolve_ffclos())
+#define ffcmsg (*qf_resolve_ffcmsg())
+#define ffcrim (*qf_resolve_ffcrim())
+#define ffcrtb (*qf_resolve_ffcrtb())
+#define ffeqtyll (*qf_resolve_ffeqtyll())
+#define ffgcv (*qf_resolve_ffgcv())
+#define ffgerr (*qf_resolve_ffgerr())
+#define ffghadll (*qf_resolve_ffghadll())
+#define ffghdn (*qf_resolve_ffghdn())
+#define ffghdt (*qf_resolve_ffghdt())
+#define ffgidm (*qf_resolve_ffgidm())
+#define ffgiprll (*qf_resolve_ffgiprll())
+#define ffgisz (*qf_resolve_ffgisz())
+#define ffgky (*qf_resolve_ffgky())
+#define ffgkyjj (*qf_resolve_ffgkyjj())
+#define ffgmsg (*qf_resolve_ffgmsg())
+#define ffgncl (*qf_resolve_ffgncl())
+#define ffgnrwll (*qf_resolve_ffgnrwll())
+#define ffgpv (*qf_resolve_ffgpv())
+#define ffgtbb (*qf_resolve_ffgtbb())
+#define ffinit (*qf_resolve_ffinit())
+#define ffmahd (*qf_resolve_ffmahd())
+#define ffmrhd (*qf_resolve_ffmrhd())
+#define ffopentest (*qf_resolve_ffopentest())
+#define ffpcks (*qf_resolve_ffpcks())
+#define ffpcl (*qf_resolve_ffpcl())
+#define ffppr (*qf_resolve_ffppr())
+#define ffthdu (*qf_resolve_ffthdu())
+#define ffukyd (*qf_resolve_ffukyd())
+#define ffukyj (*qf_resolve_ffukyj())
+#define ffukys (*qf_resolve_ffukys())
+#define ffvcks (*qf_resolve_ffvcks())
 
 static inline int qf_open(fitsfile **f, const char *path, int mode, int *status) { return fits_open_file(f, path, mode, status); }
 static inline int qf_create(fitsfile **f, const char *path, int *status) { return fits_create_file(f, path, status); }

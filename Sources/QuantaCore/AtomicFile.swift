@@ -12,8 +12,25 @@ public enum AtomicFile {
             throw QuantaError(.io, "\(dir): cannot create the directory (\(error.localizedDescription))")
         }
         let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw QuantaError(.io, "\(tmp): cannot write (disk full or no permission?); nothing was replaced")
+        // One open/write/close (FileManager.createFile wrote a second temporary file and synced it).
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw QuantaError(.io, "\(tmp): cannot write (\(String(cString: strerror(errno)))); nothing was replaced")
+        }
+        var failure: Int32 = 0
+        data.withUnsafeBytes { buf in
+            var done = 0
+            while done < buf.count {
+                let n = Foundation.write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
+                done += n
+            }
+        }
+        if close(fd) != 0 && failure == 0 { failure = errno }
+        if failure != 0 {
+            unlink(tmp)
+            throw QuantaError(.io, "\(tmp): cannot write (\(String(cString: strerror(failure))); disk full?); nothing was replaced")
         }
         guard rename(tmp, path) == 0 else {
             let reason = String(cString: strerror(errno))

@@ -13,6 +13,7 @@ public final class FITSFile {
     /// Opens an existing file.
     public init(open path: String, mode: Mode = .readOnly) throws {
         self.path = path
+        try Self.requireLibrary(path)
         var status: Int32 = 0
         var f: UnsafeMutablePointer<fitsfile>?
         qf_open(&f, path, mode == .readOnly ? qf_readonly() : qf_readwrite(), &status)
@@ -23,11 +24,20 @@ public final class FITSFile {
     /// Creates a new file; refuses to overwrite one (cfitsio's own rule).
     public init(create path: String) throws {
         self.path = path
+        try Self.requireLibrary(path)
         var status: Int32 = 0
         var f: UnsafeMutablePointer<fitsfile>?
         qf_create(&f, path, &status)
         try Self.check(status, path, "create")
         handle = f
+    }
+
+    /// cfitsio is loaded on first use (see shim.h); without it, say what to install.
+    static func requireLibrary(_ path: String) throws {
+        guard qf_available() != 0 else {
+            let why = dlerror().map { String(cString: $0) } ?? "libcfitsio.so.10 not found"
+            throw QuantaError(.io, "\(path): cannot load cfitsio (\(why)); install it (Debian: apt install libcfitsio10)")
+        }
     }
 
     deinit {

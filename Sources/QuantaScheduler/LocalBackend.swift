@@ -120,7 +120,7 @@ public struct LocalBackend: Sendable {
 
         func record(_ e: Int, _ what: String, _ detail: String = "") {
             let el = elements[e]
-            let line = "\(ISO8601DateFormatter().string(from: Date()))\t\(plan.arrays[el.array].name)\t\(el.index)\t\(what)\t\(detail)\n"
+            let line = "\(Timestamp.iso8601(Date()))\t\(plan.arrays[el.array].name)\t\(el.index)\t\(what)\t\(detail)\n"
             AtomicFile.append(line, to: dir.localEvents)
         }
 
@@ -244,7 +244,7 @@ public struct LocalBackend: Sendable {
             env["QUANTA_PROGRESS"] = "0"
             let s = try Spawn.run("/bin/bash", [dir.script(array: "merge")], environment: env, options: o)
             summary.merge = s
-            AtomicFile.append("\(ISO8601DateFormatter().string(from: Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
+            AtomicFile.append("\(Timestamp.iso8601(Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
             onEvent(.mergeEnded(s))
         }
         summary.seconds = Date().timeIntervalSince(started)

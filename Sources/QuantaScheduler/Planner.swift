@@ -112,7 +112,7 @@ public enum Planner {
         })
         progress(.summary)
 
-        var doc = PlanDocument(submission: submission, created: ISO8601DateFormatter().string(from: started),
+        var doc = PlanDocument(submission: submission, created: Timestamp.iso8601(started),
                                graph: meta.graph, repo: req.repo.root, outputRun: outputRun, output: output,
                                site: req.site.name, siteConfig: req.site.source, submitConfig: req.config.source,
                                quanta: graph.quanta.count, jobs: clustered.jobs.count, arrays: plan.arrays,

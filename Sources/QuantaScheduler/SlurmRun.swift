@@ -268,7 +268,7 @@ public struct SlurmSubmitter {
 
     /// Submits one round and records it; `selection` nil means everything as planned.
     public func submitRound(_ record: inout SlurmRecord, number: Int, reason: String, selection: Selection?) throws {
-        var round = SlurmRecord.Round(number: number, reason: reason, submittedAt: ISO8601DateFormatter().string(from: Date()),
+        var round = SlurmRecord.Round(number: number, reason: reason, submittedAt: Timestamp.iso8601(Date()),
                                       arrays: [], finalJob: nil)
         var idsOf: [String: [UInt32]] = [:]
         var queued: [UInt32] = []

@@ -167,3 +167,12 @@ import Testing
         #expect(JSONText.quote("a\u{7f}b") == "\"a\u{7f}b\"")
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func matchesFoundationsISO8601Text() {
+        for t in [0.0, 1_700_000_000.4, 1_795_000_123.9, 951_782_400] {  // 2000-02-29 among them
+            let d = Date(timeIntervalSince1970: t)
+            #expect(Timestamp.iso8601(d) == ISO8601DateFormatter().string(from: d))
+        }
+    }
+}

@@ -128,6 +128,30 @@ import QuantaGraphIO
         #expect(cut.status != .exited(0) && cut.output.contains("snapshot.bin: the snapshot is truncated; plan the submission again"), "\(cut.output)")
     }
 
+    /// run-quantum reads its arguments by hand: both spellings work, mistakes get one line and the usage.
+    @Test func runQuantumArguments() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, label: "copy", values: ["1", "2"])
+        try writeConfig(cli, label: "copy", command: "cp {input:in} {output:out}")
+        #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
+        let rq = CLI.binDir + "/run-quantum"
+        let ok = try cli.run(["--submit-dir=sub", "--array", "copy", "--index=1"], executable: rq)
+        #expect(ok.status == .exited(0) && ok.stdout.contains("job copy:1 succeeded"), "\(ok.output)")
+        let viaEnv = try cli.run(["--submit-dir", "sub", "--array", "copy"], executable: rq, environment: ["SLURM_ARRAY_TASK_ID": "0"])
+        #expect(viaEnv.status == .exited(0) && viaEnv.stdout.contains("job copy:0 succeeded"), "\(viaEnv.output)")
+        let again = try cli.run(["--submit-dir", "sub", "--array", "copy", "--index", "0"], executable: rq)
+        #expect(again.stdout.contains("already succeeded"), "\(again.output)")
+        for (args, message) in [(["--submit-dir", "sub", "--array", "copy", "--index", "x"], "--index takes a whole number, not 'x'"),
+                                (["--array", "copy", "--index", "0"], "missing --submit-dir"),
+                                (["--submit-dir", "sub", "--array"], "--array needs a value"),
+                                (["--submit-dir", "sub", "--array", "copy", "--bogus"], "unknown argument '--bogus'")] {
+            let bad = try cli.run(args, executable: rq)
+            #expect(bad.status == .exited(64) && bad.stderr.hasPrefix("run-quantum: \(message)\nusage: run-quantum"), "\(bad.output)")
+        }
+        let help = try cli.run(["--help"], executable: rq)
+        #expect(help.status == .exited(0) && help.stdout.contains("--submit-dir DIR"))
+    }
+
     @Test func planRefusesWhatCannotRun() throws {
         let cli = try CLI()
         let graph = try makeGraph(cli, label: "big", values: ["1"])
