@@ -102,11 +102,144 @@ public struct Manifest: Sendable, Codable, Equatable {
         try JSONEncoder.pretty.encode(self)
     }
 
-    public static func read(path: String) throws -> Manifest? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        do { return try JSONDecoder().decode(Manifest.self, from: data) } catch {
+    public static func read(path: String, outputs: Bool = true) throws -> Manifest? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        // One read of the file's size (plus room to notice growth), instead of a zeroed fixed buffer.
+        var st = stat()
+        let size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+        var bytes = [UInt8](repeating: 0, count: max(4096, size + 1024))
+        var count = 0
+        while true {
+            if count == bytes.count { bytes += [UInt8](repeating: 0, count: bytes.count) }
+            let n = bytes.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw QuantaError(.io, "\(path): cannot read the manifest (\(String(cString: strerror(errno))))") }
+            if n == 0 { break }
+            count += n
+        }
+        do { return try bytes.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[0..<count]), outputs: outputs) } } catch {
             throw QuantaError(.io, "\(path): unreadable manifest (\(error)); rerun that job with 'quanta rerun --force'")
         }
+    }
+
+    /// Many manifests at once (status and merge read one per job), on every core; nil where a
+    /// job has none. The first unreadable one, in path order, is the error.
+    /// `outputs: false` leaves every quantum's output list empty (status needs only the states).
+    public static func readAll(paths: [String], outputs: Bool = true) throws -> [Manifest?] {
+        try Parallel.map(count: paths.count) { try read(path: paths[$0], outputs: outputs) }
+    }
+
+    struct MissingKey: Error, CustomStringConvertible {
+        let key: String, of: String
+        var description: String { "no \"\(key)\" in \(of)" }
+    }
+
+    /// The manifest from its JSON text, read by hand: status and merge read one per job (100,000
+    /// of them), where Foundation's JSONDecoder was 56 % of `quanta status`. Same rules as the
+    /// Codable form: every non-optional key is required, unknown keys are ignored.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, outputs: Bool = true) throws -> Manifest {
+        var r = JSONReader(bytes)
+        var formatVersion = 1, index: Int?, attempt: Int?, maxRSSKB: Int?, memoryLimitMB: Int?
+        var submission: String?, array: String?, firstError: String?, startedAt: String?, endedAt: String?, host: String?
+        var slurmJobID: String?, slurmArrayJobID: String?, failureClass: String?
+        var status: QuantumStatus?, seconds: Double?, quanta: [QuantumRecord]?
+        try r.object { key, r in
+            switch key {
+            case "formatVersion": formatVersion = try r.int()
+            case "submission": submission = try r.string()
+            case "array": array = try r.string()
+            case "index": index = try r.int()
+            case "attempt": attempt = try r.int()
+            case "status": status = try quantumStatus(&r)
+            case "firstError": firstError = try r.null() ? nil : try r.string()
+            case "startedAt": startedAt = try r.string()
+            case "endedAt": endedAt = try r.string()
+            case "seconds": seconds = try r.double()
+            case "host": host = try r.string()
+            case "slurmJobID": slurmJobID = try r.null() ? nil : try r.string()
+            case "slurmArrayJobID": slurmArrayJobID = try r.null() ? nil : try r.string()
+            case "maxRSSKB": maxRSSKB = try r.int()
+            case "failureClass": failureClass = try r.null() ? nil : try r.string()
+            case "memoryLimitMB": memoryLimitMB = try r.null() ? nil : try r.int()
+            case "quanta":
+                var list: [QuantumRecord] = []
+                try r.array { list.append(try quantumRecord(&$0, outputs: outputs)) }
+                quanta = list
+            default: try r.skip()
+            }
+        }
+        try r.end()
+        func need<T>(_ v: T?, _ key: String) throws -> T {
+            guard let v else { throw MissingKey(key: key, of: "the manifest") }
+            return v
+        }
+        var m = Manifest(submission: try need(submission, "submission"), array: try need(array, "array"), index: try need(index, "index"),
+                         attempt: try need(attempt, "attempt"), status: try need(status, "status"), firstError: firstError,
+                         startedAt: try need(startedAt, "startedAt"), endedAt: try need(endedAt, "endedAt"),
+                         seconds: try need(seconds, "seconds"), host: try need(host, "host"), slurmJobID: slurmJobID,
+                         slurmArrayJobID: slurmArrayJobID, maxRSSKB: try need(maxRSSKB, "maxRSSKB"), quanta: try need(quanta, "quanta"),
+                         failureClass: failureClass, memoryLimitMB: memoryLimitMB)
+        m.formatVersion = formatVersion
+        return m
+    }
+
+    static func quantumStatus(_ r: inout JSONReader) throws -> QuantumStatus {
+        let text = try r.string()
+        guard let s = QuantumStatus(rawValue: text) else { throw JSONReader.Failure(message: "unknown status '\(text)'") }
+        return s
+    }
+
+    static func quantumRecord(_ r: inout JSONReader, outputs wanted: Bool) throws -> QuantumRecord {
+        var id: String?, task: String?, dataID: String?, status: QuantumStatus?, reason: String?, seconds: Double?
+        var log: String?, outputs: [OutputRecord]?, exitCode: Int?
+        try r.object { key, r in
+            switch key {
+            case "id": id = try r.string()
+            case "task": task = try r.string()
+            case "dataID": dataID = try r.string()
+            case "status": status = try quantumStatus(&r)
+            case "reason": reason = try r.null() ? nil : try r.string()
+            case "seconds": seconds = try r.double()
+            case "log": log = try r.null() ? nil : try r.string()
+            case "exitCode": exitCode = try r.null() ? nil : try r.int()
+            case "outputs":
+                var list: [OutputRecord] = []
+                if wanted { try r.array { list.append(try outputRecord(&$0)) } } else { try r.skip() }
+                outputs = list
+            default: try r.skip()
+            }
+        }
+        guard let id, let task, let dataID, let status, let seconds, let outputs else {
+            throw MissingKey(key: [id == nil ? "id" : nil, task == nil ? "task" : nil, dataID == nil ? "dataID" : nil,
+                                   status == nil ? "status" : nil, seconds == nil ? "seconds" : nil,
+                                   outputs == nil ? "outputs" : nil].compactMap { $0 }.first!, of: "a quantum record")
+        }
+        return QuantumRecord(id: id, task: task, dataID: dataID, status: status, reason: reason, seconds: seconds, log: log,
+                             outputs: outputs, exitCode: exitCode)
+    }
+
+    static func outputRecord(_ r: inout JSONReader) throws -> OutputRecord {
+        var id: String?, type: String?, dataID: String?, run: String?, path: String?, size: Int?, checksum: String?
+        try r.object { key, r in
+            switch key {
+            case "id": id = try r.string()
+            case "type": type = try r.string()
+            case "dataID": dataID = try r.string()
+            case "run": run = try r.string()
+            case "path": path = try r.string()
+            case "size": size = try r.int()
+            case "checksum": checksum = try r.string()
+            default: try r.skip()
+            }
+        }
+        guard let id, let type, let dataID, let run, let path, let size, let checksum else {
+            throw MissingKey(key: [id == nil ? "id" : nil, type == nil ? "type" : nil, dataID == nil ? "dataID" : nil,
+                                   run == nil ? "run" : nil, path == nil ? "path" : nil, size == nil ? "size" : nil,
+                                   checksum == nil ? "checksum" : nil].compactMap { $0 }.first!, of: "an output record")
+        }
+        return OutputRecord(id: id, type: type, dataID: dataID, run: run, path: path, size: Int64(size), checksum: checksum)
     }
 
     /// Writes the attempt's own manifest, then the job's latest one, each atomically.

@@ -16,6 +16,8 @@ public struct MergeResult: Sendable, Codable {
     /// Jobs with no manifest: never ran, killed, or still running.
     public var jobsWithoutManifest: [String]
     public var seconds: Double
+    /// Where the time went: setup, manifests and file checks, collect, registry (seconds).
+    public var phaseSeconds: [String: Double]?
 
     public init(outputRun: String, output: String?, registered: Int, alreadyRegistered: Int, datasetsInManifests: Int,
                 missingFiles: [String], quantaSucceeded: Int, quantaFailed: [String], quantaBlocked: [String],
@@ -55,16 +57,32 @@ public struct Merger: Sendable {
         }
         try registry.registerCollection(meta.outputRun, type: .run)
 
+        let setUp = Date()
         var result = MergeResult(outputRun: meta.outputRun, output: meta.output, registered: 0, alreadyRegistered: 0,
                                  datasetsInManifests: 0, missingFiles: [], quantaSucceeded: 0, quantaFailed: [],
                                  quantaBlocked: [], jobsWithoutManifest: [], seconds: 0)
         var records: [DatasetRecord] = []
-        for job in try Snapshot.jobs(path: dir.snapshot) {
+        let jobs = try Snapshot.jobs(path: dir.snapshot)
+        // Reading manifests and checking files is one open or stat per file: done on every core.
+        let checked = try Parallel.map(count: jobs.count) { j -> (Manifest?, [Int64?]) in
+            guard let m = try Manifest.read(path: dir.manifest(array: jobs[j].array, index: jobs[j].index)) else { return (nil, []) }
+            var sizes: [Int64?] = []
+            for q in m.quanta where q.status == .succeeded {
+                for o in q.outputs {
+                    var st = stat()
+                    sizes.append(stat(repo.absolutePath(o.path), &st) == 0 ? Int64(st.st_size) : nil)
+                }
+            }
+            return (m, sizes)
+        }
+        let read = Date()
+        for (j, job) in jobs.enumerated() {
             let key = "\(job.array):\(job.index)"
-            guard let m = try Manifest.read(path: dir.manifest(array: job.array, index: job.index)) else {
+            guard let m = checked[j].0 else {
                 result.jobsWithoutManifest.append(key)
                 continue
             }
+            var sizes = checked[j].1.makeIterator()
             for q in m.quanta {
                 switch q.status {
                 case .failed: result.quantaFailed.append("\(q.task) \(Self.describe(q.dataID)): \(q.reason ?? "failed")")
@@ -73,10 +91,9 @@ public struct Merger: Sendable {
                     result.quantaSucceeded += 1
                     for o in q.outputs {
                         result.datasetsInManifests += 1
-                        let abs = repo.absolutePath(o.path)
-                        let size = (try? FileManager.default.attributesOfItem(atPath: abs)[.size] as? NSNumber)?.int64Value
+                        let size = sizes.next() ?? nil
                         guard size == o.size else {
-                            result.missingFiles.append("\(abs) (\(size == nil ? "missing" : "size \(size!) ≠ \(o.size)"))")
+                            result.missingFiles.append("\(repo.absolutePath(o.path)) (\(size == nil ? "missing" : "size \(size!) ≠ \(o.size)"))")
                             continue
                         }
                         records.append(DatasetRecord(id: o.id, datasetType: o.type, run: o.run, dataID: o.dataID,
@@ -85,6 +102,7 @@ public struct Merger: Sendable {
                 }
             }
         }
+        let registering = Date()
         for run in Set(records.map(\.run)) where run != meta.outputRun {
             try registry.registerCollection(run, type: .run)
         }
@@ -102,6 +120,8 @@ public struct Merger: Sendable {
             try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
         }
         result.seconds = Date().timeIntervalSince(start)
+        result.phaseSeconds = ["manifests and file checks": read.timeIntervalSince(setUp), "collect": registering.timeIntervalSince(read),
+                               "registry": Date().timeIntervalSince(registering), "setup": setUp.timeIntervalSince(start)]
         try AtomicFile.write(try JSONEncoder.pretty.encode(result), to: dir.mergeSummary)
         return result
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import QuantaCore
 
 /// One registered (or to-be-registered) dataset.
@@ -36,7 +37,9 @@ public final class Registry: Sendable {
         config.busyMode = .timeout(30)
         do {
             db = try DatabaseQueue(path: path, configuration: config)
-            try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode=WAL") }
+            // WAL with synchronous=NORMAL: a crash can lose the last commit, never corrupt the file;
+            // merges are idempotent and resumable, so a lost batch is registered again.
+            try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL") }
             try migrate()
         } catch let e as QuantaError {
             throw e
@@ -174,8 +177,19 @@ public final class Registry: Sendable {
                     INSERT OR IGNORE INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """)
+                // Bound through SQLite's own API: GRDB's argument arrays boxed seven values per row,
+                // a third of the insert time at 150,000 datasets.
+                let s = stmt.sqliteStatement
                 for r in batch {
-                    try stmt.execute(arguments: [r.id, r.datasetType, r.run, r.dataID, r.path, r.size, r.checksum])
+                    sqlite3_reset(s)
+                    Self.bind(s, 1, r.id); Self.bind(s, 2, r.datasetType); Self.bind(s, 3, r.run)
+                    Self.bind(s, 4, r.dataID); Self.bind(s, 5, r.path)
+                    sqlite3_bind_int64(s, 6, r.size)
+                    Self.bind(s, 7, r.checksum)
+                    let rc = sqlite3_step(s)
+                    guard rc == SQLITE_DONE else {
+                        throw QuantaError(.registry, "\(self.path): registering \(r.datasetType) \(r.dataID) failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                    }
                     if db.changesCount == 1 {
                         added += 1
                     } else if try String.fetchOne(db, sql: "SELECT id FROM dataset WHERE id = ?", arguments: [r.id]) == nil {
@@ -184,6 +198,16 @@ public final class Registry: Sendable {
                 }
                 return added
             }
+        }
+    }
+
+    /// Text bound as a copy (SQLITE_TRANSIENT): the Swift string's storage is not kept alive.
+    private static func bind(_ s: OpaquePointer?, _ i: Int32, _ text: String?) {
+        guard let text else { sqlite3_bind_null(s, i); return }
+        var t = text
+        t.withUTF8 { u in
+            _ = sqlite3_bind_text(s, i, UnsafeRawPointer(u.baseAddress!).assumingMemoryBound(to: CChar.self), Int32(u.count),
+                                  unsafeBitCast(-1, to: sqlite3_destructor_type.self))
         }
     }
 

@@ -12,7 +12,8 @@ public struct QuantaCommand: ParsableCommand {
         Then:         quanta status quanta-demo/submit   ·   quanta repo query quanta-demo/repo
         """,
         subcommands: [Demo.self, Plan.self, Run.self, Submit.self, Status.self, Cancel.self, Merge.self, Finalize.self,
-                      Rerun.self, Restart.self, SiteCommand.self, GraphCommand.self, RepoCommand.self, CheckRaws.self, FitsCommand.self]
+                      Rerun.self, Restart.self, SiteCommand.self, GraphCommand.self, RepoCommand.self, CheckRaws.self, FitsCommand.self,
+                      BenchCommand.self]
     )
 
     public init() {}

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// Two pieces of independent work at once, one per core (this machine class has two).
 public enum Parallel {
@@ -15,6 +16,41 @@ public enum Parallel {
             }
         }
         return (try results.a!.get(), try results.b!.get())
+    }
+
+    /// `transform(i)` for every i in 0..<count, spread over the cores in contiguous slices; the
+    /// results in order. When several throw, the error of the lowest index wins.
+    public static func map<T>(count: Int, _ transform: (Int) throws -> T) throws -> [T] {
+        let slices = max(1, min(count / 64, 4 * ProcessInfo.processInfo.activeProcessorCount))
+        let out = Slots<T>(count: count, slices: slices)
+        withoutActuallyEscaping(transform) { transform in
+            let work = UncheckedFunction(f: transform)
+            DispatchQueue.concurrentPerform(iterations: slices) { s in
+                for i in (s * count / slices) ..< ((s + 1) * count / slices) {
+                    do { out.store(i, try work.f(i)) } catch {
+                        out.fail(s, error)
+                        return
+                    }
+                }
+            }
+        }
+        if let e = out.errors.compactMap({ $0 }).first { throw e }
+        return out.values.map { $0! }
+    }
+
+    private final class Slots<T>: @unchecked Sendable {
+        var values: [T?]
+        var errors: [Error?]
+        init(count: Int, slices: Int) {
+            values = Array(repeating: nil, count: count)
+            errors = Array(repeating: nil, count: slices)
+        }
+        func store(_ i: Int, _ v: T) { values.withUnsafeMutableBufferPointer { $0[i] = v } }
+        func fail(_ slice: Int, _ e: Error) { errors.withUnsafeMutableBufferPointer { $0[slice] = e } }
+    }
+
+    private struct UncheckedFunction<T>: @unchecked Sendable {
+        let f: (Int) throws -> T
     }
 
     // Each slot is written by one thread and read after concurrentPerform has joined both.

@@ -60,10 +60,11 @@ public struct SubmissionStatus: Sendable, Codable {
         var elements: [ElementRow] = []
         var arrays: [String: [String: Int]] = [:]
         var quanta: [String: Int] = [:]
-        for job in jobs {
+        let manifests = try Manifest.readAll(paths: jobs.map { dir.manifest(array: $0.array, index: $0.index) }, outputs: false)
+        for (j, job) in jobs.enumerated() {
             let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
             let key = "\(job.array)\t\(element)"
-            let manifest = try Manifest.read(path: dir.manifest(array: job.array, index: job.index))
+            let manifest = manifests[j]
             let event = events[key]
             var row = ElementRow(array: job.array, index: job.index, state: .pending, attempt: manifest?.attempt, reason: nil)
             var perQuantum: [(String, State)] = []

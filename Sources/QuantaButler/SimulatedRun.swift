@@ -1,0 +1,50 @@
+import Foundation
+import QuantaCore
+
+/// For benchmarks of `status` and `merge` at sizes no machine here can run for real (100,000
+/// jobs would take ~17 minutes of run-quantum): every job of a submission "succeeds" the way a
+/// trivial command would — each output written as a small file, its size and CRC recorded — and
+/// gets the manifest run-quantum would write, through the same `Manifest` type and writer.
+/// Nothing is executed; `quanta bench simulate-run` says so on every use.
+public enum SimulatedRun {
+    public static func run(_ dir: SubmitDirectory, progress: (Int, Int) -> Void = { _, _ in }) throws -> (jobs: Int, outputs: Int) {
+        let r = try SnapshotFile.Reader(dir.snapshot)
+        let meta = r.meta
+        let host = ProcessInfo.processInfo.hostName
+        let now = Timestamp.iso8601(Date())
+        var jobs = 0, outputs = 0
+        let total = r.header.arrays.indices.reduce(0) { $0 + r.jobCount(array: $1) }
+        var madeDirs = Set<String>()
+        for (a, names) in r.header.arrays.enumerated() {
+            for index in 0..<r.jobCount(array: a) {
+                var records: [QuantumRecord] = []
+                for q in r.quanta(array: a, index: index) {
+                    let spec = try r.quantum(q)
+                    var outs: [OutputRecord] = []
+                    for o in spec.outputs {
+                        let path = meta.datastoreRoot + "/" + o.path
+                        let parent = (path as NSString).deletingLastPathComponent
+                        if madeDirs.insert(parent).inserted {
+                            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+                        }
+                        let bytes = Array("\(o.type) \(o.dataID)\n".utf8)
+                        try AtomicFile.write(Data(bytes), to: path)
+                        outs.append(OutputRecord(id: o.id.lowercased, type: o.type, dataID: o.dataID.json, run: o.run, path: o.path,
+                                                 size: Int64(bytes.count), checksum: String(format: "crc32:%08x", CRC32.checksum(bytes))))
+                    }
+                    outputs += outs.count
+                    records.append(QuantumRecord(id: spec.id.lowercased, task: spec.task, dataID: spec.dataID.json, status: .succeeded,
+                                                 reason: nil, seconds: 0.004,
+                                                 log: dir.quantumLog(task: spec.task, quantum: spec.id, attempt: 1), outputs: outs))
+                }
+                let m = Manifest(submission: meta.submission, array: names[0], index: index, attempt: 1, status: .succeeded,
+                                 firstError: nil, startedAt: now, endedAt: now, seconds: 0.005, host: host, slurmJobID: nil,
+                                 slurmArrayJobID: nil, maxRSSKB: 20_000, quanta: records)
+                try m.write(in: dir)
+                jobs += 1
+                if jobs % 10_000 == 0 { progress(jobs, total) }
+            }
+        }
+        return (jobs, outputs)
+    }
+}
