@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Issue 6's benchmark suite, one command: release build, then per stage the wall time and peak
-# RSS. Sizes by flag; the default is the 1M-quantum DRP-shaped graph of the targets table.
-#   scripts/bench.sh [--visits 5000] [--detectors 100] [--work /tmp/quanta-bench]
+# Issue 6's benchmark suite, one command: release build (Swift runtime linked statically, as for
+# production), then per stage the wall time and peak RSS. Sizes by flag; the defaults are the
+# targets table's: a 1M-quantum DRP-shaped graph for plan/info/snapshot lookup, 100 one-quantum
+# jobs for run-quantum's overhead, and a 102,700-job submission for status and merge.
+#   scripts/bench.sh [--visits 5000] [--detectors 100] [--status-visits 500] [--work /tmp/quanta-bench]
+#   scripts/bench.sh --only plan|run-quantum|status     one part
 set -euo pipefail
-visits=5000 detectors=100 work=/tmp/quanta-bench
+visits=5000 detectors=100 status_visits=500 work=/tmp/quanta-bench only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --visits) visits=$2; shift 2 ;;
     --detectors) detectors=$2; shift 2 ;;
+    --status-visits) status_visits=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
-    *) echo "usage: $0 [--visits N] [--detectors N] [--work DIR]" >&2; exit 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--visits N] [--detectors N] [--status-visits N] [--work DIR] [--only plan|run-quantum|status]" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-swift build -c release >/dev/null
-bin=$(swift build -c release --show-bin-path)
+swift build -c release --static-swift-stdlib >/dev/null
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 rm -rf "$work"; mkdir -p "$work"
 measure() {  # measure LABEL CMD...: one line "LABEL: wall s, peak MB"
   local label=$1; shift
@@ -24,10 +29,7 @@ measure() {  # measure LABEL CMD...: one line "LABEL: wall s, peak MB"
   printf '%-44s %8.2f s %8.0f MB\n' "$label" "$wall" "$((kb / 1024))"
 }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(swift --version 2>&1 | head -1)"
-measure "graph synth ($visits visits × $detectors det.)" "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out "$work/g.qgn"
-head -1 "$work/out"
-measure "graph info" "$bin/quanta" graph info "$work/g.qgn"
-"$bin/quanta" repo create "$work/repo" >/dev/null
+part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 cat > "$work/cmd.yaml" <<'YAML'
 pipetask:
   isr: {command: "cp {input:raw} {output:postISRCCD}"}
@@ -37,7 +39,55 @@ pipetask:
   assembleCoadd: {command: "cat {input:deepCoadd_directWarp} > {output:deepCoadd}"}
   detectCoadd: {command: "cp {input:deepCoadd} {output:deepCoadd_obj}"}
 YAML
+if part plan; then
+measure "graph synth ($visits visits × $detectors det.)" "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out "$work/g.qgn"
+head -1 "$work/out"
+measure "graph info" "$bin/quanta" graph info "$work/g.qgn"
+"$bin/quanta" repo create "$work/repo" >/dev/null
 QUANTA_TIMINGS=1 measure "plan (read, cluster, arrays, snapshot, scripts)" "$bin/quanta" plan "$work/g.qgn" --repo "$work/repo" --config "$work/cmd.yaml" --out "$work/sub"
 grep timings "$work/err" | sed 's/^/    /'
 grep -E "^Planned|jobs in" "$work/out" | head -2 | sed 's/^/    /'
 du -sh "$work/sub/snapshot.bin" | awk '{print "    snapshot " $1}'
+# Snapshot lookup: one job of the 1M-quantum snapshot (its input is missing, so nothing runs).
+for i in 1 2 3; do
+  QUANTA_TIMINGS=1 "$bin/run-quantum" --submit-dir "$work/sub" --array isr-7 --index 40 --force 2>&1 >/dev/null | grep timings | sed 's/^/    run-quantum in the 1M snapshot: /'
+done
+fi
+
+if part run-quantum; then
+# run-quantum overhead: 100 one-quantum jobs of `cp`, one after another, against the same `cp`
+# run 100 times through /bin/sh (what run-quantum itself spawns).
+rq=$work/rq; mkdir -p "$rq"
+"$bin/quanta" repo create "$rq/repo" >/dev/null
+"$bin/quanta" graph synth --visits 10 --detectors 10 --out "$rq/g.qgn" --repo "$rq/repo" >/dev/null
+"$bin/quanta" plan "$rq/g.qgn" --repo "$rq/repo" --config "$work/cmd.yaml" --out "$rq/sub" >/dev/null
+jobs=$(seq 0 99)
+t0=$(date +%s.%N)
+for i in $jobs; do "$bin/run-quantum" --submit-dir "$rq/sub" --array isr --index "$i" >/dev/null 2>&1; done
+t1=$(date +%s.%N)
+raw=$(ls "$rq/repo/datastore/synth/raw/raw/" | head -1)
+for i in $jobs; do /bin/sh -c "cp '$rq/repo/datastore/synth/raw/raw/$raw' '$rq/x'"; done
+t2=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { j = (b - a) * 10; s = (c - b) * 10;
+  printf "run-quantum, one-quantum job of cp: %.1f ms per job; sh -c cp alone %.1f ms; overhead %.1f ms\n", j, s, j - s }'
+for i in 1 2 3; do
+  QUANTA_TIMINGS=1 "$bin/run-quantum" --submit-dir "$rq/sub" --array isr --index 0 --force 2>&1 >/dev/null | grep timings | sed 's/^/    /'
+done
+fi
+
+if part status; then
+# status and merge on a submission of one-quantum jobs whose manifests are written by
+# `quanta bench simulate-run` (running 100,000 jobs here would take ~17 minutes).
+st=$work/status; mkdir -p "$st"
+"$bin/quanta" repo create "$st/repo" >/dev/null
+"$bin/quanta" graph synth --visits "$status_visits" --detectors "$detectors" --out "$st/g.qgn" >/dev/null
+"$bin/quanta" plan "$st/g.qgn" --repo "$st/repo" --config "$work/cmd.yaml" --out "$st/sub" >/dev/null
+measure "bench simulate-run (manifests + outputs)" "$bin/quanta" bench simulate-run "$st/sub"
+head -1 "$work/out" | sed 's/^/    /'
+for i in 1 2 3; do measure "status" "$bin/quanta" status "$st/sub"; done
+QUANTA_TIMINGS=1 measure "merge into SQLite" "$bin/quanta" merge "$st/sub"
+grep timings "$work/err" | sed 's/^/    /'
+grep "Merged" "$work/out" | sed 's/^/    /'
+awk -F'[:,]' '/"registered"/ { n = $2 } /"registry"/ { r = $2 } /"seconds" :/ { s = $2 }
+  END { printf "    %d datasets: %.0f datasets/s end to end, %.0f datasets/s into the registry\n", n, n / s, n / r }' "$st/sub/merge-summary.json"
+fi

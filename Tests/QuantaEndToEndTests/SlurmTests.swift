@@ -291,3 +291,66 @@ struct SlurmTests {
         #expect(bad.stdout.contains("partition normal") && bad.stdout.contains("DIFFERS"), "\(bad.stdout)")
     }
 }
+
+/// Issue 6's scale test: 20,540 trivial quanta of a DRP-shaped graph, clustered into 320 jobs in
+/// 4 arrays, run on the real local cluster to merged. One sbatch per array plus the final job,
+/// every array within MaxArraySize, every job within MaxJobCount; the controller's counters
+/// (sdiag) are printed for BENCHMARKS.md (other SLURM tests run at the same time, so they are
+/// reported, not asserted). scripts/bench-slurm-scale.sh runs the same graph and prints more.
+@Suite(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster: scripts/slurm-cluster.sh start; QUANTA_SLURM_TESTS=1"))
+struct SlurmScaleTests {
+    static let config = """
+    pipetask:
+      isr: {command: "cp {input:raw} {output:postISRCCD}"}
+      calibrate: {command: "cp {input:postISRCCD} {output:calexp} && cp {input:postISRCCD} {output:src}"}
+      gather: {command: "cat {input:src} > {output:visitSummary}"}
+      makeWarp: {command: "cat {input:calexp} > {output:deepCoadd_directWarp}"}
+      assembleCoadd: {command: "cat {input:deepCoadd_directWarp} > {output:deepCoadd}"}
+      detectCoadd: {command: "cp {input:deepCoadd} {output:deepCoadd_obj}"}
+    requestMemory: 256
+    cluster:
+      visitChain: {pipetasks: "isr, calibrate", dimensions: visit}
+      warps: {pipetasks: makeWarp, dimensions: visit}
+      coadds: {pipetasks: "assembleCoadd, detectCoadd", dimensions: "patch, band"}
+    """
+
+    static func submitRPCs() -> Int? {
+        guard let out = try? Spawn.capture(Spawn.which("sdiag") ?? "/usr/bin/sdiag", []), out.status.succeeded else { return nil }
+        let line = out.stdout.split(separator: "\n").first { $0.contains("REQUEST_SUBMIT_BATCH_JOB") }
+        return line.flatMap { $0.components(separatedBy: "count:").last?.split(separator: " ").first }.flatMap { Int($0) }
+    }
+
+    static func config(_ key: String) -> Int? {
+        guard let out = try? Spawn.capture(Spawn.which("scontrol") ?? "/usr/bin/scontrol", ["show", "config"]) else { return nil }
+        let line = out.stdout.split(separator: "\n").first { $0.hasPrefix(key + " ") }
+        return line.flatMap { $0.split(separator: "=").last?.trimmingCharacters(in: .whitespaces) }.flatMap { Int($0) }
+    }
+
+    @Test func twentyThousandTrivialQuantaRunToMerged() throws {
+        let cli = try CLI()
+        let synth = try cli.run(["graph", "synth", "--visits", "100", "--detectors", "100", "--out", "g.qgn", "--repo", "repo"])
+        #expect(synth.status == .exited(0), "\(synth.output)")
+        #expect(synth.stdout.contains("20540 quanta"), "\(synth.stdout)")
+        try Data(Self.config.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let rpcBefore = Self.submitRPCs()
+        let started = Date()
+        let r = try cli.run(["submit", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", "local-slurm", "--out", "sub",
+                             "--backend", "libslurm", "--poll", "2", "--wait"])
+        let seconds = Date().timeIntervalSince(started)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let plan = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path("sub/plan.json"))))) as? [String: Any] ?? [:]
+        let arrays = (plan["arrays"] as? [[String: Any]]) ?? []
+        #expect(plan["quanta"] as? Int == 20540 && plan["jobs"] as? Int == 320, "\(plan["quanta"] ?? "") quanta, \(plan["jobs"] ?? "") jobs")
+        let maxArray = Self.config("MaxArraySize") ?? 1001, maxJobs = Self.config("MaxJobCount") ?? 10000
+        #expect(arrays.allSatisfy { ($0["size"] as? Int ?? .max) < maxArray }, "every array within MaxArraySize \(maxArray)")
+        #expect((plan["jobs"] as? Int ?? .max) + 1 <= maxJobs)
+        let status = try cli.run(["status", "sub", "--backend", "libslurm"])
+        #expect(status.stdout.contains("1 round, \(arrays.count + 1) sbatch calls"), "one sbatch per array plus the final job: \(status.stdout)")
+        let summary = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path("sub/merge-summary.json"))))) as? [String: Any] ?? [:]
+        #expect(summary["registered"] as? Int == 30_540, "every output registered: \(summary)")
+        #expect((summary["quantaFailed"] as? [Any])?.isEmpty == true && (summary["jobsWithoutManifest"] as? [Any])?.isEmpty == true)
+        var rpcs: Int?
+        if let b = rpcBefore, let a = Self.submitRPCs() { rpcs = a - b }
+        print("SLURM scale: 20540 quanta, 320 jobs, \(arrays.count) arrays, \(arrays.count + 1) sbatch calls, REQUEST_SUBMIT_BATCH_JOB +\(rpcs.map(String.init) ?? "?") (all SLURM tests together), submit → merged \(String(format: "%.1f", seconds)) s")
+    }
+}
