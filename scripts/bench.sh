@@ -65,8 +65,8 @@ jobs=$(seq 0 99)
 t0=$(date +%s.%N)
 for i in $jobs; do "$bin/run-quantum" --submit-dir "$rq/sub" --array isr --index "$i" >/dev/null 2>&1; done
 t1=$(date +%s.%N)
-raw=$(ls "$rq/repo/datastore/synth/raw/raw/" | head -1)
-for i in $jobs; do /bin/sh -c "cp '$rq/repo/datastore/synth/raw/raw/$raw' '$rq/x'"; done
+raw=$(find "$rq/repo/datastore/synth/raw" -type f | head -1)
+for i in $jobs; do /bin/sh -c "cp '$raw' '$rq/x'"; done
 t2=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { j = (b - a) * 10; s = (c - b) * 10;
   printf "run-quantum, one-quantum job of cp: %.1f ms per job; sh -c cp alone %.1f ms; overhead %.1f ms\n", j, s, j - s }'

@@ -107,6 +107,7 @@ public struct Merger: Sendable {
             try registry.registerCollection(run, type: .run)
         }
         var done = 0
+        try registry.beginBulk()
         for start in stride(from: 0, to: records.count, by: max(1, batchSize)) {
             let batch = Array(records[start ..< min(start + max(1, batchSize), records.count)])
             let added = try registry.insert(batch)
@@ -116,6 +117,7 @@ public struct Merger: Sendable {
             progress(done, records.count)
             if pauseMilliseconds > 0 { usleep(UInt32(pauseMilliseconds) * 1000) }
         }
+        try registry.endBulk()
         if let output = meta.output {
             try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
         }

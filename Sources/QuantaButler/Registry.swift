@@ -38,8 +38,12 @@ public final class Registry: Sendable {
         do {
             db = try DatabaseQueue(path: path, configuration: config)
             // WAL with synchronous=NORMAL: a crash can lose the last commit, never corrupt the file;
-            // merges are idempotent and resumable, so a lost batch is registered again.
-            try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL") }
+            // merges are idempotent and resumable, so a lost batch is registered again. A 64 MB page
+            // cache (used only as far as needed): with SQLite's 2 MB default, a 150,000-dataset merge
+            // re-read and re-wrote index pages ~97,000 times.
+            try db.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536")
+            }
             try migrate()
         } catch let e as QuantaError {
             throw e
@@ -165,6 +169,21 @@ public final class Registry: Sendable {
         }
         for c in collections { try visit(c, depth: 0) }
         return out
+    }
+
+    /// For a long series of inserts (a merge): no automatic WAL checkpoints until `endBulk()`, which
+    /// checkpoints once. Checkpointing every 1,000 pages wrote each index page several times.
+    public func beginBulk() throws {
+        try wrap("setting up the merge") { try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_autocheckpoint=0") } }
+    }
+
+    public func endBulk() throws {
+        try wrap("checkpointing the registry") {
+            try db.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_autocheckpoint=1000")
+                _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
+            }
+        }
     }
 
     /// Inserts one batch in one transaction; datasets whose UUID is already registered are skipped.

@@ -12,13 +12,16 @@
 #            consume different ones; gather(visit) reads both branches
 #   many     the chain shape on 24 visits x 20 detectors: 984 quanta, so the graph has a
 #            zstd compression_dict
+#   bench    the chain shape at benchmark size: QUANTA_BENCH_VISITS (default 200) x
+#            QUANTA_BENCH_DETECTORS (default 100), 2*V*D + V quanta (40,200); not in the default
+#            list (scripts/bench-bps.sh builds it)
 #
 # For each shape: OUTDIR/SHAPE/{repo/, pipeline.yaml, graph.qg, info.json, *.log}. The output
 # RUN is u/quanta/SHAPE/run and the output CHAINED collection u/quanta/SHAPE. A shape whose
 # graph.qg and info.json exist is skipped unless --force. VENV comes from scripts/lsst-env.sh.
 set -euo pipefail
 
-usage="usage: Tests/lsst/make_fixtures.sh [--force] VENV OUTDIR [chain|prereq|fanout|many ...]"
+usage="usage: Tests/lsst/make_fixtures.sh [--force] VENV OUTDIR [chain|prereq|fanout|many|bench ...]"
 fail() { echo "make_fixtures: $*" >&2; exit 1; }
 
 force=0
@@ -26,7 +29,7 @@ args=()
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) fail "unknown option '$a' ($usage)" ;;
     *) args+=("$a") ;;
   esac
@@ -37,7 +40,7 @@ outdir=${args[1]}
 shapes=("${args[@]:2}")
 [ ${#shapes[@]} -gt 0 ] || shapes=(chain prereq fanout many)
 for s in "${shapes[@]}"; do
-  case "$s" in chain|prereq|fanout|many) ;; *) fail "unknown shape '$s' ($usage)" ;; esac
+  case "$s" in chain|prereq|fanout|many|bench) ;; *) fail "unknown shape '$s' ($usage)" ;; esac
 done
 
 py="$venv/bin/python"
@@ -271,6 +274,7 @@ prepare_shape() {
     prereq) visits=3;  detectors=3;  pipeline=prereq_pipeline ;;
     fanout) visits=2;  detectors=3;  pipeline=fanout_pipeline ;;
     many)   visits=24; detectors=20; pipeline=chain_pipeline ;;
+    bench)  visits=${QUANTA_BENCH_VISITS:-200}; detectors=${QUANTA_BENCH_DETECTORS:-100}; pipeline=chain_pipeline ;;
   esac
   datasets="[$raw]"
   chains='{"Cam1/defaults": ["Cam1/raw/all"]}'
