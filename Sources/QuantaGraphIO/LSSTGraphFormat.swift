@@ -158,7 +158,6 @@ public enum LSSTGraphFormat {
             guard readQuanta else { return b.graph }
             // Quantum blocks, in file order: [int_size big-endian length][zstd frame].
             let mb = try zip.data("quantum_datasets.mb")
-            let decoder = JSONDecoder()
             let intSize = 8
             var pos = mb.startIndex
             var count = 0
@@ -170,7 +169,7 @@ public enum LSSTGraphFormat {
                 guard len >= 0, start + len <= mb.endIndex else { throw fail("quantum_datasets.mb: block \(count) runs past the member (truncated or corrupt)") }
                 let raw = try zstd.decompress(mb[start..<(start + len)], what: "quantum block \(count)")
                 let q: QuantumBlock
-                do { q = try decoder.decode(QuantumBlock.self, from: raw) } catch {
+                do { q = try QuantumBlockParser.parse(raw) } catch {
                     throw fail("quantum block \(count) is not a quantum (\(error)); the file is corrupt")
                 }
                 try addQuantum(q, to: &b, taskDims: taskDims, typeDims: typeDims, block: count)
@@ -185,7 +184,7 @@ public enum LSSTGraphFormat {
 
         private func addQuantum(_ q: QuantumBlock, to b: inout GraphBuilder, taskDims: [String: [String]],
                                 typeDims: [String: [String]], block: Int) throws {
-            guard let id = UUID(uuidString: q.quantum_id), let dims = taskDims[q.task_label] else {
+            guard let id = QuantumBlockParser.parseUUID(q.quantum_id), let dims = taskDims[q.task_label] else {
                 throw fail("quantum block \(block) has a bad quantum_id or names an unknown task '\(q.task_label)'")
             }
             let idText = q.quantum_id
@@ -203,7 +202,7 @@ public enum LSSTGraphFormat {
                 var out: [Int32] = []
                 for key in connections.keys.sorted() {
                     for r in connections[key]! {
-                        guard let rid = UUID(uuidString: r.dataset_id) else {
+                        guard let rid = QuantumBlockParser.parseUUID(r.dataset_id) else {
                             throw fail("quantum \(idText): bad dataset_id '\(r.dataset_id)'")
                         }
                         let type = r.dataset_type_name
