@@ -50,32 +50,51 @@ enum QuantumBlockParser {
 
     /// Reads one decompressed quantum block.
     static func parse(_ data: Data) throws(QuantumBlockParseError) -> QuantumBlock {
-        let result = data.withUnsafeBytes { bytes in
-            Result { () throws(QuantumBlockParseError) -> QuantumBlock in try parse(bytes) }
+        var result: QuantumBlock?
+        var failure: QuantumBlockParseError?
+        data.withUnsafeBytes { bytes in
+            do throws(QuantumBlockParseError) { result = try parse(bytes) } catch { failure = error }
         }
-        return try result.get()
+        if let failure { throw failure }
+        guard let result else { throw QuantumBlockParseError(message: "expected a quantum block", offset: 0, atEnd: true) }
+        return result
     }
 
     /// A UUID from its 36-byte text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits in either
     /// case, dashes at 8, 13, 18 and 23); nil for anything else. Same results as
     /// `UUID(uuidString:)` on such input, much faster.
     static func parseUUID(_ bytes: UnsafeRawBufferPointer) -> UUID? {
-        guard bytes.count == 36, let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        guard bytes.count == 36, let p = bytes.baseAddress else { return nil }
         let dash = UInt8(ascii: "-")
-        guard p[8] == dash, p[13] == dash, p[18] == dash, p[23] == dash else { return nil }
-        var u: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var bad: UInt8 = 0
-        withUnsafeMutableBytes(of: &u) { out in
-            var k = 0
-            for j in 0..<16 {
-                if j == 4 || j == 6 || j == 8 || j == 10 { k &+= 1 }  // skip a dash
-                let hi = hexValue(p[k]), lo = hexValue(p[k &+ 1])
-                bad |= hi | lo
-                out[j] = hi &<< 4 | lo
-                k &+= 2
-            }
+        guard p.load(fromByteOffset: 8, as: UInt8.self) == dash, p.load(fromByteOffset: 13, as: UInt8.self) == dash,
+              p.load(fromByteOffset: 18, as: UInt8.self) == dash, p.load(fromByteOffset: 23, as: UInt8.self) == dash
+        else { return nil }
+        // Four chunks of 8 hex digits (little-endian loads: the first digit in the low byte).
+        func load8(_ k: Int) -> UInt64 { UInt64(littleEndian: p.loadUnaligned(fromByteOffset: k, as: UInt64.self)) }
+        func load4(_ k: Int) -> UInt64 { UInt64(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: k, as: UInt32.self))) }
+        let c0 = load8(0), c1 = load4(9) | load4(14) << 32, c2 = load4(19) | load4(24) << 32, c3 = load8(28)
+        guard let b0 = hexChunk(c0), let b1 = hexChunk(c1), let b2 = hexChunk(c2), let b3 = hexChunk(c3) else { return nil }
+        // Each chunk's 4 bytes are in text order from the low byte up; store them little-endian.
+        let hi = (UInt64(b1) << 32 | UInt64(b0)).littleEndian, lo = (UInt64(b3) << 32 | UInt64(b2)).littleEndian
+        return UUID(uuid: unsafeBitCast((hi, lo), to: uuid_t.self))
+    }
+
+    /// 8 ASCII hex digits (first digit in the low byte) → 4 bytes (first byte in the low byte), or nil.
+    @inline(__always)
+    static func hexChunk(_ w: UInt64) -> UInt32? {
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        guard w & high == 0 else { return nil }
+        // Per byte (all < 0x80, so no carries cross bytes): high bit set iff lo <= byte <= hi.
+        func inRange(_ x: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64 {
+            (x &+ ones &* (0x80 &- lo)) & ~(x &+ ones &* (0x7F &- hi)) & high
         }
-        return bad & 0xF0 == 0 ? UUID(uuid: u) : nil
+        let lower = w | ones &* 0x20
+        guard inRange(w, 0x30, 0x39) | inRange(lower, 0x61, 0x66) == high else { return nil }
+        // '0'-'9' → low nibble; 'A'-'F' / 'a'-'f' (bit 6 set) → low nibble + 9.
+        let v = (w & (ones &* 0x0F)) &+ ((w >> 6) & ones) &* 9
+        let pairs = (v << 4 | v >> 8) & 0x00FF_00FF_00FF_00FF
+        let quads = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF
+        return UInt32(truncatingIfNeeded: quads | quads >> 16)
     }
 
     /// `UUID(uuidString:)` for the canonical 36-character form only (see `parseUUID(_:)`).
@@ -95,6 +114,14 @@ enum QuantumBlockParser {
         if let u = text.utf8.withContiguousStorageIfAvailable({ parseUUID(UnsafeRawBufferPointer($0)) }) { return u }
         var s = String(text)
         return s.withUTF8 { parseUUID(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The string if `bytes` are valid UTF-8 (what JSONDecoder requires), else nil. (Like
+    /// `String(validating:as:)`, which needs macOS 15: decoding repairs any invalid sequence with
+    /// U+FFFD, so the bytes come back unchanged exactly when they were valid.)
+    static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let s = String(decoding: bytes, as: UTF8.self)
+        return s.utf8.elementsEqual(bytes) ? s : nil
     }
 
     /// 0...15 for a hex digit, 0xFF otherwise.
@@ -322,7 +349,7 @@ private struct Reader {
 
     @inline(never)
     func validated(start: Int, count: Int) throws(E) -> StringToken {
-        guard let s = String(validating: UnsafeBufferPointer(start: p + start, count: count), as: UTF8.self) else {
+        guard let s = QuantumBlockParser.validUTF8(UnsafeBufferPointer(start: p + start, count: count)) else {
             throw failure("invalid UTF-8 in string", at: start)
         }
         return StringToken(start: start, count: count, text: s)
@@ -383,7 +410,8 @@ private struct Reader {
         if bits & 0x80 == 0 {
             text = String(decoding: scratch, as: UTF8.self)
         } else {
-            guard let s = String(validating: scratch, as: UTF8.self) else { throw failure("invalid UTF-8 in string", at: start) }
+            let valid = scratch.withUnsafeBufferPointer { QuantumBlockParser.validUTF8($0) }
+            guard let s = valid else { throw failure("invalid UTF-8 in string", at: start) }
             text = s
         }
         return StringToken(start: start, count: i &- 1 &- start, text: text)
@@ -747,8 +775,10 @@ private struct Reader {
 
     // MARK: the model
 
+    // Each reader of a container gets `depth`, the number of containers open including its own
+    // (the block's object is 1), so that skipped values get JSONDecoder's nesting limit.
+
     mutating func quantumBlock() throws(E) -> QuantumBlock {
-        // depth 1
         skipWhitespace()
         let start = i
         var quantumID: String?, taskLabel: String?, coordinate: [DimensionValue]?
@@ -771,7 +801,7 @@ private struct Reader {
                 switch f {
                 case 1: quantumID = try string("a string (quantum_id)")
                 case 2: taskLabel = try string("a string (task_label)")
-                case 4: coordinate = try dataCoordinate(depth: 2)
+                case 4: coordinate = try dataCoordinate()
                 case 8: inputs = try refMap(depth: 2)
                 case 16: outputs = try refMap(depth: 2)
                 default: records = try null() ? nil : datastoreMap(depth: 2)
@@ -788,7 +818,7 @@ private struct Reader {
     }
 
     /// `[value, ...]`, each an integer or a string.
-    mutating func dataCoordinate(depth: Int) throws(E) -> [DimensionValue] {
+    mutating func dataCoordinate() throws(E) -> [DimensionValue] {
         if try peek("'[' (a data coordinate)") == openBracket, let (count, value) = coordinateMemo.lookup(p, i, n) {
             i &+= count
             return value
@@ -855,7 +885,7 @@ private struct Reader {
                     let (value, start, fresh) = try memoString(typeMemo, "a string (dataset_type_name)")
                     if fresh { typeMemo.remember(start: start, count: i &- start, value) }
                     typeName = value
-                case 4: coordinate = try dataCoordinate(depth: depth &+ 1)
+                case 4: coordinate = try dataCoordinate()
                 default:
                     let (value, start, fresh) = try memoString(runMemo, "a string (run)")
                     if fresh { runMemo.remember(start: start, count: i &- start, value) }
