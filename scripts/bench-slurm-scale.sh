@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
+root=$PWD
 export PATH=/opt/swift/usr/bin:$PATH
 sinfo -h >/dev/null 2>&1 || { echo "bench-slurm-scale: the SLURM cluster is not up; run: scripts/slurm-cluster.sh start" >&2; exit 1; }
 swift build -c release --static-swift-stdlib >/dev/null
@@ -24,20 +25,14 @@ bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 "$bin/quanta" repo create repo >/dev/null
 "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out g.qgn --repo repo | sed 's/^/  /'
-cat > submit.yaml <<'YAML'
-pipetask:
-  isr: {command: "cp {input:raw} {output:postISRCCD}"}
-  calibrate: {command: "cp {input:postISRCCD} {output:calexp} && cp {input:postISRCCD} {output:src}"}
-  gather: {command: "cat {input:src} > {output:visitSummary}"}
-  makeWarp: {command: "cat {input:calexp} > {output:deepCoadd_directWarp}"}
-  assembleCoadd: {command: "cat {input:deepCoadd_directWarp} > {output:deepCoadd}"}
-  detectCoadd: {command: "cp {input:deepCoadd} {output:deepCoadd_obj}"}
+{ cat "$root/scripts/synth-commands.yaml"; cat <<'YAML'
 requestMemory: 256
 cluster:
   visitChain: {pipetasks: "isr, calibrate", dimensions: visit}
   warps: {pipetasks: makeWarp, dimensions: visit}
   coadds: {pipetasks: "assembleCoadd, detectCoadd", dimensions: "patch, band"}
 YAML
+} > submit.yaml
 rpc() {  # rpc NAME: the controller's count for one RPC type
   sdiag 2>/dev/null | awk -v n="$1" '$1 == n { sub(/.*count:/, ""); print $1 + 0; found = 1 } END { if (!found) print 0 }'
 }

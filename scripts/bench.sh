@@ -30,15 +30,7 @@ measure() {  # measure LABEL CMD...: one line "LABEL: wall s, peak MB"
 }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(swift --version 2>&1 | head -1)"
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
-cat > "$work/cmd.yaml" <<'YAML'
-pipetask:
-  isr: {command: "cp {input:raw} {output:postISRCCD}"}
-  calibrate: {command: "cp {input:postISRCCD} {output:calexp} && cp {input:postISRCCD} {output:src}"}
-  gather: {command: "cat {input:src} > {output:visitSummary}"}
-  makeWarp: {command: "cat {input:calexp} > {output:deepCoadd_directWarp}"}
-  assembleCoadd: {command: "cat {input:deepCoadd_directWarp} > {output:deepCoadd}"}
-  detectCoadd: {command: "cp {input:deepCoadd} {output:deepCoadd_obj}"}
-YAML
+cp scripts/synth-commands.yaml "$work/cmd.yaml"
 if part plan; then
 measure "graph synth ($visits visits × $detectors det.)" "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out "$work/g.qgn"
 head -1 "$work/out"

@@ -30,7 +30,7 @@ public enum SimulatedRun {
                         let bytes = Array("\(o.type) \(o.dataID)\n".utf8)
                         try AtomicFile.write(Data(bytes), to: path)
                         outs.append(OutputRecord(id: o.id.lowercased, type: o.type, dataID: o.dataID.json, run: o.run, path: o.path,
-                                                 size: Int64(bytes.count), checksum: String(format: "crc32:%08x", CRC32.checksum(bytes))))
+                                                 size: Int64(bytes.count), checksum: CRC32.text(CRC32.checksum(bytes))))
                     }
                     outputs += outs.count
                     records.append(QuantumRecord(id: spec.id.lowercased, task: spec.task, dataID: spec.dataID.json, status: .succeeded,

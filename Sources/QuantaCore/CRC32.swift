@@ -24,6 +24,12 @@ public struct CRC32: Sendable {
         bytes.withUnsafeBytes { update($0) }
     }
 
+    /// `crc32:0a1b2c3d`, as manifests and the registry record checksums.
+    public static func text(_ value: UInt32) -> String {
+        let hex = String(value, radix: 16)
+        return "crc32:" + String(repeating: "0", count: 8 - hex.count) + hex
+    }
+
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         var c = CRC32()
         c.update(bytes)

@@ -143,7 +143,7 @@ public struct DemoSurvey: Sendable {
         var crc = CRC32()
         data.withUnsafeBytes { crc.update($0) }
         _ = try registry.insert([DatasetRecord(id: UUID.v7().lowercased, datasetType: "skyMap", run: Self.skymapRun, dataID: id.json,
-                                               path: rel, size: Int64(data.count), checksum: String(format: "crc32:%08x", crc.value))])
+                                               path: rel, size: Int64(data.count), checksum: CRC32.text(crc.value))])
     }
 
     /// The pipeline's graph from what `repo` holds: every raw with its bias and flat, the sky map, and

@@ -87,7 +87,7 @@ struct LSSTJob {
                         let spec = specs[oid]
                         record.outputs.append(OutputRecord(id: oid, type: out["type"] as? String ?? spec?.type ?? "",
                                                            dataID: spec?.dataID.json ?? "[]", run: spec?.run ?? job.meta.outputRun,
-                                                           path: path, size: size, checksum: String(format: "crc32:%08x", crc)))
+                                                           path: path, size: size, checksum: CRC32.text(crc)))
                     }
                     record.status = .succeeded
                 } catch {

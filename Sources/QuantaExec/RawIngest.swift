@@ -101,7 +101,7 @@ public enum RawIngest {
             }
             let (size, crc) = try checksum(target)
             records.append(DatasetRecord(id: stableID(d).lowercased, datasetType: d.datasetType, run: d.run, dataID: d.dataID.json,
-                                         path: rel, size: size, checksum: String(format: "crc32:%08x", crc)))
+                                         path: rel, size: size, checksum: CRC32.text(crc)))
             summary.runs.insert(d.run)
             progress(k + 1, described.count)
         }

@@ -186,7 +186,7 @@ public struct JobRunner: Sendable {
                 }
                 let (size, crc) = try checksum(o.final)
                 record.outputs.append(OutputRecord(id: o.spec.id.lowercased, type: o.spec.type, dataID: o.spec.dataID.json,
-                                                   run: o.spec.run, path: o.spec.path, size: size, checksum: String(format: "crc32:%08x", crc)))
+                                                   run: o.spec.run, path: o.spec.path, size: size, checksum: CRC32.text(crc)))
             }
             record.status = .succeeded
         } catch {

@@ -299,14 +299,8 @@ struct SlurmTests {
 /// reported, not asserted). scripts/bench-slurm-scale.sh runs the same graph and prints more.
 @Suite(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster: scripts/slurm-cluster.sh start; QUANTA_SLURM_TESTS=1"))
 struct SlurmScaleTests {
-    static let config = """
-    pipetask:
-      isr: {command: "cp {input:raw} {output:postISRCCD}"}
-      calibrate: {command: "cp {input:postISRCCD} {output:calexp} && cp {input:postISRCCD} {output:src}"}
-      gather: {command: "cat {input:src} > {output:visitSummary}"}
-      makeWarp: {command: "cat {input:calexp} > {output:deepCoadd_directWarp}"}
-      assembleCoadd: {command: "cat {input:deepCoadd_directWarp} > {output:deepCoadd}"}
-      detectCoadd: {command: "cp {input:deepCoadd} {output:deepCoadd_obj}"}
+    /// scripts/synth-commands.yaml (the benchmarks' trivial commands) plus resources and clusters.
+    static let config = ((try? String(contentsOfFile: CLI.repoRoot + "/scripts/synth-commands.yaml", encoding: .utf8)) ?? "") + """
     requestMemory: 256
     cluster:
       visitChain: {pipetasks: "isr, calibrate", dimensions: visit}
@@ -316,8 +310,9 @@ struct SlurmScaleTests {
 
     static func submitRPCs() -> Int? {
         guard let out = try? Spawn.capture(Spawn.which("sdiag") ?? "/usr/bin/sdiag", []), out.status.succeeded else { return nil }
-        let line = out.stdout.split(separator: "\n").first { $0.contains("REQUEST_SUBMIT_BATCH_JOB") }
-        return line.flatMap { $0.components(separatedBy: "count:").last?.split(separator: " ").first }.flatMap { Int($0) }
+        // No line yet means no submission since the controller started.
+        guard let line = out.stdout.split(separator: "\n").first(where: { $0.contains("REQUEST_SUBMIT_BATCH_JOB") }) else { return 0 }
+        return line.components(separatedBy: "count:").last?.split(separator: " ").first.flatMap { Int($0) }
     }
 
     static func config(_ key: String) -> Int? {
