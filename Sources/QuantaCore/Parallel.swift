@@ -35,18 +35,29 @@ public enum Parallel {
             }
         }
         if let e = out.errors.compactMap({ $0 }).first { throw e }
-        return out.values.map { $0! }
+        return out.valuesUnwrapped()
     }
 
+    /// One slot per result and one per slice, written from several threads at once. The storage is
+    /// allocated once: an Array's `withUnsafeMutableBufferPointer` is a mutating access that swaps
+    /// the buffer out while it runs, so calling it from two threads corrupts the heap.
     private final class Slots<T>: @unchecked Sendable {
-        var values: [T?]
-        var errors: [Error?]
+        private let valueSlots: UnsafeMutableBufferPointer<T?>
+        private let errorSlots: UnsafeMutableBufferPointer<Error?>
         init(count: Int, slices: Int) {
-            values = Array(repeating: nil, count: count)
-            errors = Array(repeating: nil, count: slices)
+            valueSlots = .allocate(capacity: count)
+            valueSlots.initialize(repeating: nil)
+            errorSlots = .allocate(capacity: slices)
+            errorSlots.initialize(repeating: nil)
         }
-        func store(_ i: Int, _ v: T) { values.withUnsafeMutableBufferPointer { $0[i] = v } }
-        func fail(_ slice: Int, _ e: Error) { errors.withUnsafeMutableBufferPointer { $0[slice] = e } }
+        deinit {
+            valueSlots.deinitialize().deallocate()
+            errorSlots.deinitialize().deallocate()
+        }
+        func store(_ i: Int, _ v: T) { valueSlots[i] = v }
+        func fail(_ slice: Int, _ e: Error) { errorSlots[slice] = e }
+        func valuesUnwrapped() -> [T] { valueSlots.map { $0! } }
+        var errors: [Error?] { Array(errorSlots) }
     }
 
     private struct UncheckedFunction<T>: @unchecked Sendable {

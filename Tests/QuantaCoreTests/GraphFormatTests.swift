@@ -146,6 +146,25 @@ import Testing
         #expect(throws: Boom(which: "b")) { try Parallel.both({ 1 }, { throw Boom(which: "b") }) }
     }
 
+    /// Every slot is written from whichever thread runs its slice; heap-allocated results (strings)
+    /// make a race on the slot storage corrupt memory or lose values. CI's status poll crashed in
+    /// malloc this way before the slots were allocated once.
+    @Test func parallelMapKeepsEveryResultUnderContention() throws {
+        for round in 0..<30 {
+            let n = 20_000 + round
+            let out = try Parallel.map(count: n) { i in "value-\(i)-" + String(repeating: "x", count: i % 40) }
+            #expect(out.count == n)
+            let wrong = out.enumerated().filter { $0.element != "value-\($0.offset)-" + String(repeating: "x", count: $0.offset % 40) }
+            #expect(wrong.isEmpty, "round \(round): \(wrong.count) results lost or misplaced")
+        }
+        #expect(throws: Boom(which: "7")) {
+            try Parallel.map(count: 10_000) { i -> Int in
+                if i == 7 || i == 9_000 { throw Boom(which: "\(i)") }
+                return i
+            }
+        }
+    }
+
     @Test func damagedDataIDSectionReportsTheChecksum() throws {
         let g = pipelineGraph(visits: [1, 2], detectors: [0, 1])
         var bytes = try NativeGraphFormat.encode(g)
