@@ -195,7 +195,8 @@ struct SlurmTests {
         let f = try ChainFixture(visits: 3)
         try f.config(a: "sleep 120; cp {input:in} {output:mid}")
         #expect(try f.submit("cli", wait: false).status == .exited(0))
-        #expect(try f.waitFor("cli", seconds: 60) { s in (0..<3).allSatisfy { f.element(s, "a", $0)["state"] as? String == "running" } })
+        // Up to 4 minutes: the other SLURM tests, running alongside, can hold the node's 8 CPUs.
+        #expect(try f.waitFor("cli", seconds: 240) { s in (0..<3).allSatisfy { f.element(s, "a", $0)["state"] as? String == "running" } })
         let c = try f.cli.run(["cancel", "sub", "--backend", "cli"])
         #expect(c.status == .exited(0), "\(c.output)")
         #expect(c.stdout.contains("Cancelled 3 SLURM jobs"), "\(c.stdout)")
