@@ -103,12 +103,18 @@ public struct Manifest: Sendable, Codable, Equatable {
     }
 
     public static func read(path: String, outputs: Bool = true) throws -> Manifest? {
+        try readWithIdentity(path: path, outputs: outputs)?.manifest
+    }
+
+    /// The manifest and the identity of the file it was read from (what `ManifestCache` checks).
+    public static func readWithIdentity(path: String, outputs: Bool = true) throws -> (manifest: Manifest, identity: ManifestCache.Identity)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         // One read of the file's size (plus room to notice growth), instead of a zeroed fixed buffer.
         var st = stat()
         let size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+        let identity = ManifestCache.Identity(st)
         var bytes = [UInt8](repeating: 0, count: max(4096, size + 1024))
         var count = 0
         while true {
@@ -119,7 +125,7 @@ public struct Manifest: Sendable, Codable, Equatable {
             if n == 0 { break }
             count += n
         }
-        do { return try bytes.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[0..<count]), outputs: outputs) } } catch {
+        do { return (try bytes.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[0..<count]), outputs: outputs) }, identity) } catch {
             throw QuantaError(.io, "\(path): unreadable manifest (\(error)); rerun that job with 'quanta rerun --force'")
         }
     }

@@ -46,13 +46,14 @@ struct SlurmContext {
         return r
     }
 
-    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil) throws -> (SubmissionStatus, SlurmView?) {
-        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir), nil) }
+    /// `cached`: for what a person reads (status, the wait loop), not for decisions.
+    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil, cached: Bool = false) throws -> (SubmissionStatus, SlurmView?) {
+        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir, cached: cached), nil) }
         var view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
         if backend == nil {
             view.note = "SLURM not reachable (\(backendError ?? "no backend")); states come from manifests and remembered records"
         }
-        return (try SubmissionStatus.read(dir, slurm: view), view)
+        return (try SubmissionStatus.read(dir, slurm: view, cached: cached), view)
     }
 
     /// Polls until the latest round's final job has ended and no new round was added.
@@ -60,7 +61,7 @@ struct SlurmContext {
         let progress = Progress("waiting")
         var lastLine = ""
         while true {
-            let (s, view) = try status(backend)
+            let (s, view) = try status(backend, cached: true)
             if let view, !view.isActive {
                 // The final job may just have submitted a retry round.
                 let again = try status(backend)

@@ -17,6 +17,9 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "List every job that needs attention, not just the first 20.")
     var all = false
 
+    @Flag(name: .long, help: "Read every manifest afresh instead of through status-cache.bin (which trusts unchanged manifest directories).")
+    var fresh = false
+
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
@@ -27,7 +30,7 @@ struct Status: ParsableCommand {
         if FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) {
             do { backend = try backendOption.open(quiet: true) } catch { backendError = "\(error)" }
         }
-        let (s, _) = try ctx.status(backend, backendError: backendError)
+        let (s, _) = try ctx.status(backend, backendError: backendError, cached: !fresh)
         if json {
             print(String(decoding: try JSONEncoder.pretty.encode(s), as: UTF8.self))
         } else {

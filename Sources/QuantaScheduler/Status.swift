@@ -50,7 +50,9 @@ public struct SubmissionStatus: Sendable, Codable {
     public var active = false
 
     /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
-    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil) throws -> SubmissionStatus {
+    /// `cached`: manifests through `status-cache.bin` (what a person's `quanta status` and the wait
+    /// loop use); decisions (retries, restart, merge) read every manifest afresh.
+    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil, cached: Bool = false) throws -> SubmissionStatus {
         let plan = try PlanDocument.read(dir)
         let planned = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         let jobs = try Snapshot.jobs(path: dir.snapshot)
@@ -60,7 +62,26 @@ public struct SubmissionStatus: Sendable, Codable {
         var elements: [ElementRow] = []
         var arrays: [String: [String: Int]] = [:]
         var quanta: [String: Int] = [:]
-        let manifests = try Manifest.readAll(paths: jobs.map { dir.manifest(array: $0.array, index: $0.index) }, outputs: false)
+        let manifests: [Manifest?]
+        if cached, let snapshot = ManifestCache.Identity.of(path: dir.snapshot) {
+            var cache = ManifestCache.load(path: dir.statusCache, snapshot: snapshot, jobs: jobs.count)
+            // A job SLURM or the local backend has a newer attempt of than the cached manifest is read afresh.
+            let read = try ManifestCache.readAll(manifests: dir.manifests, jobs: jobs.map { ($0.array, $0.index) }, cache: &cache) { j, m in
+                let job = jobs[j]
+                if let last = slurm?.attempts[job.array]?[job.index]?.last { return m?.slurmArrayJobID != String(last.arrayJobID) }
+                let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
+                // The local backend: it ran (a manifest may be new), or started again after this manifest.
+                if let event = events["\(job.array)\t\(element)"] {
+                    guard let m else { return true }
+                    return event.what == "start" && event.isNewer(than: m.endedAt)
+                }
+                return false
+            }
+            if read.changed { cache.write(path: dir.statusCache) }
+            manifests = read.manifests
+        } else {
+            manifests = try Manifest.readAll(paths: jobs.map { dir.manifest(array: $0.array, index: $0.index) }, outputs: false)
+        }
         for (j, job) in jobs.enumerated() {
             let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
             let key = "\(job.array)\t\(element)"

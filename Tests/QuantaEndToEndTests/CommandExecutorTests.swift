@@ -106,6 +106,15 @@ import QuantaGraphIO
         let rerun = try cli.run(["rerun", "sub", "--job", "broken:0"])
         #expect(rerun.status == .exited(1))
         #expect(rerun.stdout.contains("attempt 7"))
+        // status reads through status-cache.bin, written by the first status: the rerun's manifest
+        // replaced the cached one, and the answer is the same as reading every manifest afresh.
+        #expect(FileManager.default.fileExists(atPath: cli.path("sub/status-cache.bin")))
+        let cached = try cli.run(["status", "sub", "--json"]).stdout, fresh = try cli.run(["status", "sub", "--json", "--fresh"]).stdout
+        #expect(cached == fresh && cached.contains("\"attempt\" : 7"), "\(cached)")
+        // A damaged cache is ignored and written again.
+        try Data("QSTAT002 not really".utf8).write(to: URL(fileURLWithPath: cli.path("sub/status-cache.bin")))
+        #expect(try cli.run(["status", "sub", "--json"]).stdout == fresh)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: cli.path("sub/status-cache.bin"))).count > 100)
     }
 
     /// The binary snapshot: a job reads its own records; a damaged file says so and what to do.

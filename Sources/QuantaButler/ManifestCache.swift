@@ -1,0 +1,322 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QuantaCore
+
+/// `status-cache.bin`: what `quanta status` last read of every job's manifest (its status
+/// projection, `Manifest.forStatus`) with the identity of the file it came from, and of each
+/// `manifests/<array>/` directory. Status then decodes only the manifests that changed instead of
+/// opening and parsing 100,000 JSON files each time:
+/// - a directory whose identity is unchanged and whose last change was at least `settle` seconds
+///   before the cache looked at it has no new or replaced manifest (they arrive by rename, which
+///   changes the directory), so its jobs need no system call at all;
+/// - in any other directory each cached manifest is checked with one `stat`;
+/// - `mustRead` forces an `open` for jobs the scheduler knows a newer attempt of (on NFS a `stat`
+///   may lag a rename by the attribute cache's timeout; an `open` revalidates).
+/// A cache that is missing, damaged, from another plan or another version is ignored and rewritten;
+/// the manifests stay the only truth.
+///
+/// Layout (little-endian): `QSTAT002`, snapshot identity, job count, directory count, directories
+/// (name, identity, u64 time the cache looked at it), then per job: u8 present, and if present
+/// the file identity and the projection, strings as u32 length + UTF-8 (0xFFFFFFFF for nil).
+public struct ManifestCache: Sendable {
+    /// What changes whenever a file is replaced or rewritten: a new manifest arrives by rename, so
+    /// it has its own inode and ctime.
+    public struct Identity: Equatable, Sendable {
+        public var inode: UInt64, size: UInt64, mtimeNS: UInt64, ctimeNS: UInt64
+
+        init(_ st: stat) {
+            inode = UInt64(st.st_ino)
+            size = UInt64(st.st_size)
+            mtimeNS = UInt64(bitPattern: Int64(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(st.st_mtim.tv_nsec))
+            ctimeNS = UInt64(bitPattern: Int64(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(st.st_ctim.tv_nsec))
+        }
+
+        public init(inode: UInt64, size: UInt64, mtimeNS: UInt64, ctimeNS: UInt64) {
+            self.inode = inode; self.size = size; self.mtimeNS = mtimeNS; self.ctimeNS = ctimeNS
+        }
+
+        public static func of(path: String) -> Identity? {
+            var st = stat()
+            return stat(path, &st) == 0 ? Identity(st) : nil
+        }
+
+        static func of(_ dirFD: Int32, _ name: String) -> Identity? {
+            var st = stat()
+            return fstatat(dirFD, name, &st, 0) == 0 ? Identity(st) : nil
+        }
+    }
+
+    public struct Entry: Sendable {
+        public var identity: Identity
+        public var manifest: Manifest
+    }
+
+    /// A manifests directory as the cache last saw it, and when (ns since 1970).
+    public struct Directory: Sendable {
+        public var identity: Identity
+        public var seenAt: UInt64
+    }
+
+    static let magic = Array("QSTAT002".utf8)
+    /// How long a directory must have been unchanged before its jobs go unchecked (clock
+    /// granularity, and a file server's clock a little off from this one).
+    public static let settle: UInt64 = 10_000_000_000
+
+    public var entries: [Entry?]
+    public var directories: [String: Directory] = [:]
+    /// Identity of the snapshot the job positions come from.
+    public var snapshot: Identity
+
+    public init(snapshot: Identity, jobs: Int) {
+        self.snapshot = snapshot
+        entries = Array(repeating: nil, count: jobs)
+    }
+
+    /// The cache at `path` when it belongs to this snapshot and job count, else an empty one.
+    public static func load(path: String, snapshot: Identity, jobs: Int) -> ManifestCache {
+        let empty = ManifestCache(snapshot: snapshot, jobs: jobs)
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return empty }
+        return data.withUnsafeBytes { raw in
+            var r = Reader(bytes: raw)
+            guard let cache = try? r.cache(snapshot: snapshot, jobs: jobs) else { return empty }
+            return cache
+        }
+    }
+
+    /// Writes the cache atomically; a read-only or full submit directory just goes without one.
+    public func write(path: String) {
+        var w = Writer()
+        w.bytes.reserveCapacity(64 * entries.count)
+        w.bytes += Self.magic
+        w.identity(snapshot)
+        w.u64(UInt64(entries.count))
+        w.u64(UInt64(directories.count))
+        for (name, d) in directories.sorted(by: { $0.key < $1.key }) {
+            w.string(name)
+            w.identity(d.identity)
+            w.u64(d.seenAt)
+        }
+        for e in entries {
+            guard let e else { w.u8(0); continue }
+            w.u8(1)
+            w.identity(e.identity)
+            w.manifest(e.manifest)
+        }
+        try? AtomicFile.write(Data(w.bytes), to: path)
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Every job's manifest projection (`Manifest.forStatus`), through the cache. `jobs` are in
+    /// snapshot order (an array's jobs together); `mustRead(j, cached)` is true when job j's file
+    /// must be opened whatever the cache says. Returns the manifests, how many files were decoded,
+    /// and whether the cache changed.
+    public static func readAll(manifests root: String, jobs: [(array: String, index: Int)], cache: inout ManifestCache,
+                               mustRead: (Int, Manifest?) -> Bool) throws -> (manifests: [Manifest?], decoded: Int, changed: Bool) {
+        let old = cache
+        // Per array: its directory, whether it can be trusted as is, and the range of its jobs.
+        struct Group { var name: String; var range: Range<Int>; var trusted: Bool; var fd: Int32 }
+        var groups: [Group] = []
+        var start = 0
+        for j in 0...jobs.count where j == jobs.count || (j > start && jobs[j].array != jobs[start].array) {
+            if j > start { groups.append(Group(name: jobs[start].array, range: start..<j, trusted: false, fd: -1)) }
+            start = j
+        }
+        let before = now()
+        var directories: [String: Directory] = [:]
+        for g in groups.indices {
+            let path = root + "/" + groups[g].name
+            guard let id = Identity.of(path: path) else { continue }
+            if let seen = old.directories[groups[g].name], seen.identity == id, seen.seenAt >= id.mtimeNS &+ settle {
+                groups[g].trusted = true
+                directories[groups[g].name] = seen
+            } else {
+                directories[groups[g].name] = Directory(identity: id, seenAt: before)
+                groups[g].fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            }
+        }
+        defer { for g in groups where g.fd >= 0 { close(g.fd) } }
+        let groupOf = groups.indices.flatMap { g in groups[g].range.map { _ in g } }
+
+        // Pass 1, on both cores: which jobs need their file decoded.
+        let plan = try withoutActuallyEscaping(mustRead) { mustRead in
+            let check = UncheckedReuse(f: mustRead)
+            return try Parallel.map(count: jobs.count) { j -> Bool in
+                let g = groups[groupOf[j]], cached = old.entries[j]
+                if check.f(j, cached?.manifest) { return true }
+                if g.trusted { return false }
+                guard let e = cached else { return true }
+                return Identity.of(g.fd, "\(jobs[j].index).json") != e.identity
+            }
+        }
+        // Pass 2: decode those.
+        let stale = plan.indices.filter { plan[$0] }
+        let fresh = try Parallel.map(count: stale.count) { k -> Entry? in
+            let j = stale[k]
+            guard let (m, id) = try Manifest.readWithIdentity(path: root + "/" + jobs[j].array + "/\(jobs[j].index).json", outputs: false)
+            else { return nil }
+            return Entry(identity: id, manifest: m.forStatus)
+        }
+        var changed = false
+        for (k, j) in stale.enumerated() {
+            if old.entries[j] != nil || fresh[k] != nil { changed = true }
+            cache.entries[j] = fresh[k]
+        }
+        if directories.count != old.directories.count || groups.contains(where: { !$0.trusted }) { changed = true }
+        cache.directories = directories
+        return (cache.entries.map { $0?.manifest }, fresh.filter { $0 != nil }.count, changed)
+    }
+
+    private struct UncheckedReuse: @unchecked Sendable {
+        let f: (Int, Manifest?) -> Bool
+    }
+
+    struct Writer {
+        var bytes: [UInt8] = []
+        mutating func u8(_ v: UInt8) { bytes.append(v) }
+        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+        mutating func int(_ v: Int?) {
+            u8(v == nil ? 0 : 1)
+            u64(UInt64(bitPattern: Int64(v ?? 0)))
+        }
+        mutating func double(_ v: Double) { u64(v.bitPattern) }
+        mutating func string(_ s: String?) {
+            guard let s else { u32(0xFFFF_FFFF); return }
+            u32(UInt32(s.utf8.count))
+            bytes.append(contentsOf: s.utf8)
+        }
+        mutating func identity(_ i: Identity) { u64(i.inode); u64(i.size); u64(i.mtimeNS); u64(i.ctimeNS) }
+        mutating func status(_ s: QuantumStatus) { u8(s == .succeeded ? 0 : s == .failed ? 1 : 2) }
+        /// The fields `Manifest.forStatus` keeps.
+        mutating func manifest(_ m: Manifest) {
+            int(m.formatVersion); int(m.index); int(m.attempt); int(m.maxRSSKB); int(m.memoryLimitMB)
+            status(m.status)
+            double(m.seconds)
+            for s in [m.array, m.firstError, m.endedAt, m.slurmArrayJobID, m.failureClass] { string(s) }
+            u32(UInt32(m.quanta.count))
+            for q in m.quanta {
+                status(q.status)
+                double(q.seconds)
+                int(q.exitCode)
+                string(q.task)
+                string(q.reason)
+            }
+        }
+    }
+
+    struct Damaged: Error {}
+
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var at = 0
+
+        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        mutating func take(_ n: Int) throws -> Int {
+            guard n >= 0, n <= bytes.count - at else { throw Damaged() }
+            defer { at += n }
+            return at
+        }
+        mutating func u8() throws -> UInt8 { bytes[try take(1)] }
+        mutating func u32() throws -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
+        mutating func u64() throws -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+        mutating func int() throws -> Int? {
+            let present = try u8()
+            let v = Int(Int64(bitPattern: try u64()))
+            return present == 1 ? v : nil
+        }
+        mutating func need() throws -> Int {
+            guard let v = try int() else { throw Damaged() }
+            return v
+        }
+        mutating func double() throws -> Double { Double(bitPattern: try u64()) }
+        mutating func identity() throws -> Identity {
+            Identity(inode: try u64(), size: try u64(), mtimeNS: try u64(), ctimeNS: try u64())
+        }
+        mutating func status() throws -> QuantumStatus {
+            switch try u8() {
+            case 0: return .succeeded
+            case 1: return .failed
+            case 2: return .blocked
+            default: throw Damaged()
+            }
+        }
+        mutating func string() throws -> String? {
+            let n = try u32()
+            if n == 0xFFFF_FFFF { return nil }
+            let start = try take(Int(n))
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(n)]), as: UTF8.self)
+        }
+        mutating func text() throws -> String {
+            guard let s = try string() else { throw Damaged() }
+            return s
+        }
+
+        mutating func cache(snapshot: Identity, jobs: Int) throws -> ManifestCache {
+            guard bytes.count >= 8, Array(bytes[0..<8]) == ManifestCache.magic else { throw Damaged() }
+            at = 8
+            guard try identity() == snapshot, try u64() == UInt64(jobs) else { throw Damaged() }
+            var cache = ManifestCache(snapshot: snapshot, jobs: jobs)
+            let dirs = try u64()
+            guard dirs <= UInt64(bytes.count) else { throw Damaged() }
+            for _ in 0..<dirs {
+                let name = try text()
+                cache.directories[name] = Directory(identity: try identity(), seenAt: try u64())
+            }
+            for j in 0..<jobs {
+                guard try u8() == 1 else { continue }
+                let id = try identity()
+                cache.entries[j] = Entry(identity: id, manifest: try manifest())
+            }
+            guard at == bytes.count else { throw Damaged() }
+            return cache
+        }
+
+        mutating func manifest() throws -> Manifest {
+            let formatVersion = try need(), index = try need(), attempt = try need(), maxRSS = try need()
+            let memoryLimit = try int()
+            let status = try status()
+            let seconds = try double()
+            let array = try text(), firstError = try string(), endedAt = try text(), slurmArrayJobID = try string()
+            let failureClass = try string()
+            let n = Int(try u32())
+            guard n <= bytes.count - at else { throw Damaged() }
+            var quanta: [QuantumRecord] = []
+            quanta.reserveCapacity(n)
+            for _ in 0..<n {
+                let st = try self.status(), secs = try double(), exitCode = try int()
+                quanta.append(QuantumRecord(id: "", task: try text(), dataID: "", status: st, reason: try string(), seconds: secs,
+                                            log: nil, outputs: [], exitCode: exitCode))
+            }
+            var m = Manifest(submission: "", array: array, index: index, attempt: attempt, status: status,
+                             firstError: firstError, startedAt: "", endedAt: endedAt, seconds: seconds, host: "",
+                             slurmJobID: nil, slurmArrayJobID: slurmArrayJobID, maxRSSKB: maxRSS, quanta: quanta,
+                             failureClass: failureClass, memoryLimitMB: memoryLimit)
+            m.formatVersion = formatVersion
+            return m
+        }
+    }
+}
+
+extension Manifest {
+    /// What status reads of a manifest, and all `status-cache.bin` keeps: states, attempt, the first
+    /// error, when it ended, the SLURM array job, failure class, memory, and per quantum its task,
+    /// state, reason and exit code. Identifiers, data IDs, hosts, logs and outputs are blank.
+    public var forStatus: Manifest {
+        var m = Manifest(submission: "", array: array, index: index, attempt: attempt, status: status, firstError: firstError,
+                         startedAt: "", endedAt: endedAt, seconds: seconds, host: "", slurmJobID: nil,
+                         slurmArrayJobID: slurmArrayJobID, maxRSSKB: maxRSSKB,
+                         quanta: quanta.map { QuantumRecord(id: "", task: $0.task, dataID: "", status: $0.status, reason: $0.reason,
+                                                            seconds: $0.seconds, log: nil, outputs: [], exitCode: $0.exitCode) },
+                         failureClass: failureClass, memoryLimitMB: memoryLimitMB)
+        m.formatVersion = formatVersion
+        return m
+    }
+}
