@@ -87,4 +87,29 @@ import Testing
         try JSONEncoder.pretty.encode(many).write(to: URL(fileURLWithPath: path))
         #expect(try Manifest.read(path: path) == many)
     }
+
+    /// The snapshot header is read by hand too (every job reads it): same as JSONDecoder, and a
+    /// damaged header is an error, never a crash.
+    @Test func snapshotHeaderMatchesJSONDecoder() throws {
+        let h = SnapshotFile.Header(
+            meta: ["submission": "s \"1\"", "datastoreRoot": "/data/x y/é", "empty": ""],
+            tasks: ["isr": ["command", "cp {input:in} {output:out} && echo $(x) \\ done", nil], "b/c": [nil, nil, "calibrate"]],
+            datasetTypes: [["raw", "instrument,visit,detector", "Exposure"], ["calexp", "", "ExposureF"]],
+            taskLabels: ["isr", "b/c"], typeNames: ["raw", "calexp"], storageClasses: ["Exposure", "ExposureF"],
+            runs: ["u/someone/run", "raw/all"], arrays: (0..<300).map { ["isr-\($0)", "isr"] } + [["c", "b/c"]],
+            template: "{run}/{datasetType}/{id}.fits", repoKind: "native", sections: ["elemStart": [0, 1204], "quanta": [1208, 40]])
+        for encoder in [JSONEncoder(), JSONEncoder.pretty] {
+            let data = try encoder.encode(h)
+            let hand = try data.withUnsafeBytes { try SnapshotFile.Header.decode($0) }
+            #expect(hand == (try JSONDecoder().decode(SnapshotFile.Header.self, from: data)))
+            #expect(hand == h)
+            for cut in stride(from: 0, to: data.count, by: 97) {
+                #expect(throws: (any Error).self) { try data.prefix(cut).withUnsafeBytes { try SnapshotFile.Header.decode($0) } }
+            }
+        }
+        var missing = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(h)) as! [String: Any]
+        missing["arrays"] = nil
+        let text = try JSONSerialization.data(withJSONObject: missing)
+        #expect(throws: (any Error).self) { try text.withUnsafeBytes { try SnapshotFile.Header.decode($0) } }
+    }
 }
