@@ -113,6 +113,26 @@ public struct ManifestCache: Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// The cache of manifests someone else has just read (the merge reads every one): `directories`
+    /// must have been taken before the first manifest was read, so a manifest arriving meanwhile
+    /// leaves its directory untrusted.
+    public static func from(read: [(Manifest, Identity)?], directories: [String: Directory], snapshot: Identity) -> ManifestCache {
+        var cache = ManifestCache(snapshot: snapshot, jobs: read.count)
+        cache.entries = read.map { $0.map { Entry(identity: $0.1, manifest: $0.0.forStatus) } }
+        cache.directories = directories
+        return cache
+    }
+
+    /// Each array's manifest directory as it is now (arrays without one are left out).
+    public static func directories(manifests root: String, arrays: [String]) -> [String: Directory] {
+        let seenAt = now()
+        var out: [String: Directory] = [:]
+        for a in arrays where out[a] == nil {
+            if let id = Identity.of(path: root + "/" + a) { out[a] = Directory(identity: id, seenAt: seenAt) }
+        }
+        return out
+    }
+
     /// Every job's manifest projection (`Manifest.forStatus`), through the cache. `jobs` are in
     /// snapshot order (an array's jobs together); `mustRead(j, cached)` is true when job j's file
     /// must be opened whatever the cache says. Returns the manifests, how many files were decoded,

@@ -63,9 +63,12 @@ public struct Merger: Sendable {
                                  quantaBlocked: [], jobsWithoutManifest: [], seconds: 0)
         var records: [DatasetRecord] = []
         let jobs = try Snapshot.jobs(path: dir.snapshot)
+        let directories = ManifestCache.directories(manifests: dir.manifests, arrays: jobs.map(\.array))
         // Reading manifests and checking files is one open or stat per file: done on every core.
-        let checked = try Parallel.map(count: jobs.count) { j -> (Manifest?, [Int64?]) in
-            guard let m = try Manifest.read(path: dir.manifest(array: jobs[j].array, index: jobs[j].index)) else { return (nil, []) }
+        let checked = try Parallel.map(count: jobs.count) { j -> (Manifest?, [Int64?], ManifestCache.Identity?) in
+            guard let (m, id) = try Manifest.readWithIdentity(path: dir.manifest(array: jobs[j].array, index: jobs[j].index)) else {
+                return (nil, [], nil)
+            }
             var sizes: [Int64?] = []
             for q in m.quanta where q.status == .succeeded {
                 for o in q.outputs {
@@ -73,9 +76,21 @@ public struct Merger: Sendable {
                     sizes.append(stat(repo.absolutePath(o.path), &st) == 0 ? Int64(st.st_size) : nil)
                 }
             }
-            return (m, sizes)
+            return (m, sizes, id)
         }
         let read = Date()
+        // What was read serves the next 'quanta status' too (best effort, like status's own writes),
+        // written on the other core while this one registers.
+        let statusCache = DispatchGroup()
+        defer { statusCache.wait() }
+        if let snapshot = ManifestCache.Identity.of(path: dir.snapshot) {
+            let seen = checked.map { c -> (Manifest, ManifestCache.Identity)? in c.0.flatMap { m in c.2.map { (m, $0) } } }
+            let path = dir.statusCache
+            DispatchQueue.global().async(group: statusCache) {
+                ManifestCache.from(read: seen, directories: directories, snapshot: snapshot).write(path: path)
+            }
+        }
+        let cached = Date()
         for (j, job) in jobs.enumerated() {
             let key = "\(job.array):\(job.index)"
             guard let m = checked[j].0 else {
@@ -121,9 +136,12 @@ public struct Merger: Sendable {
         if let output = meta.output {
             try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
         }
+        let registered = Date()
+        statusCache.wait()
         result.seconds = Date().timeIntervalSince(start)
-        result.phaseSeconds = ["manifests and file checks": read.timeIntervalSince(setUp), "collect": registering.timeIntervalSince(read),
-                               "registry": Date().timeIntervalSince(registering), "setup": setUp.timeIntervalSince(start)]
+        result.phaseSeconds = ["manifests and file checks": read.timeIntervalSince(setUp), "status cache": cached.timeIntervalSince(read),
+                               "collect": registering.timeIntervalSince(cached), "registry": registered.timeIntervalSince(registering),
+                               "status cache wait": Date().timeIntervalSince(registered), "setup": setUp.timeIntervalSince(start)]
         try AtomicFile.write(try JSONEncoder.pretty.encode(result), to: dir.mergeSummary)
         return result
     }

@@ -40,7 +40,7 @@ struct Merge: ParsableCommand {
     /// What a person reads after a merge (also the final job's log).
     static func report(_ r: MergeResult) {
         if ProcessInfo.processInfo.environment["QUANTA_TIMINGS"] == "1", let phases = r.phaseSeconds {
-            let order = ["setup", "manifests and file checks", "collect", "registry"]
+            let order = ["setup", "manifests and file checks", "status cache", "collect", "registry", "status cache wait"]
             FileHandle.standardError.write(Data("timings: \(order.compactMap { k in phases[k].map { "\(k) \(String(format: "%.2f", $0)) s" } }.joined(separator: ", "))\n".utf8))
         }
         print("Merged into run \(r.outputRun)\(r.output.map { " (chain \($0))" } ?? ""): \(r.registered) datasets registered, \(r.alreadyRegistered) already registered, from \(r.quantaSucceeded) succeeded quanta in \(String(format: "%.2f", r.seconds)) s")

@@ -115,4 +115,17 @@ import QuantaCore
         #expect(checkedDecoded == 2 && checked[8]?.status == .failed && checked[9]?.status == .blocked)
         try #expect(checked == fresh())
     }
+
+    /// The merge's cache: what it read, with the directories as they were before it read them.
+    @Test func aCacheFromTheMergeServesTheNextStatus() throws {
+        settle()
+        let directories = ManifestCache.directories(manifests: dir.manifests, arrays: jobs.map(\.array))
+        let seen = try jobs.map { try Manifest.readWithIdentity(path: dir.manifest(array: $0.array, index: $0.index)) }
+        let path = dir.root + "/status-cache.bin"
+        ManifestCache.from(read: seen.map { $0.map { ($0.manifest, $0.identity) } }, directories: directories, snapshot: snapshot).write(path: path)
+        var cache = ManifestCache.load(path: path, snapshot: snapshot, jobs: jobs.count)
+        let (got, decoded) = try read(&cache)
+        #expect(decoded == 0)
+        try #expect(got == fresh())
+    }
 }

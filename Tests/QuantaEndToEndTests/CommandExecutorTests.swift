@@ -101,14 +101,15 @@ import QuantaGraphIO
         #expect(run.status == .exited(1))
         // Exit 3 is not in retryUnlessExit [1, 2]: bps's default five retries, locally as on SLURM.
         #expect(run.stdout.contains("retry 5: broken:0 failed → attempt 6 of 6"), "\(run.stdout)")
+        // The merge read every manifest and left them for status.
+        #expect(FileManager.default.fileExists(atPath: cli.path("sub/status-cache.bin")))
         let status = try cli.run(["status", "sub"])
         #expect(status.stdout.contains("broken:0  failed (exit 3) [attempt 6]  broken: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
         let rerun = try cli.run(["rerun", "sub", "--job", "broken:0"])
         #expect(rerun.status == .exited(1))
         #expect(rerun.stdout.contains("attempt 7"))
-        // status reads through status-cache.bin, written by the first status: the rerun's manifest
-        // replaced the cached one, and the answer is the same as reading every manifest afresh.
-        #expect(FileManager.default.fileExists(atPath: cli.path("sub/status-cache.bin")))
+        // status reads through status-cache.bin: the rerun's manifest replaced the cached one, and
+        // the answer is the same as reading every manifest afresh.
         let cached = try cli.run(["status", "sub", "--json"]).stdout, fresh = try cli.run(["status", "sub", "--json", "--fresh"]).stdout
         #expect(cached == fresh && cached.contains("\"attempt\" : 7"), "\(cached)")
         // A damaged cache is ignored and written again.
