@@ -211,7 +211,13 @@ public final class Registry: Sendable {
                     }
                     if db.changesCount == 1 {
                         added += 1
-                    } else if try String.fetchOne(db, sql: "SELECT id FROM dataset WHERE id = ?", arguments: [r.id]) == nil {
+                    } else if let run = try String.fetchOne(db, sql: "SELECT run FROM dataset WHERE id = ?", arguments: [r.id]) {
+                        // Already registered: fine when it is this very dataset (a resumed merge), not
+                        // when the UUID belongs to another run's dataset.
+                        guard run == r.run else {
+                            throw QuantaError(.registry, "\(self.path): dataset \(r.id) (\(r.datasetType) \(r.dataID)) is already registered in run \(run), not \(r.run): this graph's outputs were run into \(run) before; plan it again with a new --output-run, which gives its outputs new UUIDs")
+                        }
+                    } else {
                         throw QuantaError(.registry, "\(self.path): \(r.datasetType) \(r.dataID) is already registered in run \(r.run) under another UUID; this submission's output run was used before — use a new run")
                     }
                 }

@@ -97,8 +97,14 @@ public enum Planner {
                                 graph: URL(fileURLWithPath: req.graphPath).standardizedFileURL.path,
                                 validation: req.config.validation)
         var runGraph = graph
-        if let override = req.outputRun, let old = graph.outputRun, let i = runGraph.runs.firstIndex(of: old) {
+        if let override = req.outputRun, let old = graph.outputRun, override != old, let i = runGraph.runs.firstIndex(of: old) {
             runGraph.runs[i] = override
+            // Outputs in another run are other datasets: new UUIDs, as LSST's `pipetask update-graph-run`
+            // gives them. Kept, a second run of the same graph would find its outputs "already
+            // registered" (in the first run) and register none in its own.
+            let run = Int32(i)
+            var uuids = UUIDGenerator()
+            for d in runGraph.datasets.indices where runGraph.datasets[d].run == run { runGraph.datasets[d].id = uuids.next() }
         }
         // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }

@@ -129,3 +129,22 @@ import QuantaCore
         try #expect(got == fresh())
     }
 }
+
+/// The registry on a real SQLite file: a UUID belongs to one run.
+@Suite struct RegistryRunTests {
+    @Test func aUUIDRegisteredInAnotherRunIsRefusedNotCountedAsDone() throws {
+        let dir = try temporaryDirectory()
+        let registry = try Registry(path: dir + "/registry.sqlite3")
+        try registry.registerDatasetType(name: "calexp", dimensions: ["visit"], storageClass: "Exposure")
+        for run in ["u/a", "u/b"] { try registry.registerCollection(run, type: .run) }
+        let id = UUID().uuidString.lowercased()
+        func record(_ run: String) -> DatasetRecord {
+            DatasetRecord(id: id, datasetType: "calexp", run: run, dataID: #"{"visit": 1}"#, path: "\(run)/calexp/1.fits", size: 10, checksum: nil)
+        }
+        #expect(try registry.insert([record("u/a")]) == 1)
+        #expect(try registry.insert([record("u/a")]) == 0, "the same dataset again: a resumed merge, not an error")
+        let error = #expect(throws: QuantaError.self) { try registry.insert([record("u/b")]) }
+        #expect(error?.message.contains("already registered in run u/a, not u/b") == true, "\(String(describing: error))")
+        #expect(try registry.count(run: "u/b") == 0)
+    }
+}

@@ -13,6 +13,23 @@ import QuantaGraphIO
         #expect(UUID(uuid: (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255)).lowercased == "00010203-0405-0607-0809-0a0b0c0d0eff")
     }
 
+    /// Version 7 as RFC 9562 lays it out (48-bit ms time, version 7, variant 10), from the bulk
+    /// generator and from `UUID.v7()`, and no two alike.
+    @Test func v7UUIDsHaveTheirLayoutAndAreDistinct() {
+        var g = UUIDGenerator()
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        var seen = Set<UUID>(), bad = 0
+        for k in 0..<200_000 {
+            let u = k % 4 == 0 ? UUID.v7() : g.next()
+            let b = u.uuid
+            let ms = [b.0, b.1, b.2, b.3, b.4, b.5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if b.6 >> 4 != 7 || b.8 >> 6 != 2 || ms + 60_000 < now || ms > now + 60_000 { bad += 1 }
+            seen.insert(u)
+        }
+        #expect(bad == 0 && seen.count == 200_000, "\(bad) malformed, \(200_000 - seen.count) repeated")
+        #expect(UUID(uuidString: g.next().uuidString) != nil)
+    }
+
     @Test func syntheticGraphHasTheDRPShape() throws {
         let s = SyntheticGraph(visits: 30, detectors: 8, patches: 5, patchesPerVisit: 3)
         let g = s.build()

@@ -118,6 +118,27 @@ import QuantaGraphIO
         #expect(try Data(contentsOf: URL(fileURLWithPath: cli.path("sub/status-cache.bin"))).count > 100)
     }
 
+    /// One graph run twice into two runs: the second gets new output UUIDs (like LSST's
+    /// update-graph-run) and its own datasets, instead of finding them "already registered".
+    @Test func oneGraphIntoTwoRunsRegistersBoth() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["graph", "synth", "--visits", "2", "--detectors", "2", "--out", "g.qgn", "--repo", "repo"]).status == .exited(0))
+        var ids: [String: Set<String>] = [:]
+        for run in ["u/a", "u/b"] {
+            let sub = "sub-" + run.suffix(1)
+            let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", CLI.repoRoot + "/scripts/synth-commands.yaml",
+                                    "--output-run", run, "--out", sub])
+            #expect(plan.status == .exited(0), "\(plan.output)")
+            let r = try cli.run(["run", sub])
+            #expect(r.status == .exited(0), "\(r.output)")
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path(sub + "/merge-summary.json")))) as? [String: Any]
+            #expect(summary?["alreadyRegistered"] as? Int == 0 && (summary?["registered"] as? Int ?? 0) > 10, "\(summary ?? [:])")
+            ids[run] = Set(try cli.datasets(repo: cli.path("repo"), collection: run).compactMap { $0["id"] as? String })
+        }
+        #expect(ids["u/a"]!.count > 10 && ids["u/a"]!.count == ids["u/b"]!.count, "\(ids.mapValues(\.count))")
+        #expect(ids["u/a"]!.isDisjoint(with: ids["u/b"]!))
+    }
+
     /// The binary snapshot: a job reads its own records; a damaged file says so and what to do.
     @Test func snapshotServesJobsAndRefusesWhenDamaged() throws {
         let cli = try CLI()
