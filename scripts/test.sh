@@ -11,10 +11,14 @@ built=${PIPESTATUS[0]}
 set -e
 [ "$built" -eq 0 ] || { echo "quanta: build failed (exit $built); the compiler's messages are above" >&2; exit "$built"; }
 log=$(mktemp)
+# Every test's scratch directory (NSTemporaryDirectory) in one place: removed when all pass, kept
+# for a look when something fails.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/quanta-tests.XXXXXX")
 set +e
-swift test --skip-build --disable-xctest 2>&1 | tee "$log"
+TMPDIR=$scratch swift test --skip-build --disable-xctest 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then rm -rf "$scratch"; else echo "the tests' files are kept in $scratch"; fi
 total=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
 failed_tests=$(grep -E '^✘ Test ' "$log" | grep -E ' failed after ' | grep -vc 'Test run' || true)
 rm -f "$log"
