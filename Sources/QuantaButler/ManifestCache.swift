@@ -141,7 +141,7 @@ public struct ManifestCache: Sendable {
                                mustRead: (Int, Manifest?) -> Bool) throws -> (manifests: [Manifest?], decoded: Int, changed: Bool) {
         let old = cache
         // Per array: its directory, whether it can be trusted as is, and the range of its jobs.
-        struct Group { var name: String; var range: Range<Int>; var trusted: Bool; var fd: Int32 }
+        struct Group { var name: String; var range: Range<Int>; var trusted: Bool; var absent = false; var fd: Int32 }
         var groups: [Group] = []
         var start = 0
         for j in 0...jobs.count where j == jobs.count || (j > start && jobs[j].array != jobs[start].array) {
@@ -152,7 +152,8 @@ public struct ManifestCache: Sendable {
         var directories: [String: Directory] = [:]
         for g in groups.indices {
             let path = root + "/" + groups[g].name
-            guard let id = Identity.of(path: path) else { continue }
+            // No directory yet (run-quantum makes it with the array's first manifest): nothing to read.
+            guard let id = Identity.of(path: path) else { groups[g].absent = true; continue }
             if let seen = old.directories[groups[g].name], seen.identity == id, seen.seenAt >= id.mtimeNS &+ settle {
                 groups[g].trusted = true
                 directories[groups[g].name] = seen
@@ -169,6 +170,7 @@ public struct ManifestCache: Sendable {
             let check = UncheckedReuse(f: mustRead)
             return try Parallel.map(count: jobs.count) { j -> Bool in
                 let g = groups[groupOf[j]], cached = old.entries[j]
+                if g.absent { return cached != nil }
                 if check.f(j, cached?.manifest) { return true }
                 if g.trusted { return false }
                 guard let e = cached else { return true }

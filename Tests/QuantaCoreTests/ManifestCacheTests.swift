@@ -94,6 +94,11 @@ import QuantaCore
         unlink(dir.manifest(array: "isr", index: 5))
         let (removed, _) = try read(&cache)
         try #expect(removed[5] == nil && removed == fresh())
+        // An array whose directory is gone (or not made yet): nothing opened, even when asked.
+        try FileManager.default.removeItem(atPath: dir.manifests + "/coadd")
+        let (gone, goneDecoded) = try read(&cache) { _, _ in true }
+        #expect(goneDecoded == 39 && gone[40...].allSatisfy { $0 == nil })
+        try #expect(gone == fresh())
     }
 
     @Test func aSettledDirectoryIsTrustedUnlessTheSchedulerKnowsANewerAttempt() throws {
