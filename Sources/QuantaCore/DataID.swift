@@ -40,6 +40,18 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static let empty = DataID([])
 
+    /// Values only: a data ID's keys are its dataset type's dimensions, mostly the very same array
+    /// (equality still compares them), and hashing the key strings was half of interning data IDs.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(values.count)
+        for v in values {
+            switch v {
+            case .int(let i): hasher.combine(i)
+            case .string(let s): hasher.combine(s)
+            }
+        }
+    }
+
     public subscript(_ key: String) -> DimensionValue? {
         guard let i = keys.firstIndex(of: key) else { return nil }
         return values[i]

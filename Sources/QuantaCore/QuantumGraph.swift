@@ -171,6 +171,14 @@ public struct GraphBuilder: Sendable {
         graph = QuantumGraph(universe: universe, metadata: metadata)
     }
 
+    /// Room for what a reader knows is coming (growing the dictionaries was ~3 % of reading a `.qg`).
+    public mutating func reserve(quanta: Int, datasets: Int) {
+        graph.quanta.reserveCapacity(quanta)
+        graph.datasets.reserveCapacity(datasets)
+        datasetIndex.reserveCapacity(datasets)
+        dataIDIndex.reserveCapacity(datasets)
+    }
+
     public mutating func addDatasetType(_ name: String, dimensions: [String], storageClass: String) {
         guard typeIndex[name] == nil else { return }
         typeIndex[name] = Int32(graph.datasetTypes.count)

@@ -158,6 +158,10 @@ public enum LSSTGraphFormat {
             guard readQuanta else { return b.graph }
             // Quantum blocks, in file order: [int_size big-endian length][zstd frame].
             let mb = try zip.data("quantum_datasets.mb")
+            // DRP-shaped graphs have 3–4 datasets per quantum: an estimate, bounded by the member's size
+            // (no quantum block is under 64 bytes) so a damaged header cannot ask for any amount of memory.
+            let expected = max(0, min(header.quanta, mb.count / 64))
+            b.reserve(quanta: expected, datasets: 4 * expected)
             let intSize = 8
             var pos = mb.startIndex
             var count = 0
