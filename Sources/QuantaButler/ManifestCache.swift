@@ -54,7 +54,7 @@ public struct ManifestCache: Sendable {
     }
 
     /// A manifests directory as the cache last saw it, and when (ns since 1970).
-    public struct Directory: Sendable {
+    public struct Directory: Sendable, Equatable {
         public var identity: Identity
         public var seenAt: UInt64
     }
@@ -124,11 +124,11 @@ public struct ManifestCache: Sendable {
     }
 
     /// Each array's manifest directory as it is now (arrays without one are left out).
-    public static func directories(manifests root: String, arrays: [String]) -> [String: Directory] {
+    public static func directories(_ dir: SubmitDirectory, arrays: [String]) -> [String: Directory] {
         let seenAt = now()
         var out: [String: Directory] = [:]
         for a in arrays where out[a] == nil {
-            if let id = Identity.of(path: root + "/" + a) { out[a] = Directory(identity: id, seenAt: seenAt) }
+            if let id = Identity.of(path: dir.manifestDirectory(array: a)) { out[a] = Directory(identity: id, seenAt: seenAt) }
         }
         return out
     }
@@ -137,29 +137,27 @@ public struct ManifestCache: Sendable {
     /// snapshot order (an array's jobs together); `mustRead(j, cached)` is true when job j's file
     /// must be opened whatever the cache says. Returns the manifests, how many files were decoded,
     /// and whether the cache changed.
-    public static func readAll(manifests root: String, jobs: [(array: String, index: Int)], cache: inout ManifestCache,
+    public static func readAll(_ dir: SubmitDirectory, jobs: [(array: String, index: Int)], cache: inout ManifestCache,
                                mustRead: (Int, Manifest?) -> Bool) throws -> (manifests: [Manifest?], decoded: Int, changed: Bool) {
         let old = cache
-        // Per array: its directory, whether it can be trusted as is, and the range of its jobs.
-        struct Group { var name: String; var range: Range<Int>; var trusted: Bool; var absent = false; var fd: Int32 }
+        // Per array: the range of its jobs, whether its directory exists (run-quantum makes it with the
+        // array's first manifest) and can be trusted as is, else a descriptor to stat its files through.
+        struct Group { var name: String; var range: Range<Int>; var trusted = false; var absent = false; var fd: Int32 = -1 }
         var groups: [Group] = []
         var start = 0
         for j in 0...jobs.count where j == jobs.count || (j > start && jobs[j].array != jobs[start].array) {
-            if j > start { groups.append(Group(name: jobs[start].array, range: start..<j, trusted: false, fd: -1)) }
+            if j > start { groups.append(Group(name: jobs[start].array, range: start..<j)) }
             start = j
         }
-        let before = now()
-        var directories: [String: Directory] = [:]
+        var directories = Self.directories(dir, arrays: groups.map(\.name))
         for g in groups.indices {
-            let path = root + "/" + groups[g].name
-            // No directory yet (run-quantum makes it with the array's first manifest): nothing to read.
-            guard let id = Identity.of(path: path) else { groups[g].absent = true; continue }
-            if let seen = old.directories[groups[g].name], seen.identity == id, seen.seenAt >= id.mtimeNS &+ settle {
+            let name = groups[g].name
+            guard let now = directories[name] else { groups[g].absent = true; continue }
+            if let seen = old.directories[name], seen.identity == now.identity, seen.seenAt >= now.identity.mtimeNS &+ settle {
                 groups[g].trusted = true
-                directories[groups[g].name] = seen
+                directories[name] = seen
             } else {
-                directories[groups[g].name] = Directory(identity: id, seenAt: before)
-                groups[g].fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                groups[g].fd = open(dir.manifestDirectory(array: name), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             }
         }
         defer { for g in groups where g.fd >= 0 { close(g.fd) } }
@@ -174,14 +172,14 @@ public struct ManifestCache: Sendable {
                 if check.f(j, cached?.manifest) { return true }
                 if g.trusted { return false }
                 guard let e = cached else { return true }
-                return Identity.of(g.fd, "\(jobs[j].index).json") != e.identity
+                return Identity.of(g.fd, SubmitDirectory.manifestName(index: jobs[j].index)) != e.identity
             }
         }
         // Pass 2: decode those.
         let stale = plan.indices.filter { plan[$0] }
         let fresh = try Parallel.map(count: stale.count) { k -> Entry? in
             let j = stale[k]
-            guard let (m, id) = try Manifest.readWithIdentity(path: root + "/" + jobs[j].array + "/\(jobs[j].index).json", outputs: false)
+            guard let (m, id) = try Manifest.readWithIdentity(path: dir.manifest(array: jobs[j].array, index: jobs[j].index), outputs: false)
             else { return nil }
             return Entry(identity: id, manifest: m.forStatus)
         }
@@ -190,7 +188,7 @@ public struct ManifestCache: Sendable {
             if old.entries[j] != nil || fresh[k] != nil { changed = true }
             cache.entries[j] = fresh[k]
         }
-        if directories.count != old.directories.count || groups.contains(where: { !$0.trusted }) { changed = true }
+        if directories != old.directories { changed = true }
         cache.directories = directories
         return (cache.entries.map { $0?.manifest }, fresh.filter { $0 != nil }.count, changed)
     }
@@ -199,11 +197,13 @@ public struct ManifestCache: Sendable {
         let f: (Int, Manifest?) -> Bool
     }
 
+    /// The cache's fields on top of the snapshot's byte writer.
     struct Writer {
-        var bytes: [UInt8] = []
-        mutating func u8(_ v: UInt8) { bytes.append(v) }
-        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+        var out = ByteWriter()
+        var bytes: [UInt8] { get { out.bytes } set { out.bytes = newValue } }
+        mutating func u8(_ v: UInt8) { out.u8(v) }
+        mutating func u32(_ v: UInt32) { out.u32(v) }
+        mutating func u64(_ v: UInt64) { out.u64(v) }
         mutating func int(_ v: Int?) {
             u8(v == nil ? 0 : 1)
             u64(UInt64(bitPattern: Int64(v ?? 0)))

@@ -63,7 +63,7 @@ public struct Merger: Sendable {
                                  quantaBlocked: [], jobsWithoutManifest: [], seconds: 0)
         var records: [DatasetRecord] = []
         let jobs = try Snapshot.jobs(path: dir.snapshot)
-        let directories = ManifestCache.directories(manifests: dir.manifests, arrays: jobs.map(\.array))
+        let directories = ManifestCache.directories(dir, arrays: jobs.map(\.array))
         // Reading manifests and checking files is one open or stat per file: done on every core.
         let checked = try Parallel.map(count: jobs.count) { j -> (Manifest?, [Int64?], ManifestCache.Identity?) in
             guard let (m, id) = try Manifest.readWithIdentity(path: dir.manifest(array: jobs[j].array, index: jobs[j].index)) else {

@@ -14,6 +14,16 @@ import QuantaCore
 ///   datasets (32 B: uuid, type, dataID, run, location or 0xFFFFFFFF)
 ///   locOff/locText (overall inputs' datastore paths), didOff/didText (data IDs as JSON)
 /// Output paths are not stored: the repository's file template makes them when a job reads them.
+/// Little-endian fields appended to bytes: the snapshot's sections and `status-cache.bin`.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: Int) { u32(UInt32(truncatingIfNeeded: v)) }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func uuid(_ id: UUID) { withUnsafeBytes(of: id.uuid) { bytes.append(contentsOf: $0) } }
+}
+
 enum SnapshotFile {
     static let magic = Array("QSNAP002".utf8)
 
@@ -100,12 +110,7 @@ enum SnapshotFile {
         }
     }
 
-    struct Buffer {
-        var bytes: [UInt8] = []
-        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func u32(_ v: Int) { u32(UInt32(truncatingIfNeeded: v)) }
-        mutating func uuid(_ id: UUID) { withUnsafeBytes(of: id.uuid) { bytes.append(contentsOf: $0) } }
-    }
+    typealias Buffer = ByteWriter
 
     static func write(path: String, meta: [String: String], graph: QuantumGraph, plan: ArrayPlan, repo: Repository,
                       tasks: [String: TaskExecution]) throws {

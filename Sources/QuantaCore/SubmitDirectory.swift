@@ -28,7 +28,10 @@ public struct SubmitDirectory: Sendable {
     /// Outputs of one attempt that failed their checks, kept for a person to look at.
     public func rejected(array: String, index: Int, attempt: Int) -> String { "\(root)/rejected/\(array).\(index).\(attempt)" }
     /// The latest manifest of a job; the merge reads only these.
-    public func manifest(array: String, index: Int) -> String { "\(manifests)/\(array)/\(index).json" }
+    public func manifest(array: String, index: Int) -> String { "\(manifestDirectory(array: array))/\(Self.manifestName(index: index))" }
+    /// An array's manifests, and a job's file name in it (status checks them relative to the directory).
+    public func manifestDirectory(array: String) -> String { "\(manifests)/\(array)" }
+    public static func manifestName(index: Int) -> String { "\(index).json" }
     /// Every attempt keeps its own manifest.
     public func attemptManifest(array: String, index: Int, attempt: Int) -> String {
         "\(manifests)/\(array)/attempts/\(index).\(attempt).json"

@@ -62,16 +62,17 @@ public struct SubmissionStatus: Sendable, Codable {
         var elements: [ElementRow] = []
         var arrays: [String: [String: Int]] = [:]
         var quanta: [String: Int] = [:]
+        // `isr\t3`: a job's slot in the local backend's events (its element when jobs are packed).
+        let keys = jobs.map { "\($0.array)\t\(planned[$0.array]?.element(ofJob: $0.index) ?? $0.index)" }
         let manifests: [Manifest?]
         if cached, let snapshot = ManifestCache.Identity.of(path: dir.snapshot) {
             var cache = ManifestCache.load(path: dir.statusCache, snapshot: snapshot, jobs: jobs.count)
             // A job SLURM or the local backend has a newer attempt of than the cached manifest is read afresh.
-            let read = try ManifestCache.readAll(manifests: dir.manifests, jobs: jobs.map { ($0.array, $0.index) }, cache: &cache) { j, m in
+            let read = try ManifestCache.readAll(dir, jobs: jobs.map { ($0.array, $0.index) }, cache: &cache) { j, m in
                 let job = jobs[j]
                 if let last = slurm?.attempts[job.array]?[job.index]?.last { return m?.slurmArrayJobID != String(last.arrayJobID) }
-                let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
                 // The local backend: it ran (a manifest may be new), or started again after this manifest.
-                if let event = events["\(job.array)\t\(element)"] {
+                if let event = events[keys[j]] {
                     guard let m else { return true }
                     return event.what == "start" && event.isNewer(than: m.endedAt)
                 }
@@ -83,10 +84,8 @@ public struct SubmissionStatus: Sendable, Codable {
             manifests = try Manifest.readAll(paths: jobs.map { dir.manifest(array: $0.array, index: $0.index) }, outputs: false)
         }
         for (j, job) in jobs.enumerated() {
-            let element = planned[job.array]?.element(ofJob: job.index) ?? job.index
-            let key = "\(job.array)\t\(element)"
             let manifest = manifests[j]
-            let event = events[key]
+            let event = events[keys[j]]
             var row = ElementRow(array: job.array, index: job.index, state: .pending, attempt: manifest?.attempt, reason: nil)
             var perQuantum: [(String, State)] = []
             if let slurm {

@@ -30,7 +30,7 @@ import QuantaCore
     }
 
     func read(_ cache: inout ManifestCache, mustRead: @escaping (Int, Manifest?) -> Bool = { _, _ in false }) throws -> ([Manifest?], Int) {
-        let r = try ManifestCache.readAll(manifests: dir.manifests, jobs: jobs, cache: &cache, mustRead: mustRead)
+        let r = try ManifestCache.readAll(dir, jobs: jobs, cache: &cache, mustRead: mustRead)
         return (r.manifests, r.decoded)
     }
 
@@ -124,7 +124,7 @@ import QuantaCore
     /// The merge's cache: what it read, with the directories as they were before it read them.
     @Test func aCacheFromTheMergeServesTheNextStatus() throws {
         settle()
-        let directories = ManifestCache.directories(manifests: dir.manifests, arrays: jobs.map(\.array))
+        let directories = ManifestCache.directories(dir, arrays: jobs.map(\.array))
         let seen = try jobs.map { try Manifest.readWithIdentity(path: dir.manifest(array: $0.array, index: $0.index)) }
         let path = dir.root + "/status-cache.bin"
         ManifestCache.from(read: seen.map { $0.map { ($0.manifest, $0.identity) } }, directories: directories, snapshot: snapshot).write(path: path)
