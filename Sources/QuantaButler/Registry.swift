@@ -273,6 +273,25 @@ public final class Registry: Sendable {
         }
     }
 
+    /// Run and path of each of `ids` that is registered (lower-case UUID text), in batches.
+    public func locate(ids: [String]) throws -> [String: (run: String, path: String)] {
+        try wrap("looking up \(ids.count) datasets") {
+            try db.read { db in
+                var out: [String: (run: String, path: String)] = [:]
+                out.reserveCapacity(ids.count)
+                let batch = 500
+                for start in stride(from: 0, to: ids.count, by: batch) {
+                    let slice = Array(ids[start..<min(start + batch, ids.count)])
+                    let sql = "SELECT id, run, path FROM dataset WHERE id IN (\(slice.map { _ in "?" }.joined(separator: ",")))"
+                    for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(slice)) {
+                        out[row[0] as String] = (row[1] as String, row[2] as String)
+                    }
+                }
+                return out
+            }
+        }
+    }
+
     public func count(run: String? = nil) throws -> Int {
         try wrap("counting datasets") {
             try db.read { db in

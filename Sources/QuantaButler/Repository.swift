@@ -16,6 +16,9 @@ public struct Repository: Sendable {
     public let registryPath: String
     public let datastoreRoot: String
     public let template: String
+    /// The repository's identity (`id:` in quanta-repo.yaml): a plan records it, and jobs and the
+    /// merge refuse another repository that took this one's place at the same path.
+    public let id: String?
 
     /// Opens an existing repository: Quanta's own, or an LSST butler repository.
     public init(root: String) throws {
@@ -27,6 +30,7 @@ public struct Repository: Sendable {
             registryPath = ""
             datastoreRoot = root
             template = ""
+            id = nil
             return
         }
         guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
@@ -42,6 +46,43 @@ public struct Repository: Sendable {
         registryPath = resolve(config["registry"] as? String ?? "registry.sqlite")
         datastoreRoot = resolve(config["datastore"] as? String ?? "datastore")
         template = config["template"] as? String ?? Self.defaultTemplate
+        id = config["id"].map { "\($0)" }
+    }
+
+    /// The `id:` line of `root`'s quanta-repo.yaml, read without a YAML parser (run-quantum reads
+    /// it at every start).
+    public static func identity(root: String) -> String? {
+        guard let text = try? String(contentsOfFile: root + "/" + configName, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("id:") {
+            let v = line.dropFirst(3).trimmingCharacters(in: .whitespaces)
+            return v.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+        }
+        return nil
+    }
+
+    /// This repository's identity; a repository made before identities gets one now (one line
+    /// appended to its config, written to a temporary name and renamed).
+    public func ensureID() throws -> String? {
+        guard kind == .quanta else { return nil }
+        if let id { return id }
+        let path = root + "/" + Self.configName
+        guard var text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw QuantaError(.io, "\(path): cannot read the repository config")
+        }
+        let id = UUID().uuidString.lowercased()
+        if !text.hasSuffix("\n") { text += "\n" }
+        text += "# This repository's identity: plans record it, and jobs refuse another repository at this path.\nid: \(id)\n"
+        try AtomicFile.write(text, to: path)
+        return id
+    }
+
+    /// Throws unless the repository at `root` is the one a plan recorded as `id`.
+    public static func checkIdentity(root: String, expected: String, what: String) throws {
+        guard !expected.isEmpty else { return }
+        let actual = identity(root: root)
+        guard actual == expected else {
+            throw QuantaError(.registry, "\(root): is not the repository this submission was planned against (its id is \(actual ?? "missing"), the plan's \(expected)); \(what) refused — plan the graph again against this repository")
+        }
     }
 
     /// Creates a repository (config, empty registry, datastore directory); refuses to overwrite one.
@@ -63,6 +104,8 @@ public struct Repository: Sendable {
         datastore: datastore
         # Placeholders: {run} {datasetType} {dataId} {ext} and any dimension name, e.g. {visit}
         template: "\(defaultTemplate)"
+        # This repository's identity: plans record it, and jobs refuse another repository at this path.
+        id: \(UUID().uuidString.lowercased())
 
         """
         try AtomicFile.write(config, to: root + "/" + configName)

@@ -53,6 +53,8 @@ public struct SnapshotMeta: Sendable, Equatable {
     public var graph: String
     /// What run-quantum checks in FITS outputs.
     public var validation: ValidationConfig
+    /// The repository's identity at plan time (`Repository.id`); empty for butler repositories.
+    public var repoID: String = ""
 
     public init(submission: String, repo: String, datastoreRoot: String, outputRun: String, output: String?,
                 inputCollections: [String], graph: String, validation: ValidationConfig = ValidationConfig()) {
@@ -79,16 +81,18 @@ public enum Snapshot {
         ["submission": meta.submission, "repo": meta.repo, "datastoreRoot": meta.datastoreRoot,
          "outputRun": meta.outputRun, "output": meta.output ?? "",
          "inputCollections": meta.inputCollections.joined(separator: "\n"), "graph": meta.graph,
-         "validation": meta.validation.json, "formatVersion": "2"]
+         "validation": meta.validation.json, "repoID": meta.repoID, "formatVersion": "2"]
     }
 
     static func meta(from m: [String: String]) -> SnapshotMeta {
         let output = m["output"] ?? ""
-        return SnapshotMeta(submission: m["submission"] ?? "", repo: m["repo"] ?? "", datastoreRoot: m["datastoreRoot"] ?? "",
-                            outputRun: m["outputRun"] ?? "", output: output.isEmpty ? nil : output,
-                            inputCollections: (m["inputCollections"] ?? "").split(separator: "\n").map(String.init),
-                            graph: m["graph"] ?? "",
-                            validation: m["validation"].flatMap(ValidationConfig.decode(json:)) ?? ValidationConfig())
+        var meta = SnapshotMeta(submission: m["submission"] ?? "", repo: m["repo"] ?? "", datastoreRoot: m["datastoreRoot"] ?? "",
+                                outputRun: m["outputRun"] ?? "", output: output.isEmpty ? nil : output,
+                                inputCollections: (m["inputCollections"] ?? "").split(separator: "\n").map(String.init),
+                                graph: m["graph"] ?? "",
+                                validation: m["validation"].flatMap(ValidationConfig.decode(json:)) ?? ValidationConfig())
+        meta.repoID = m["repoID"] ?? ""
+        return meta
     }
 
     /// Submissions planned before the binary snapshot kept `snapshot.sqlite` next to it: read that.
@@ -219,5 +223,57 @@ public enum Snapshot {
                 (($0[0] as String), ($0[1] as String).split(separator: ",").map(String.init), ($0[2] as String))
             }
         }
+    }
+}
+
+/// One output the plan predicts a job writes: what the merge compares a manifest's record with.
+public struct PredictedOutput: Sendable, Equatable {
+    /// Lower-case UUID text, as manifests and the registry spell it.
+    public var id: String
+    public var type: String
+    public var run: String
+    /// `DataID.json`.
+    public var dataID: String
+    /// Relative to the datastore root.
+    public var path: String
+}
+
+/// The plan's predicted outputs, job by job (issue 12: the merge registers nothing else).
+public struct OutputPredictions: Sendable {
+    let path: String
+    let reader: SnapshotFile.Reader?
+    let arrays: [String: Int]
+
+    public init(path: String) throws {
+        self.path = path
+        if Snapshot.legacy(path) != nil {
+            reader = nil
+            arrays = [:]
+        } else {
+            let r = try SnapshotFile.Reader(path)
+            reader = r
+            arrays = Dictionary(r.header.arrays.enumerated().map { ($1[0], $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Every output of job `array:index`'s quanta, by UUID.
+    public func outputs(array: String, index: Int) throws -> [String: PredictedOutput] {
+        var out: [String: PredictedOutput] = [:]
+        func add(_ d: DatasetSpec) {
+            out[d.id.lowercased] = PredictedOutput(id: d.id.lowercased, type: d.type, run: d.run, dataID: d.dataID.json, path: d.path)
+        }
+        guard let r = reader, let a = arrays[array] else {
+            for q in try Snapshot.job(path: path, array: array, index: index).quanta { q.outputs.forEach(add) }
+            return out
+        }
+        guard index >= 0, index < r.jobCount(array: a) else {
+            throw QuantaError(.usage, "\(path): no job \(array):\(index)")
+        }
+        do {
+            for q in r.quanta(array: a, index: index) { try r.outputs(ofQuantum: q).forEach(add) }
+        } catch {
+            throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
+        }
+        return out
     }
 }

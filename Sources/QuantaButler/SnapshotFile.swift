@@ -304,6 +304,14 @@ enum SnapshotFile {
                                outputs: try (outStart..<(outStart + outCount)).map { try dataset(u32(.qOut, $0), repo: repo) })
         }
 
+        /// Quantum `q`'s predicted outputs only (the merge reads these for every job).
+        func outputs(ofQuantum q: Int) throws -> [DatasetSpec] {
+            let f = 10 * q + 4
+            let outStart = u32(.quanta, f + 4), outCount = u32(.quanta, f + 5)
+            let repo = (header.template, header.repoKind == Repository.Kind.butler.rawValue)
+            return try (outStart..<(outStart + outCount)).map { try dataset(u32(.qOut, $0), repo: repo) }
+        }
+
         func taskLabel(ofQuantum q: Int) -> String { header.taskLabels[u32(.quanta, 10 * q + 4)] }
     }
 }

@@ -35,6 +35,15 @@ struct Merge: ParsableCommand {
         }
         progress.done()
         Self.report(r)
+        try Self.failIfRefused(r)
+    }
+
+    /// A manifest record the plan did not predict means something wrote where it should not:
+    /// what matched the plan is registered, and the command still fails so nobody misses it.
+    static func failIfRefused(_ r: MergeResult) throws {
+        guard !r.refused.isEmpty else { return }
+        FileHandle.standardError.write(Data("quanta merge: refused \(r.refused.count) manifest records the plan does not predict (listed above and in merge-summary.json); nothing else was affected\n".utf8))
+        throw ExitCode(1)
     }
 
     /// What a person reads after a merge (also the final job's log).
@@ -44,7 +53,7 @@ struct Merge: ParsableCommand {
             FileHandle.standardError.write(Data("timings: \(order.compactMap { k in phases[k].map { "\(k) \(String(format: "%.2f", $0)) s" } }.joined(separator: ", "))\n".utf8))
         }
         print("Merged into run \(r.outputRun)\(r.output.map { " (chain \($0))" } ?? ""): \(r.registered) datasets registered, \(r.alreadyRegistered) already registered, from \(r.quantaSucceeded) succeeded quanta in \(String(format: "%.2f", r.seconds)) s")
-        for (title, list) in [("failed quanta", r.quantaFailed), ("blocked quanta", r.quantaBlocked),
+        for (title, list) in [("refused (not what the plan predicts; not registered)", r.refused), ("failed quanta", r.quantaFailed), ("blocked quanta", r.quantaBlocked),
                               ("jobs without a manifest (never ran or were killed)", r.jobsWithoutManifest),
                               ("outputs missing on disk (not registered)", r.missingFiles)] where !list.isEmpty {
             print("\(list.count) \(title):")

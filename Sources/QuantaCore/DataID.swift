@@ -64,10 +64,11 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
         pairs.map { "\($0.0)=\($0.1)" }.joined(separator: ", ")
     }
 
-    /// A file-name fragment: `visit903334_detector42`; `/`, NUL and control characters become `_`.
+    /// A file-name fragment: `visit903334_detector42`. Values are escaped reversibly (`_` included,
+    /// it joins the pairs), so two data IDs of one dataset type never share a fragment.
     public var pathFragment: String {
         if keys.isEmpty { return "none" }
-        return pairs.map { PathSanitizer.component("\($0.0)\($0.1)") }.joined(separator: "_")
+        return pairs.map { PathSanitizer.component($0.0) + PathSanitizer.escape($0.1.description, underscore: true) }.joined(separator: "_")
     }
 
     /// Values compare in key order; equal-length IDs of the same keys sort numerically.
@@ -169,19 +170,50 @@ public enum JSONText {
 }
 
 public enum PathSanitizer {
-    /// One path component: `/`, NUL and control characters become `_`; `.` and `..` are escaped.
+    /// One path component, escaped reversibly (percent-encoding): `%`, `/`, NUL, control
+    /// characters and DEL become `%XX`; a component that is `.` or `..` has its dots escaped; the
+    /// empty string is `%`. Different values never give the same component (issue 12: `a/b` and
+    /// `a_b` used to share one file).
     public static func component(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
-        for scalar in s.unicodeScalars {
-            if scalar == "/" || scalar.value < 0x20 || scalar.value == 0x7f {
-                out.append("_")
+        escape(s, underscore: false)
+    }
+
+    /// `component`, also escaping `_` when the result is joined to others with `_`.
+    public static func escape(_ s: String, underscore: Bool) -> String {
+        if s.isEmpty { return "%" }
+        if s == "." { return "%2E" }
+        if s == ".." { return "%2E%2E" }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for b in s.utf8 {
+            if b == UInt8(ascii: "%") || b == UInt8(ascii: "/") || b < 0x20 || b == 0x7f || (underscore && b == UInt8(ascii: "_")) {
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
             } else {
-                out.append(scalar)
+                out.append(b)
             }
         }
-        let result = String(out)
-        if result.isEmpty || result == "." || result == ".." { return "_" + result }
-        return result
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The inverse of `component`/`escape` (nil for text no escape produces).
+    public static func unescape(_ s: String) -> String? {
+        if s == "%" { return "" }
+        var out: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        while let b = it.popFirst() {
+            guard b == UInt8(ascii: "%") else { out.append(b); continue }
+            guard let h = it.popFirst().flatMap(nibble), let l = it.popFirst().flatMap(nibble) else { return nil }
+            out.append(h << 4 | l)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A name safe in file names, SLURM job names and `#SBATCH` lines: `[A-Za-z0-9_.-]` only.

@@ -38,6 +38,7 @@ public struct JobRunner: Sendable {
         let lookupStart = Date()
         let job = try Snapshot.job(path: dir.snapshot, array: array, index: index)
         let lookupSeconds = Date().timeIntervalSince(lookupStart)
+        try Repository.checkIdentity(root: job.meta.repo, expected: job.meta.repoID, what: "running job \(array):\(index)")
         let attempt = Manifest.nextAttempt(in: dir, array: array, index: index)
         let started = Date()
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")

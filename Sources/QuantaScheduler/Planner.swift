@@ -73,6 +73,8 @@ public enum Planner {
             if existing > 0 {
                 throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
             }
+            try PlanChecks.inputLocations(graph, source: req.graphPath)
+            try PlanChecks.inputsExist(graph, repo: req.repo, source: req.graphPath)
         }
         let executions = try lsst ? lsstExecutions(graph, req) : taskExecutions(graph, req.config)
         progress(.cluster)
@@ -92,10 +94,11 @@ public enum Planner {
         let output = req.output ?? graph.metadata["output"]
         let inputs = (graph.metadata["inputCollections"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         progress(.snapshot)
-        let meta = SnapshotMeta(submission: submission, repo: req.repo.root, datastoreRoot: req.repo.datastoreRoot,
+        var meta = SnapshotMeta(submission: submission, repo: req.repo.root, datastoreRoot: req.repo.datastoreRoot,
                                 outputRun: outputRun, output: output, inputCollections: inputs,
                                 graph: URL(fileURLWithPath: req.graphPath).standardizedFileURL.path,
                                 validation: req.config.validation)
+        meta.repoID = try req.repo.ensureID() ?? ""
         var runGraph = graph
         if let override = req.outputRun, let old = graph.outputRun, override != old, let i = runGraph.runs.firstIndex(of: old) {
             runGraph.runs[i] = override
@@ -106,6 +109,7 @@ public enum Planner {
             var uuids = UUIDGenerator()
             for d in runGraph.datasets.indices where runGraph.datasets[d].run == run { runGraph.datasets[d].id = uuids.next() }
         }
+        try PlanChecks.outputPaths(runGraph, repo: req.repo, source: req.graphPath)
         // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         let finalPlan = plan

@@ -121,8 +121,28 @@ import Testing
     }
 
     @Test func pathComponentsHaveNoSlashesOrControls() {
-        #expect(PathSanitizer.component("a/b\nc") == "a_b_c")
-        #expect(PathSanitizer.component("..") == "_..")
+        #expect(PathSanitizer.component("a/b\nc") == "a%2Fb%0Ac")
+        #expect(PathSanitizer.component("..") == "%2E%2E")
+        #expect(PathSanitizer.component(".") == "%2E")
+        #expect(PathSanitizer.component("") == "%")
         #expect(PathSanitizer.safeName("it's $(x)") == "it_s___x_")
+    }
+
+    /// Issue 12: `a/b` and `a_b` (and `new\nline` / `new_line`) shared one datastore file.
+    @Test func pathEscapingIsReversibleAndInjective() {
+        let values = ["a/b", "a_b", "a%2Fb", "new\nline", "new_line", "", ".", "..", "%", "_", "x\u{7f}", "é/ü", "1_detector2"]
+        for v in values {
+            #expect(PathSanitizer.unescape(PathSanitizer.component(v)) == v)
+            #expect(PathSanitizer.unescape(PathSanitizer.escape(v, underscore: true)) == v)
+            #expect(!PathSanitizer.component(v).contains("/"))
+        }
+        #expect(Set(values.map(PathSanitizer.component)).count == values.count)
+        // Fragments of one dataset type's data IDs: `_` inside a value must not pass for the joint.
+        let ids = [DataID([("visit", .string("1_detector2")), ("detector", .string("3"))]),
+                   DataID([("visit", .string("1")), ("detector", .string("2_detector3"))]),
+                   DataID([("visit", .string("a/b")), ("detector", .int(1))]),
+                   DataID([("visit", .string("a_b")), ("detector", .int(1))])]
+        #expect(Set(ids.map(\.pathFragment)).count == ids.count)
+        #expect(DataID([("visit", .int(903334)), ("detector", .int(42))]).pathFragment == "visit903334_detector42")
     }
 }

@@ -28,6 +28,7 @@ import QuantaGraphIO
             b.addQuantum(task: label, dataID: id, inputs: [input], outputs: [b.dataset("out", id, run: "u/test/run")])
         }
         try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
         return cli.path("g.qgn")
     }
 
@@ -269,6 +270,7 @@ import QuantaGraphIO
             b.addQuantum(task: "second", dataID: id, inputs: [mid], outputs: [b.dataset("out", id, run: "r/1")])
         }
         try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
         // Visit 2's first step kills run-quantum itself (its parent), leaving no manifest.
         try Data("""
         pipetask:

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaButler
 import QuantaCore
 
 /// Runs the built `quanta` binary like a person at a shell would.
@@ -72,5 +73,26 @@ struct CLI {
         return r.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+    }
+}
+
+extension CLI {
+    /// Registers a hand-built graph's overall inputs (already written to the datastore) in the
+    /// repository, as ingest would: `quanta plan` checks they are there.
+    func registerInputs(_ graph: QuantumGraph, repo: String) throws {
+        let r = try Repository(root: path(repo))
+        let registry = try Registry(path: r.registryPath)
+        let producers = graph.producers()
+        var records: [DatasetRecord] = []
+        for (d, ds) in graph.datasets.enumerated() where producers[d] < 0 {
+            guard let loc = ds.location else { continue }
+            let type = graph.datasetTypes[Int(ds.type)]
+            try registry.registerDatasetType(name: type.name, dimensions: type.dimensions, storageClass: type.storageClass)
+            try registry.registerCollection(graph.runs[Int(ds.run)], type: .run)
+            let size = (try? FileManager.default.attributesOfItem(atPath: r.absolutePath(loc))[.size] as? Int) ?? 0
+            records.append(DatasetRecord(id: ds.id.lowercased, datasetType: type.name, run: graph.runs[Int(ds.run)],
+                                         dataID: graph.dataIDs[Int(ds.dataID)].json, path: loc, size: Int64(size), checksum: nil))
+        }
+        _ = try registry.insert(records)
     }
 }

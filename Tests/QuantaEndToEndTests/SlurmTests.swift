@@ -34,6 +34,7 @@ struct ChainFixture {
             b.addQuantum(task: "b", dataID: id, inputs: [mid], outputs: [b.dataset("out", id, run: "u/slurm/run")])
         }
         try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
     }
 
     /// Submit config: YAML body appended after the two tasks' commands.

@@ -26,6 +26,7 @@ import QuantaGraphIO
             b.addQuantum(task: "use", dataID: id, inputs: [img], outputs: [b.dataset("out", id, run: "u/v/run")])
         }
         try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
         return cli.path("g.qgn")
     }
 

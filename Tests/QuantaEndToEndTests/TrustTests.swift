@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+import QuantaButler
+import QuantaCore
+import QuantaGraphIO
+
+/// Issue 12: nothing wrong is ever registered, nothing is silently ignored. Each test reproduces
+/// one reported break through the built binaries.
+@Suite(.serialized) struct TrustTests {
+    /// One task `copy` (in → out) per visit value; inputs at `in/<n>.txt`, registered.
+    func makeGraph(_ cli: CLI, values: [String], register: Bool = true) throws -> QuantumGraph {
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["instrument", "visit"], metadata: ["outputRun": "u/t/run", "output": "u/t", "inputCollections": "in"])
+        b.addDatasetType("in", dimensions: ["instrument", "visit"], storageClass: "Text")
+        b.addDatasetType("out", dimensions: ["instrument", "visit"], storageClass: "Text")
+        b.addTask(TaskNode(label: "copy", dimensions: ["instrument", "visit"], inputTypes: ["in"], outputTypes: ["out"]))
+        try FileManager.default.createDirectory(atPath: cli.path("repo/datastore/in"), withIntermediateDirectories: true)
+        for (n, v) in values.enumerated() {
+            let id = DataID([("instrument", .string("Cam")), ("visit", .string(v))])
+            let loc = "in/\(n).txt"
+            try Data("input \(n)\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/" + loc)))
+            b.addQuantum(task: "copy", dataID: id, inputs: [b.dataset("in", id, run: "in", location: loc)],
+                         outputs: [b.dataset("out", id, run: "u/t/run")])
+        }
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        if register { try cli.registerInputs(b.graph, repo: "repo") }
+        try Data("pipetask:\n  copy: {command: \"cp {input:in} {output:out}\"}\n".utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        return b.graph
+    }
+
+    func plan(_ cli: CLI) throws -> CLI.Result {
+        try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+    }
+
+    /// Item 2: values that used to sanitise to one file name each get their own file.
+    @Test func differentDataIDsNeverShareAFile() throws {
+        let cli = try CLI()
+        let values = ["a/b", "a_b", "new\nline", "new_line", "..", "%2E%2E"]
+        _ = try makeGraph(cli, values: values)
+        #expect(try plan(cli).status == .exited(0))
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        let outputs = try cli.datasets(repo: cli.path("repo"), collection: "u/t/run")
+        #expect(outputs.count == values.count)
+        #expect(Set(outputs.map { $0["path"] as! String }).count == values.count, "\(outputs.map { $0["path"]! })")
+        for d in outputs {
+            let visit = try DataID(json: d["dataID"] as! String)["visit"]!.description
+            let n = values.firstIndex(of: visit)!
+            #expect(cli.read(cli.path("repo/datastore/") + (d["path"] as! String)) == "input \(n)\n", "\(visit)")
+        }
+    }
+
+    /// Item 2, the planner's half: a custom template that drops a dimension is refused at plan
+    /// time, naming both data IDs.
+    @Test func aTemplateThatMapsTwoOutputsToOneFileIsRefused() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1", "2"])
+        let config = cli.path("repo/quanta-repo.yaml")
+        let text = cli.read(config).replacingOccurrences(of: "{run}/{datasetType}/{datasetType}_{dataId}.{ext}", with: "{run}/{datasetType}/{instrument}.{ext}")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: config))
+        let r = try plan(cli)
+        #expect(r.status != .exited(0))
+        #expect(r.stderr.contains("out {instrument=Cam, visit=1} and out {instrument=Cam, visit=2} the same file"), "\(r.stderr)")
+        #expect(r.stderr.contains("quanta-repo.yaml"))
+    }
+
+    /// Item 1: records appended to a manifest are refused; what the plan predicted is registered.
+    @Test func theMergeRegistersOnlyWhatThePlanPredicted() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1", "2"])
+        #expect(try plan(cli).status == .exited(0))
+        #expect(try cli.run(["run", "sub", "--no-merge"]).status == .exited(0))
+        let manifestPath = cli.path("sub/manifests/copy/0.json")
+        var manifest = try JSONSerialization.jsonObject(with: Data(cli.read(manifestPath).utf8)) as! [String: Any]
+        var quanta = manifest["quanta"] as! [[String: Any]]
+        var outputs = quanta[0]["outputs"] as! [[String: Any]]
+        let good = outputs[0]
+        let hostnameSize = (try FileManager.default.attributesOfItem(atPath: "/etc/hostname")[.size] as! Int)
+        var escape = good
+        escape["id"] = UUID().uuidString.lowercased()
+        escape["path"] = "../../../../../../../../../etc/hostname"
+        escape["size"] = hostnameSize
+        var newRun = good
+        newRun["id"] = UUID().uuidString.lowercased()
+        newRun["run"] = "evil/run"
+        var intoInputs = good
+        intoInputs["id"] = UUID().uuidString.lowercased()
+        intoInputs["type"] = "in"
+        intoInputs["run"] = "in"
+        intoInputs["dataID"] = DataID([("instrument", .string("Cam")), ("visit", .string("9"))]).json
+        var otherPath = good
+        otherPath["path"] = "in/1.txt"
+        otherPath["size"] = 8
+        outputs += [escape, newRun, intoInputs, otherPath]
+        quanta[0]["outputs"] = outputs
+        manifest["quanta"] = quanta
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: manifestPath))
+
+        let merge = try cli.run(["merge", "sub"])
+        #expect(merge.status == .exited(1), "\(merge.output)")
+        #expect(merge.stdout.contains("4 refused"), "\(merge.stdout)")
+        #expect(merge.stdout.contains("etc/hostname': the plan predicts no such output for this job"), "\(merge.stdout)")
+        #expect(merge.stdout.contains("at 'in/1.txt': listed twice"), "\(merge.stdout)")
+        // The two predicted outputs are registered, nothing else: no new run, nothing in "in".
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/t/run").count == 2)
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "in").count == 2)
+        let collections = try cli.run(["repo", "collections", "repo"]).stdout
+        #expect(collections.contains("u/t/run"), "\(collections)")
+        #expect(!collections.contains("evil/run"), "\(collections)")
+        let registered = try cli.datasets(repo: cli.path("repo"), collection: "u/t/run").map { $0["path"] as! String }
+        #expect(!registered.contains { $0.contains("..") })
+    }
+
+    /// Item 8: inputs the repository does not hold stop the plan; a repository replaced after the
+    /// plan is refused by every job and by the merge.
+    @Test func planningChecksInputsAndJobsRefuseAReplacedRepository() throws {
+        let cli = try CLI()
+        let graph = try makeGraph(cli, values: ["1", "2"], register: false)
+        let r = try plan(cli)
+        #expect(r.status != .exited(0))
+        #expect(r.stderr.contains("2 of the graph's 2 overall inputs are not registered in"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub/plan.json")))
+
+        try cli.registerInputs(graph, repo: "repo")
+        try FileManager.default.removeItem(atPath: cli.path("repo/datastore/in/1.txt"))
+        let gone = try plan(cli)
+        #expect(gone.status != .exited(0))
+        #expect(gone.stderr.contains("1 overall inputs are registered but their files are missing"), "\(gone.stderr)")
+        try Data("input 1\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/in/1.txt")))
+        let ok = try plan(cli)
+        #expect(ok.status == .exited(0), "\(ok.output)")
+
+        // The repository is replaced by another with the same inputs at the same path.
+        try FileManager.default.moveItem(atPath: cli.path("repo"), toPath: cli.path("old-repo"))
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        try FileManager.default.copyItem(atPath: cli.path("old-repo/datastore/in"), toPath: cli.path("repo/datastore/in"))
+        try cli.registerInputs(graph, repo: "repo")
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status != .exited(0))
+        let log = cli.read(cli.path("sub/logs/copy.0.err"))
+        #expect(log.contains("is not the repository this submission was planned against"), "\(log)")
+        let merge = try cli.run(["merge", "sub"])
+        #expect(merge.status != .exited(0))
+        #expect(merge.stderr.contains("is not the repository this submission was planned against"), "\(merge.stderr)")
+        #expect(((try? cli.datasets(repo: cli.path("repo"), collection: "u/t/run")) ?? []).isEmpty)
+    }
+
+    /// Item 8: an input location that climbs out of the datastore is refused at plan time.
+    @Test func inputLocationsStayInsideTheDatastore() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["visit"], metadata: ["outputRun": "u/t/run"])
+        b.addDatasetType("in", dimensions: ["visit"], storageClass: "Text")
+        b.addDatasetType("out", dimensions: ["visit"], storageClass: "Text")
+        b.addTask(TaskNode(label: "copy", dimensions: ["visit"], inputTypes: ["in"], outputTypes: ["out"]))
+        let id = DataID([("visit", .int(1))])
+        b.addQuantum(task: "copy", dataID: id, inputs: [b.dataset("in", id, run: "in", location: "../../../etc/hostname")],
+                     outputs: [b.dataset("out", id, run: "u/t/run")])
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try Data("pipetask:\n  copy: {command: \"cp {input:in} {output:out}\"}\n".utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let r = try plan(cli)
+        #expect(r.status != .exited(0))
+        #expect(r.stderr.contains("climbs out of the datastore"), "\(r.stderr)")
+    }
+}
