@@ -133,8 +133,21 @@ public struct Manifest: Sendable, Codable, Equatable {
     /// Many manifests at once (status and merge read one per job), on every core; nil where a
     /// job has none. The first unreadable one, in path order, is the error.
     /// `outputs: false` leaves every quantum's output list empty (status needs only the states).
+    /// Every manifest of `paths`; one that cannot be read comes back as `unreadable`, so a single
+    /// bad file never stops status or restart of the whole submission (issue 12).
     public static func readAll(paths: [String], outputs: Bool = true) throws -> [Manifest?] {
-        try Parallel.map(count: paths.count) { try read(path: paths[$0], outputs: outputs) }
+        try Parallel.map(count: paths.count) { k in
+            do { return try read(path: paths[k], outputs: outputs) } catch { return unreadable(path: paths[k], error: error) }
+        }
+    }
+
+    /// Stands in for a manifest that exists but cannot be read: the job counts as failed, with
+    /// the reason, so status shows it and restart runs it again.
+    public static func unreadable(path: String, error: Error) -> Manifest {
+        let why = "\(error)".hasPrefix(path) ? "\(error)" : "\(path): \(error)"
+        return Manifest(submission: "", array: "", index: -1, attempt: 0, status: .failed,
+                        firstError: "unreadable manifest (\(why)); 'quanta rerun' or 'quanta restart' runs the job again",
+                        startedAt: "", endedAt: "", seconds: 0, host: "", slurmJobID: nil, slurmArrayJobID: nil, maxRSSKB: 0, quanta: [])
     }
 
     struct MissingKey: Error, CustomStringConvertible {

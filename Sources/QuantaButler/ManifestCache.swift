@@ -179,9 +179,15 @@ public struct ManifestCache: Sendable {
         let stale = plan.indices.filter { plan[$0] }
         let fresh = try Parallel.map(count: stale.count) { k -> Entry? in
             let j = stale[k]
-            guard let (m, id) = try Manifest.readWithIdentity(path: dir.manifest(array: jobs[j].array, index: jobs[j].index), outputs: false)
-            else { return nil }
-            return Entry(identity: id, manifest: m.forStatus)
+            let path = dir.manifest(array: jobs[j].array, index: jobs[j].index)
+            do {
+                guard let (m, id) = try Manifest.readWithIdentity(path: path, outputs: false) else { return nil }
+                return Entry(identity: id, manifest: m.forStatus)
+            } catch {
+                // Kept with the file's identity: shown as failed until the file changes.
+                guard let id = Identity.of(path: path) else { return nil }
+                return Entry(identity: id, manifest: Manifest.unreadable(path: path, error: error).forStatus)
+            }
         }
         var changed = false
         for (k, j) in stale.enumerated() {

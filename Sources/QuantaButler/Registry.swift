@@ -273,6 +273,24 @@ public final class Registry: Sendable {
         }
     }
 
+    /// Updates size and checksum of datasets already registered under these UUIDs (same type, run,
+    /// data ID and path): a deliberate replacement of their files. Returns how many changed.
+    public func replace(_ records: [DatasetRecord]) throws -> Int {
+        try wrap("replacing \(records.count) dataset records") {
+            try db.write { db in
+                var changed = 0
+                for r in records {
+                    try db.execute(sql: """
+                        UPDATE dataset SET size = ?, checksum = ?, ingest_date = datetime('now')
+                        WHERE id = ? AND dataset_type = ? AND run = ? AND path = ?
+                        """, arguments: [r.size, r.checksum, r.id, r.datasetType, r.run, r.path])
+                    changed += db.changesCount
+                }
+                return changed
+            }
+        }
+    }
+
     /// Run and path of each of `ids` that is registered (lower-case UUID text), in batches.
     public func locate(ids: [String]) throws -> [String: (run: String, path: String)] {
         try wrap("looking up \(ids.count) datasets") {

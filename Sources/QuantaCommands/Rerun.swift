@@ -18,6 +18,9 @@ struct Rerun: ParsableCommand {
     @Flag(name: .long, help: "Redo it even if it already succeeded.")
     var force = false
 
+    @Flag(name: .long, help: "Allow replacing outputs the merge already registered: their registry records follow the new files, and the datasets made from the old ones downstream are listed.")
+    var replace = false
+
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
@@ -44,6 +47,12 @@ struct Rerun: ParsableCommand {
         }
         let (array, slot) = target!
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
+        // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
+        let registered = try RegisteredOutputs.of(d, array: array.name, index: slot)
+        if !registered.datasets.isEmpty && !replace {
+            let first = registered.datasets[0]
+            throw ValidationError("job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")
+        }
         var env = ProcessInfo.processInfo.environment
         env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: slot))
         env["SLURM_SUBMIT_DIR"] = d.root
@@ -56,7 +65,18 @@ struct Rerun: ParsableCommand {
             FileHandle.standardError.write(Data("job \(array.name):\(slot) ended with \(status)\n".utf8))
             throw ExitCode(status.code)
         }
-        if let m = try Manifest.read(path: d.manifest(array: array.name, index: slot)), m.status == .failed {
+        let manifest = try Manifest.read(path: d.manifest(array: array.name, index: slot))
+        if replace, !registered.datasets.isEmpty, let m = manifest {
+            let changed = try RegisteredOutputs.adopt(m, dir: d)
+            print("replaced \(changed) registered datasets; their registry records now carry the new files' size and checksum")
+            let stale = try registered.downstream(d)
+            if !stale.isEmpty {
+                print("\(stale.count) registered datasets downstream were made from the old files and may now be stale:")
+                for line in stale.prefix(20) { print("  \(line)") }
+                if stale.count > 20 { print("  … \(stale.count - 20) more") }
+            }
+        }
+        if let m = manifest, m.status == .failed {
             throw ExitCode(1)
         }
     }

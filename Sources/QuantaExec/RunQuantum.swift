@@ -32,7 +32,8 @@ public struct JobRunner: Sendable {
     }
 
     public func run(log: (String) -> Void) throws -> Outcome {
-        if !force, let previous = try Manifest.read(path: dir.manifest(array: array, index: index)), previous.status == .succeeded {
+        // An unreadable earlier manifest is no success: the job runs again.
+        if !force, let previous = (try? Manifest.read(path: dir.manifest(array: array, index: index))) ?? nil, previous.status == .succeeded {
             return .alreadySucceeded(previous)
         }
         let lookupStart = Date()

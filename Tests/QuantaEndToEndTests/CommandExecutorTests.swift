@@ -241,7 +241,7 @@ import QuantaGraphIO
         try FileManager.default.removeItem(atPath: marker)
         let restart = try cli.run(["restart", "sub"])
         #expect(restart.status == .exited(0), "\(restart.output)")
-        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/test").count == 6)
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/test/run").count == 6)
 
         // A second submission may not write into the same run.
         let reuse = try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub2"])

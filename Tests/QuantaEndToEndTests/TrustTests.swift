@@ -162,4 +162,78 @@ import QuantaGraphIO
         #expect(r.status != .exited(0))
         #expect(r.stderr.contains("climbs out of the datastore"), "\(r.stderr)")
     }
+
+    /// Item 10: one unreadable manifest is reported; the rest still shows, merges and restarts.
+    @Test func oneBadManifestDoesNotStopTheRest() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1", "2", "3"])
+        #expect(try plan(cli).status == .exited(0))
+        #expect(try cli.run(["run", "sub", "--no-merge"]).status == .exited(0))
+        try Data("{\"formatVersion\": 1, \"quanta\": [".utf8).write(to: URL(fileURLWithPath: cli.path("sub/manifests/copy/1.json")))
+        for fresh in [false, true] {
+            let status = try cli.run(["status", "sub"] + (fresh ? ["--fresh"] : []))
+            #expect(status.status == .exited(0) || status.status == .exited(1), "\(status.output)")
+            #expect(status.stdout.contains("copy:1  failed"), "\(status.stdout)")
+            #expect(status.stdout.contains("unreadable manifest"), "\(status.stdout)")
+            let rows = status.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            #expect(rows.contains(["copy", "3", "2", "1", "0", "0", "0", "0"]), "\(status.stdout)")
+        }
+        let merge = try cli.run(["merge", "sub"])
+        #expect(merge.status == .exited(1))
+        #expect(merge.stdout.contains("2 datasets registered"), "\(merge.stdout)")
+        #expect(merge.stdout.contains("copy:1: ") && merge.stdout.contains("1.json"), "\(merge.stdout)")
+        let restart = try cli.run(["restart", "sub"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/t/run").count == 3)
+    }
+
+    /// Item 7: `rerun --force` of a merged job would overwrite registered files: refused; with
+    /// `--replace` the registry follows the new file and the stale downstream dataset is named.
+    @Test func aRerunNeverSilentlyReplacesARegisteredFile() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["visit"], metadata: ["outputRun": "u/t/run", "output": "u/t"])
+        for t in ["in", "mid", "out"] { b.addDatasetType(t, dimensions: ["visit"], storageClass: "Text") }
+        b.addTask(TaskNode(label: "a", dimensions: ["visit"], inputTypes: ["in"], outputTypes: ["mid"]))
+        b.addTask(TaskNode(label: "b", dimensions: ["visit"], inputTypes: ["mid"], outputTypes: ["out"]))
+        let id = DataID([("visit", .int(1))])
+        try FileManager.default.createDirectory(atPath: cli.path("repo/datastore/in"), withIntermediateDirectories: true)
+        try Data("input\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/in/1.txt")))
+        let mid = b.dataset("mid", id, run: "u/t/run")
+        b.addQuantum(task: "a", dataID: id, inputs: [b.dataset("in", id, run: "in", location: "in/1.txt")], outputs: [mid])
+        b.addQuantum(task: "b", dataID: id, inputs: [mid], outputs: [b.dataset("out", id, run: "u/t/run")])
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
+        let marker = cli.path("changed")
+        try Data("""
+        pipetask:
+          a: {command: "cp {input:in} {output:mid}; if [ -e \(marker) ]; then echo changed >> {output:mid}; fi"}
+          b: {command: "cp {input:mid} {output:out}"}
+        cluster:
+          a: {pipetasks: a}
+          b: {pipetasks: b}
+        """.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        #expect(try plan(cli).status == .exited(0))
+        #expect(try cli.run(["run", "sub"]).status == .exited(0))
+        func midRecord() throws -> [String: Any] {
+            try cli.datasets(repo: cli.path("repo"), collection: "u/t/run").first { $0["datasetType"] as? String == "mid" }!
+        }
+        let before = try midRecord()
+        let midFile = cli.path("repo/datastore/") + (before["path"] as! String)
+        try Data().write(to: URL(fileURLWithPath: marker))
+
+        let refused = try cli.run(["rerun", "sub", "--job", "a:0", "--force"])
+        #expect(refused.status != .exited(0))
+        #expect(refused.stderr.contains("of its outputs are registered already"), "\(refused.output)")
+        #expect(cli.read(midFile) == "input\n", "the registered file was replaced")
+
+        let replaced = try cli.run(["rerun", "sub", "--job", "a:0", "--force", "--replace"])
+        #expect(replaced.status == .exited(0), "\(replaced.output)")
+        #expect(cli.read(midFile) == "input\nchanged\n")
+        #expect(replaced.stdout.contains("replaced 1 registered datasets"), "\(replaced.stdout)")
+        #expect(replaced.stdout.contains("1 registered datasets downstream were made from the old files"), "\(replaced.stdout)")
+        #expect(replaced.stdout.contains("out {visit=1}"), "\(replaced.stdout)")
+        let after = try midRecord()
+        #expect((after["size"] as? NSNumber)?.intValue == 14 && after["checksum"] as? String != before["checksum"] as? String, "\(after) \(before)")
+    }
 }

@@ -1,0 +1,70 @@
+import Foundation
+import QuantaCore
+
+/// A job's outputs that the merge already registered (issue 12): a rerun would replace files the
+/// registry vouches for, so it is refused unless asked to replace them, and then the registry
+/// follows and the datasets made downstream from the old files are named.
+public struct RegisteredOutputs: Sendable {
+    public struct Dataset: Sendable {
+        public var id: String
+        public var description: String
+        public var path: String
+    }
+    /// This job's outputs that are registered.
+    public var datasets: [Dataset]
+
+    /// The registered outputs of job `array:index` (none for a butler repository: its merge is LSST's).
+    public static func of(_ dir: SubmitDirectory, array: String, index: Int) throws -> RegisteredOutputs {
+        let meta = try Snapshot.meta(path: dir.snapshot)
+        let repo = try Repository(root: meta.repo)
+        guard repo.kind == .quanta else { return RegisteredOutputs(datasets: []) }
+        let predicted = try OutputPredictions(path: dir.snapshot).outputs(array: array, index: index)
+        let found = try Registry(path: repo.registryPath).locate(ids: Array(predicted.keys))
+        let datasets = predicted.values.filter { found[$0.id] != nil }.sorted { $0.path < $1.path }
+            .map { Dataset(id: $0.id, description: "\($0.type) {\((try? DataID(json: $0.dataID))?.description ?? $0.dataID)}", path: $0.path) }
+        return RegisteredOutputs(datasets: datasets)
+    }
+
+    /// Registered datasets made, directly or further down, from these (by the graph in the snapshot).
+    public func downstream(_ dir: SubmitDirectory) throws -> [String] {
+        let meta = try Snapshot.meta(path: dir.snapshot)
+        let repo = try Repository(root: meta.repo)
+        var stale = Set(datasets.map(\.id))
+        var made: [PredictedOutput] = []
+        // Jobs in snapshot order follow the graph's order within an array; iterate until nothing new.
+        let jobs = try Snapshot.jobs(path: dir.snapshot)
+        var changed = true
+        var seen = Set<String>()
+        while changed {
+            changed = false
+            for job in jobs {
+                let spec = try Snapshot.job(path: dir.snapshot, array: job.array, index: job.index)
+                for q in spec.quanta where q.inputs.contains(where: { stale.contains($0.id.lowercased) }) {
+                    for o in q.outputs where stale.insert(o.id.lowercased).inserted {
+                        changed = true
+                        made.append(PredictedOutput(id: o.id.lowercased, type: o.type, run: o.run, dataID: o.dataID.json, path: o.path))
+                    }
+                }
+            }
+        }
+        let registered = try Registry(path: repo.registryPath).locate(ids: made.map(\.id))
+        return made.filter { registered[$0.id] != nil && seen.insert($0.id).inserted }
+            .map { "\($0.type) {\((try? DataID(json: $0.dataID))?.description ?? $0.dataID)}" }
+    }
+
+    /// After a rerun replaced the files: the registry takes each dataset's new size and checksum
+    /// from the job's new manifest. Returns how many records changed.
+    public static func adopt(_ manifest: Manifest, dir: SubmitDirectory) throws -> Int {
+        let meta = try Snapshot.meta(path: dir.snapshot)
+        let repo = try Repository(root: meta.repo)
+        try Repository.checkIdentity(root: meta.repo, expected: meta.repoID, what: "replacing registered outputs")
+        let predicted = try OutputPredictions(path: dir.snapshot).outputs(array: manifest.array, index: manifest.index)
+        var seen = Set<String>()
+        let records = manifest.quanta.filter { $0.status == .succeeded }.flatMap(\.outputs).filter {
+            Merger.refusal($0, predicted[$0.id.lowercased()], seen: &seen) == nil
+        }
+        return try Registry(path: repo.registryPath).replace(records.map {
+            DatasetRecord(id: $0.id, datasetType: $0.type, run: $0.run, dataID: $0.dataID, path: $0.path, size: $0.size, checksum: $0.checksum)
+        })
+    }
+}
