@@ -23,9 +23,9 @@ struct BenchCommand: ParsableCommand {
         func run() throws {
             let dir = SubmitDirectory(submitDir)
             let started = Date()
-            FileHandle.standardError.write(Data("bench simulate-run: nothing is executed; manifests and outputs are written as a trivial command would leave them\n".utf8))
+            StandardStreams.error("bench simulate-run: nothing is executed; manifests and outputs are written as a trivial command would leave them\n")
             let (jobs, outputs) = try SimulatedRun.run(dir) { done, total in
-                FileHandle.standardError.write(Data("  \(done)/\(total) jobs\n".utf8))
+                StandardStreams.error("  \(done)/\(total) jobs\n")
             }
             print("\(dir.root): \(jobs) jobs marked succeeded, \(outputs) outputs written (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
         }

@@ -11,7 +11,7 @@ enum BpsSubmit {
     static func plan(bpsPath: String, site siteOverride: String?, out: String?) throws -> String {
         let bps = try BpsConfig.load(path: bpsPath)
         if !bps.submit.ignoredKeys.isEmpty {
-            FileHandle.standardError.write(Data("note: \(bpsPath): ignoring keys Quanta does not use: \(bps.submit.ignoredKeys.joined(separator: ", "))\n".utf8))
+            StandardStreams.error("note: \(bpsPath): ignoring keys Quanta does not use: \(bps.submit.ignoredKeys.joined(separator: ", "))\n")
         }
         var repoPath = bps.butlerConfig!
         if repoPath.hasSuffix(".yaml") { repoPath = URL(fileURLWithPath: repoPath).deletingLastPathComponent().path }
@@ -49,7 +49,7 @@ enum BpsSubmit {
         let memMB = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
         if let s = try bps.site(machine: (ProcessInfo.processInfo.activeProcessorCount, memMB)) {
             if !s.ignoredKeys.isEmpty {
-                FileHandle.standardError.write(Data("note: \(bps.source): site.\(s.name): ignoring \(s.ignoredKeys.joined(separator: ", "))\n".utf8))
+                StandardStreams.error("note: \(bps.source): site.\(s.name): ignoring \(s.ignoredKeys.joined(separator: ", "))\n")
             }
             return s
         }

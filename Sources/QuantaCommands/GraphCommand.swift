@@ -129,7 +129,7 @@ struct GraphCommand: ParsableCommand {
             }
             let summary: [String: Any] = ["summary": ["quanta": g.quanta.count, "outputRun": g.outputRun ?? "", "tasks": counts]]
             out += String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
-            FileHandle.standardOutput.write(Data(out.utf8))
+            StandardStreams.output(out)
         }
     }
 

@@ -42,7 +42,7 @@ struct Merge: ParsableCommand {
     /// what matched the plan is registered, and the command still fails so nobody misses it.
     static func failIfRefused(_ r: MergeResult) throws {
         guard !r.refused.isEmpty else { return }
-        FileHandle.standardError.write(Data("quanta merge: refused \(r.refused.count) manifest records the plan does not predict (listed above and in merge-summary.json); nothing else was affected\n".utf8))
+        StandardStreams.error("quanta merge: refused \(r.refused.count) manifest records the plan does not predict (listed above and in merge-summary.json); nothing else was affected\n")
         throw ExitCode(1)
     }
 
@@ -50,7 +50,7 @@ struct Merge: ParsableCommand {
     static func report(_ r: MergeResult) {
         if ProcessInfo.processInfo.environment["QUANTA_TIMINGS"] == "1", let phases = r.phaseSeconds {
             let order = ["setup", "manifests and file checks", "status cache", "collect", "registry", "status cache wait"]
-            FileHandle.standardError.write(Data("timings: \(order.compactMap { k in phases[k].map { "\(k) \(String(format: "%.2f", $0)) s" } }.joined(separator: ", "))\n".utf8))
+            StandardStreams.error("timings: \(order.compactMap { k in phases[k].map { "\(k) \(String(format: "%.2f", $0)) s" } }.joined(separator: ", "))\n")
         }
         print("Merged into run \(r.outputRun)\(r.output.map { " (chain \($0))" } ?? ""): \(r.registered) datasets registered, \(r.alreadyRegistered) already registered, from \(r.quantaSucceeded) succeeded quanta in \(String(format: "%.2f", r.seconds)) s")
         for (title, list) in [("refused (not what the plan predicts; not registered)", r.refused), ("failed quanta", r.quantaFailed), ("blocked quanta", r.quantaBlocked),

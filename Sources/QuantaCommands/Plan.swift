@@ -63,7 +63,7 @@ struct Plan: ParsableCommand {
         timings.mark("read")
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
         if !config.ignoredKeys.isEmpty && !quiet {
-            FileHandle.standardError.write(Data("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n".utf8))
+            StandardStreams.error("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n")
         }
         let site = try Resources.site(options.site)
         let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
@@ -101,6 +101,6 @@ final class StageTimer {
 
     func report() {
         guard enabled else { return }
-        FileHandle.standardError.write(Data("timings: \(parts.joined(separator: ", "))\n".utf8))
+        StandardStreams.error("timings: \(parts.joined(separator: ", "))\n")
     }
 }

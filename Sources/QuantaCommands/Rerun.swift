@@ -62,7 +62,7 @@ struct Rerun: ParsableCommand {
         o.workingDirectory = d.root
         let status = try Spawn.run("/bin/bash", [d.script(array: array.name)] + args, environment: env, options: o)
         guard status.succeeded else {
-            FileHandle.standardError.write(Data("job \(array.name):\(slot) ended with \(status)\n".utf8))
+            StandardStreams.error("job \(array.name):\(slot) ended with \(status)\n")
             throw ExitCode(status.code)
         }
         let manifest = try Manifest.read(path: d.manifest(array: array.name, index: slot))

@@ -96,7 +96,7 @@ enum LocalRun {
             case .mergeEnded: progress.done()
             case .interrupted(let sig, let n):
                 progress.done()
-                FileHandle.standardError.write(Data("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n".utf8))
+                StandardStreams.error("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n")
             }
             progress.update(done, total, "\(running) running\(failed > 0 ? ", \(failed) exited non-zero" : "")")
         }
@@ -107,11 +107,11 @@ enum LocalRun {
     /// Exit status for scripts: 130 interrupted, 1 when the merge failed or some quanta did not succeed.
     static func finish(_ s: LocalBackend.Summary, complete: Bool) throws {
         if s.interrupted {
-            FileHandle.standardError.write(Data("cancelled: \(s.cancelled) jobs stopped; 'quanta restart' continues where this stopped\n".utf8))
+            StandardStreams.error("cancelled: \(s.cancelled) jobs stopped; 'quanta restart' continues where this stopped\n")
             throw ExitCode(130)
         }
         if let m = s.merge, !m.succeeded {
-            FileHandle.standardError.write(Data("the merge failed (\(m)); see logs/merge.err, then run 'quanta merge' again\n".utf8))
+            StandardStreams.error("the merge failed (\(m)); see logs/merge.err, then run 'quanta merge' again\n")
             throw ExitCode(1)
         }
         if !complete { throw ExitCode(1) }

@@ -13,7 +13,7 @@ struct BackendOption: ParsableArguments {
     func open(quiet: Bool = false) throws -> any SlurmBackend {
         do {
             return try SlurmBackends.select(backend) { note in
-                if !quiet { FileHandle.standardError.write(Data("\(note)\n".utf8)) }
+                if !quiet { StandardStreams.error("\(note)\n") }
             }
         } catch let e as SlurmError {
             throw e.quantaError
@@ -177,7 +177,7 @@ struct Finalize: ParsableCommand {
         let merged = LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
             : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
         Merge.report(merged)
-        defer { if !merged.refused.isEmpty { FileHandle.standardError.write(Data("quanta finalize: the merge refused \(merged.refused.count) manifest records (see merge-summary.json)\n".utf8)) } }
+        defer { if !merged.refused.isEmpty { StandardStreams.error("quanta finalize: the merge refused \(merged.refused.count) manifest records (see merge-summary.json)\n") } }
         guard var record = try SlurmRecord.read(ctx.dir) else { return }
         let backend = try backendOption.open()
         let live = (try? backend.jobs(arrayJobIDs: record.allJobIDs)) ?? []

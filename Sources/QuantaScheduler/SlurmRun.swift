@@ -254,7 +254,7 @@ public struct SlurmSubmitter {
 
     /// The controller's limits, checked before anything is queued: a plan made for another
     /// MaxArraySize fails here with the fix instead of half-way through the arrays.
-    public func preflight(warn: (String) -> Void = { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) }) throws {
+    public func preflight(warn: (String) -> Void = { StandardStreams.error("note: \($0)\n") }) throws {
         let conf: SlurmControllerConfig
         do { conf = try backend.controllerConfig() } catch let e as SlurmError { throw e.quantaError }
         if let big = plan.arrays.first(where: { $0.size > conf.maxArraySize }) {

@@ -44,13 +44,13 @@ struct RunQuantumCommand {
         } catch let e as ExitCode {
             exit(e.code)
         } catch let e as UsageError {
-            FileHandle.standardError.write(Data("run-quantum: \(e.message)\n\(usage)\n".utf8))
+            StandardStreams.error("run-quantum: \(e.message)\n\(usage)\n")
             exit(64)
         } catch let e as QuantaError {
-            FileHandle.standardError.write(Data("run-quantum: \(e.message)\n".utf8))
+            StandardStreams.error("run-quantum: \(e.message)\n")
             exit(2)
         } catch {
-            FileHandle.standardError.write(Data("run-quantum: \(error)\n".utf8))
+            StandardStreams.error("run-quantum: \(error)\n")
             exit(2)
         }
     }
@@ -124,7 +124,7 @@ struct RunQuantumCommand {
             let n = m.quanta.count
             let c = Dictionary(grouping: m.quanta, by: \.status).mapValues(\.count)
             print("job \(array):\(i) \(m.status.rawValue): \(c[.succeeded] ?? 0)/\(n) succeeded, \(c[.failed] ?? 0) failed, \(c[.blocked] ?? 0) blocked; manifest \(SubmitDirectory(submitDir).manifest(array: array, index: i))")
-            if let e = m.firstError { FileHandle.standardError.write(Data("\(e)\n".utf8)) }
+            if let e = m.firstError { StandardStreams.error("\(e)\n") }
             // SLURM's SIGTERM: say so in the exit status too (the manifest is written).
             if let sig = ChildSupervisor.terminatedBy { throw ExitCode(128 + sig) }
         }

@@ -236,4 +236,21 @@ import QuantaGraphIO
         let after = try midRecord()
         #expect((after["size"] as? NSNumber)?.intValue == 14 && after["checksum"] as? String != before["checksum"] as? String, "\(after) \(before)")
     }
+
+    /// Item 6: run-quantum with its stdout and stderr on a full disk (/dev/full) still records the
+    /// quantum's failure in the manifest instead of dying by a trap.
+    @Test func runQuantumSurvivesAFullDiskOnItsOutputStreams() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1"])
+        try Data("pipetask:\n  copy: {command: \"echo 'ERROR: broken' >&2; exit 3\"}\n".utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        #expect(try plan(cli).status == .exited(0))
+        var o = Spawn.Options()
+        o.stdoutPath = "/dev/full"
+        o.stderrPath = "/dev/full"
+        let status = try Spawn.run(CLI.binDir + "/run-quantum", ["--submit-dir", cli.path("sub"), "--array", "copy", "--index", "0"],
+                                   environment: ProcessInfo.processInfo.environment, options: o)
+        #expect(status == .exited(0), "\(status)")
+        let manifest = cli.read(cli.path("sub/manifests/copy/0.json"))
+        #expect(manifest.contains("ERROR: broken"), "\(manifest)")
+    }
 }
