@@ -42,6 +42,9 @@ public struct Repository: Sendable {
             throw QuantaError(.registry, "\(configPath): not valid YAML: \(error)")
         }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : root + "/" + p }
+        if let url = config["registry"] as? String, url.contains("://") {
+            throw QuantaError(.registry, "\(configPath): registry '\(url)': only SQLite registries (a file path) are built so far; PostgreSQL comes with issue 18")
+        }
         self.root = root
         registryPath = resolve(config["registry"] as? String ?? "registry.sqlite")
         datastoreRoot = resolve(config["datastore"] as? String ?? "datastore")

@@ -10,9 +10,7 @@ import QuantaScheduler
 enum BpsSubmit {
     static func plan(bpsPath: String, site siteOverride: String?, out: String?) throws -> String {
         let bps = try BpsConfig.load(path: bpsPath)
-        if !bps.submit.ignoredKeys.isEmpty {
-            StandardStreams.error("note: \(bpsPath): ignoring keys Quanta does not use: \(bps.submit.ignoredKeys.joined(separator: ", "))\n")
-        }
+        Plan.reportKeys(bps.submit)
         var repoPath = bps.butlerConfig!
         if repoPath.hasSuffix(".yaml") { repoPath = URL(fileURLWithPath: repoPath).deletingLastPathComponent().path }
         let repo = try Repository(root: repoPath)
@@ -36,6 +34,7 @@ enum BpsSubmit {
                               templatesDir: try Resources.templates(nil),
                               lsstDriver: Resources.lsstDriver)
         let doc = try Planner.plan(graph, req)
+        Plan.reportNotes(doc)
         print(doc.summary, terminator: "")
         return submitDir.root
     }

@@ -54,6 +54,22 @@ struct Plan: ParsableCommand {
         }
     }
 
+    /// Keys Quanta does not use, once; the ones that look misspelled as warnings with the key meant.
+    static func reportKeys(_ config: SubmitConfig) {
+        let misspelled = config.misspelledKeys
+        for (key, meant) in misspelled {
+            StandardStreams.error("warning: \(config.source): \(key) is not a key Quanta knows; did you mean \(meant)? (ignored)\n")
+        }
+        let rest = config.ignoredKeys.filter { k in !misspelled.contains { $0.key == k } }
+        if !rest.isEmpty {
+            StandardStreams.error("note: \(config.source): ignoring keys Quanta does not use: \(rest.joined(separator: ", "))\n")
+        }
+    }
+
+    static func reportNotes(_ doc: PlanDocument) {
+        for n in doc.notes ?? [] { StandardStreams.error(n.hasPrefix("warning: ") ? "\(n)\n" : "note: \(n)\n") }
+    }
+
     static func plan(graphPath: String, options: PlanOptions, out: String, quiet: Bool = false) throws -> PlanDocument {
         let progress = Progress("planning")
         progress.stage("reading \(graphPath)")
@@ -62,9 +78,7 @@ struct Plan: ParsableCommand {
         let graph = try GraphFile.read(path: graphPath)
         timings.mark("read")
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
-        if !config.ignoredKeys.isEmpty && !quiet {
-            StandardStreams.error("note: \(config.source): ignoring keys Quanta does not use: \(config.ignoredKeys.joined(separator: ", "))\n")
-        }
+        if !quiet { Self.reportKeys(config) }
         let site = try Resources.site(options.site)
         let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
                               submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
@@ -80,6 +94,7 @@ struct Plan: ParsableCommand {
         timings.mark(last)
         timings.report()
         progress.done()
+        if !quiet { reportNotes(doc) }
         return doc
     }
 }

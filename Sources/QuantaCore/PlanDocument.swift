@@ -26,6 +26,11 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     public var planSeconds: Double
     /// LSST graphs: `transfer-from-graph` or `aggregate-graph` for the final merge.
     public var lsstMerge: String?
+    /// What planning noticed and a person should see (settings for tasks not in the graph, arrays
+    /// without a time limit); `warning: ` starts the ones that likely need a fix.
+    public var notes: [String]?
+    /// The final job's time limit (seconds), as its script's `#SBATCH --time` says.
+    public var finalJobWalltime: Int?
 
     public init(submission: String, created: String, graph: String, repo: String, outputRun: String, output: String?,
                 site: String, siteConfig: String, submitConfig: String, quanta: Int, jobs: Int, arrays: [PlannedArray],

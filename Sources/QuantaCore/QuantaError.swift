@@ -8,9 +8,11 @@ public struct QuantaError: Error, Sendable, CustomStringConvertible, Equatable {
     public let code: Code
     public let message: String
 
+    /// Passwords in URLs (`postgresql://user:secret@host`) never reach a message: redacted here,
+    /// where every error is made.
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = Redact.urls(message)
     }
 
     public var description: String { message }
@@ -18,4 +20,28 @@ public struct QuantaError: Error, Sendable, CustomStringConvertible, Equatable {
 
 extension QuantaError: LocalizedError {
     public var errorDescription: String? { message }
+}
+
+/// Secrets out of text people and logs see.
+public enum Redact {
+    /// `scheme://user:password@host…` → `scheme://user:***@host…`, every occurrence.
+    public static func urls(_ text: String) -> String {
+        guard text.contains("://") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let sep = rest.range(of: "://") {
+            out += rest[..<sep.upperBound]
+            rest = rest[sep.upperBound...]
+            // The authority ends at the first '/', whitespace or quote; a password is between ':' and the last '@' in it.
+            let end = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "\n" || $0 == "'" || $0 == "\"" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            let authority = rest[..<end]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                out += authority[...colon] + "***" + authority[at...]
+            } else {
+                out += authority
+            }
+            rest = rest[end...]
+        }
+        return out + rest
+    }
 }

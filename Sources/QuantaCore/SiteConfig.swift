@@ -217,3 +217,13 @@ private func safeSlurmWord(_ s: String, r: YAMLReader, path: String) throws -> S
     guard ok else { throw r.fail(path, "'\(s)' may only hold letters, digits and _.-:,+= (it goes into #SBATCH lines)") }
     return s
 }
+
+extension SiteConfig {
+    /// The final job's time limit (seconds): four hours — a million-dataset merge takes minutes —
+    /// within the partition's maximum. Every final job has one (issue 12): without `--time` it
+    /// got the partition's default, which may be its maximum and delays backfill.
+    public func finalJobWalltime(partition: String?) -> Int {
+        let cap = partitions.first { $0.name == partition }?.maxWalltime
+        return min(4 * 3600, cap ?? .max)
+    }
+}

@@ -62,6 +62,9 @@ public struct TaskSettings: Sendable, Equatable {
 
 /// `cluster.<name>`: which tasks run together in one job, and how to group their quanta.
 public struct ClusterSpec: Sendable, Equatable {
+    /// Keys of `cluster.<name>` beside the task settings.
+    static let keys: Set<String> = ["pipetasks", "dimensions", "equalDimensions", "partitionDimensions",
+                                    "partitionMaxClusters", "partitionMaxSize"]
     public var name: String
     public var pipetasks: [String]
     public var dimensions: [String]?
@@ -129,6 +132,41 @@ public struct SubmitConfig: Sendable, Equatable {
             return c.settings.over(global.over(TaskSettings.defaults))
         }
         return settings(forTask: label)
+    }
+
+    /// Ignored keys that look like slips of the keyboard, with the key meant (`requestMemroy` →
+    /// `requestMemory`); other ignored keys are bps keys Quanta has no use for.
+    public var misspelledKeys: [(key: String, meant: String)] {
+        let top = TaskSettings.keys.union(BpsConfig.understoodKeys).union(["pipetask", "cluster", "lsstMerge", "validation", "computeSite", "payload"])
+        return ignoredKeys.compactMap { path in
+            let parts = path.split(separator: ".").map(String.init)
+            let last = parts.last ?? path
+            // pipetask.<label>.<key> and top-level keys take task settings; cluster keys add their own.
+            let known = parts.count == 1 ? top : parts.first == "cluster" ? TaskSettings.keys.union(ClusterSpec.keys) : TaskSettings.keys
+            return DidYouMean.suggestion(for: last, among: known).map { (path, (parts.dropLast() + [$0]).joined(separator: ".")) }
+        }
+    }
+
+    /// Labels under `pipetask:` and `cluster.*.pipetasks` that name no task of the graph: an error
+    /// when the label is a near miss of one (a typo would otherwise drop its settings silently) or
+    /// when the graph is Quanta's own; for LSST graphs a bps file's settings for tasks of other
+    /// steps are normal, and come back as notes.
+    public func checkLabels(_ labels: [String], strict: Bool) throws -> [String] {
+        let known = Set(labels)
+        var notes: [String] = []
+        func check(_ label: String, at path: String) throws {
+            guard !known.contains(label) else { return }
+            if let near = DidYouMean.suggestion(for: label, among: labels) {
+                throw QuantaError(.invalidConfig, "\(source): \(path): no task '\(label)' in the graph; did you mean '\(near)'?")
+            }
+            if strict {
+                throw QuantaError(.invalidConfig, "\(source): \(path): no task '\(label)' in the graph (its tasks: \(labels.sorted().joined(separator: ", ")))")
+            }
+            notes.append("\(path): no task '\(label)' in this graph; its settings are not used")
+        }
+        for label in pipetask.keys.sorted() { try check(label, at: "pipetask.\(label)") }
+        for c in clusters { for label in c.pipetasks { try check(label, at: "cluster.\(c.name).pipetasks") } }
+        return notes
     }
 
     public static func load(path: String) throws -> SubmitConfig {
@@ -311,9 +349,7 @@ struct YAMLReader {
             throw fail(path, "partitionMaxClusters/partitionMaxSize must be at least 1")
         }
         spec.settings = try settings(m, path: path + ".")
-        let known: Set<String> = ["pipetasks", "dimensions", "equalDimensions", "partitionDimensions",
-                                  "partitionMaxClusters", "partitionMaxSize"]
-        for k in m.keys.sorted() where !known.contains(k) && !TaskSettings.keys.contains(k) {
+        for k in m.keys.sorted() where !ClusterSpec.keys.contains(k) && !TaskSettings.keys.contains(k) {
             ignored.append("\(path).\(k)")
         }
         return spec

@@ -76,6 +76,7 @@ public enum Planner {
             try PlanChecks.inputLocations(graph, source: req.graphPath)
             try PlanChecks.inputsExist(graph, repo: req.repo, source: req.graphPath)
         }
+        var notes = try req.config.checkLabels(graph.tasks.map(\.label), strict: !lsst)
         let executions = try lsst ? lsstExecutions(graph, req) : taskExecutions(graph, req.config)
         progress(.cluster)
         let clustered = try Clustering.cluster(graph, config: req.config, order: order)
@@ -83,6 +84,10 @@ public enum Planner {
         var plan = try ArrayPlanner.plan(clustered, site: req.site)
         for a in plan.arrays.indices {
             plan.arrays[a].retry = RetryPolicy(req.config.settings(forLabel: plan.arrays[a].label))
+        }
+        let untimed = plan.arrays.filter { $0.resources.walltime == nil }.map(\.label)
+        if !untimed.isEmpty && req.site.scheduler == .slurm {
+            notes.append("warning: no requestWalltime for \(Array(Set(untimed)).sorted().joined(separator: ", ")): SLURM gives those jobs the partition's default time limit; set requestWalltime (globally, under pipetask.<label> or cluster.<name>)")
         }
 
         for sub in [dir.root, dir.scripts, dir.logs, dir.manifests] {
@@ -130,6 +135,8 @@ public enum Planner {
                                ignoredConfigKeys: req.config.ignoredKeys + req.site.ignoredKeys.map { "site:\($0)" },
                                planSeconds: Date().timeIntervalSince(started))
         doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
+        doc.notes = notes.isEmpty ? nil : notes
+        doc.finalJobWalltime = req.site.finalJobWalltime(partition: req.site.defaultPartition ?? req.site.partitions.first?.name)
         try AtomicFile.write(doc.summary, to: dir.planText)
         try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
         return doc
@@ -194,7 +201,7 @@ public enum Planner {
             "runQuantum": shellQuote(req.runQuantumPath),
             "quantaExecutable": shellQuote(req.quantaPath),
             "siteConfig": req.site.source.replacingOccurrences(of: "\n", with: " "),
-            "environment": site.environment,
+            "environment": guardedEnvironment(site),
             "sbatchOptions": site.sbatchOptions,
         ]
         if let v = site.account { common["account"] = v }
@@ -234,6 +241,7 @@ public enum Planner {
         mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
         let mergePartition = site.defaultPartition ?? site.partitions[0].name
         if !mergePartition.isEmpty { mctx["partition"] = mergePartition }
+        mctx["walltime"] = Units.slurmTime(site.finalJobWalltime(partition: mergePartition))
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
 
         var sctx: [String: Any] = [
@@ -242,6 +250,21 @@ public enum Planner {
         ]
         if !mergeDependencies.isEmpty { sctx["mergeDependency"] = dependencyString(mergeDependencies, variable) }
         try writeScript(submitT.render(sctx), to: req.submitDir.submitScript)
+    }
+
+    /// The site's `environment:` lines, each of which stops the job when it fails, quoting the
+    /// line (issue 12: a missing loadLSST.bash went unnoticed and the job "succeeded"). Exit 2:
+    /// not retried by bps's default retryUnlessExit, since the set-up, not the node, is wrong. A
+    /// line that is only part of a compound command (`if …; then`) cannot be guarded alone and is
+    /// left as it is.
+    static func guardedEnvironment(_ site: SiteConfig) -> [String] {
+        site.environment.map { line in
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), let check = try? Spawn.run("/bin/bash", ["-n", "-c", line], environment: [:]),
+                  check.succeeded, !trimmed.hasSuffix("&") else { return line }
+            let where_ = site.source.replacingOccurrences(of: "\n", with: " ")
+            return "\(line) || { printf 'quanta: the site environment line failed (exit %s): %s (fix environment: in %s)\\n' \"$?\" \(shellQuote(line)) \(shellQuote(where_)) >&2; exit 2; }"
+        }
     }
 
     /// `aftercorr:${job_0},afterany:${job_1}` — only generated variable names, never user text.

@@ -319,6 +319,7 @@ public struct SlurmSubmitter {
                                     array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
                                     stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
                                     stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
+            f.timeMinutes = plan.finalJobWalltime.map { ($0 + 59) / 60 }
             f.account = site.account
             f.qos = site.qos
             f.extraOptions = site.extraOptions

@@ -145,4 +145,27 @@ import Testing
         #expect(Set(ids.map(\.pathFragment)).count == ids.count)
         #expect(DataID([("visit", .int(903334)), ("detector", .int(42))]).pathFragment == "visit903334_detector42")
     }
+
+    /// Issue 12, item 9: misspellings are named with the key or label meant.
+    @Test func nearMissesAreNamed() throws {
+        #expect(DidYouMean.suggestion(for: "requestMemroy", among: ["requestMemory", "requestCpus"]) == "requestMemory")
+        #expect(DidYouMean.suggestion(for: "project", among: ["requestMemory", "requestCpus"]) == nil)
+        let c = try SubmitConfig.parse("requestMemroy: 4G\nproject: x\npipetask:\n  isr: {requestMemory: 4G, numberOfRetires: 2}\n  isrr: {requestCpus: 2}\n", source: "s.yaml")
+        #expect(c.misspelledKeys.map(\.key) == ["pipetask.isr.numberOfRetires", "requestMemroy"])
+        #expect(c.misspelledKeys.map(\.meant) == ["pipetask.isr.numberOfRetries", "requestMemory"])
+        #expect(throws: QuantaError(.invalidConfig, "s.yaml: pipetask.isrr: no task 'isrr' in the graph; did you mean 'isr'?")) {
+            try c.checkLabels(["isr", "calibrate"], strict: false)
+        }
+        let other = try SubmitConfig.parse("pipetask:\n  makeWarp: {requestMemory: 4G}\n", source: "s.yaml")
+        #expect(try other.checkLabels(["isr"], strict: false) == ["pipetask.makeWarp: no task 'makeWarp' in this graph; its settings are not used"])
+        #expect(throws: QuantaError.self) { try other.checkLabels(["isr"], strict: true) }
+    }
+
+    /// Issue 12, item 9: passwords in URLs never reach an error message.
+    @Test func passwordsAreRedacted() {
+        let e = QuantaError(.registry, "cannot open postgresql://quanta:s3cr%40t@db.example.org:5432/reg (timeout); also https://u:p@h/x and postgresql://nopass@h/db")
+        #expect(!e.message.contains("s3cr"), "\(e.message)")
+        #expect(e.message == "cannot open postgresql://quanta:***@db.example.org:5432/reg (timeout); also https://u:***@h/x and postgresql://nopass@h/db")
+        #expect("\(e)" == e.message)
+    }
 }

@@ -253,4 +253,37 @@ import QuantaGraphIO
         let manifest = cli.read(cli.path("sub/manifests/copy/0.json"))
         #expect(manifest.contains("ERROR: broken"), "\(manifest)")
     }
+
+    /// Item 9: a misspelled label stops the plan, a misspelled key is a warning naming the key
+    /// meant, a failing site environment line fails the job quoting the line, and every final job
+    /// has a time limit.
+    @Test func mistakesAreNotSilent() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1"])
+        try Data("requestMemroy: 4G\npipetask:\n  copy: {command: \"cp {input:in} {output:out}\"}\n  cpy: {requestCpus: 2}\n".utf8)
+            .write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let typo = try plan(cli)
+        #expect(typo.status != .exited(0))
+        #expect(typo.stderr.contains("submit.yaml: pipetask.cpy: no task 'cpy' in the graph; did you mean 'copy'?"), "\(typo.stderr)")
+        #expect(typo.stderr.contains("warning: submit.yaml: requestMemroy is not a key Quanta knows; did you mean requestMemory?"), "\(typo.stderr)")
+
+        try Data("pipetask:\n  copy: {command: \"cp {input:in} {output:out}\"}\n".utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let site = cli.read(CLI.repoRoot + "/site-configs/local.yaml")
+            .replacingOccurrences(of: "environment: []", with: "environment:\n  - export QUANTA_TEST_SITE=1\n  - source /nonexistent/loadLSST.bash\n  - if true; then\n  - true\n  - fi")
+        try Data(site.utf8).write(to: URL(fileURLWithPath: cli.path("site.yaml")))
+        let p = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", cli.path("site.yaml"), "--out", "sub"])
+        #expect(p.status == .exited(0), "\(p.output)")
+        let script = cli.read(cli.path("sub/scripts/copy.sbatch"))
+        #expect(script.contains("source /nonexistent/loadLSST.bash || {"), "\(script)")
+        #expect(script.contains("\nif true; then\n"), "a compound line is left as it is: \(script)")
+        let syntax = try cli.run(["-n", cli.path("sub/scripts/copy.sbatch")], executable: "/bin/bash")
+        #expect(syntax.status == .exited(0), "\(syntax.output)")
+        #expect(cli.read(cli.path("sub/scripts/merge.sbatch")).contains("#SBATCH --time=04:00:00"))
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status != .exited(0))
+        let err = cli.read(cli.path("sub/logs/copy.0.err"))
+        #expect(err.contains("quanta: the site environment line failed (exit 1): source /nonexistent/loadLSST.bash (fix environment: in "), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub/manifests/copy/0.json")), "the job must not have run")
+        #expect(((try? cli.datasets(repo: cli.path("repo"), collection: "u/t/run")) ?? []).isEmpty)
+    }
 }
