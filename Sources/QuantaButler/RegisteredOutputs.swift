@@ -13,6 +13,8 @@ public struct RegisteredOutputs: Sendable {
     /// This job's outputs that are registered.
     public var datasets: [Dataset]
 
+    public init(datasets: [Dataset]) { self.datasets = datasets }
+
     /// The registered outputs of job `array:index` (none for a butler repository: its merge is LSST's).
     public static func of(_ dir: SubmitDirectory, array: String, index: Int) throws -> RegisteredOutputs {
         let meta = try Snapshot.meta(path: dir.snapshot)

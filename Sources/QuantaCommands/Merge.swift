@@ -24,6 +24,7 @@ struct Merge: ParsableCommand {
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
+        _ = Resources.plannedSite(d, plan)
         if LSSTMerge.isLSST(plan) {
             Self.report(try LSSTMerge.run(d, plan: plan))
             return

@@ -56,8 +56,17 @@ enum Resources {
     }
 
     /// The site a submission was planned for: the copy in its directory, else the original file.
+    /// Its umask is adopted: what the command writes follows the site, like the jobs.
     static func plannedSite(_ dir: SubmitDirectory, _ plan: PlanDocument) -> SiteConfig? {
-        FileManager.default.fileExists(atPath: dir.siteCopy) ? try? site(dir.siteCopy) : try? site(plan.siteConfig)
+        let s = FileManager.default.fileExists(atPath: dir.siteCopy) ? try? site(dir.siteCopy) : try? site(plan.siteConfig)
+        if let s { adoptUmask(s) }
+        return s
+    }
+
+    /// Files and directories this process makes from now on follow the site's `umask` (issue 12:
+    /// plan, repo create and the local backend's logs used the shell's).
+    static func adoptUmask(_ site: SiteConfig) {
+        if let u = site.umask, let mask = mode_t(u, radix: 8) { umask(mask) }
     }
 
     static func templates(_ override: String?) throws -> String {
@@ -81,7 +90,9 @@ enum Resources {
             }
         }
         let memMB = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
-        return try SiteConfig.load(path: path, machine: (ProcessInfo.processInfo.activeProcessorCount, memMB))
+        let config = try SiteConfig.load(path: path, machine: (ProcessInfo.processInfo.activeProcessorCount, memMB))
+        adoptUmask(config)
+        return config
     }
 }
 

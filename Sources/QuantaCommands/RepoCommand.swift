@@ -12,8 +12,11 @@ struct RepoCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a repository (SQLite registry + POSIX datastore).")
         @Argument(help: "Directory for the new repository.") var path: String
+        @Option(name: .long, help: "Site config whose umask the repository's files follow (a name in site-configs/ or a path).")
+        var site = "local"
 
         func run() throws {
+            _ = try Resources.site(site)
             let repo = try Repository.create(at: path)
             print("Created repository \(repo.root) (registry \(repo.registryPath), datastore \(repo.datastoreRoot))")
         }

@@ -24,6 +24,7 @@ struct Rerun: ParsableCommand {
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
+        _ = Resources.plannedSite(d, plan)
         // ARRAY:INDEX (as status prints it), or LABEL:INDEX counting across the label's arrays.
         var target: (array: PlannedArray, slot: Int)?
         if let array = plan.arrays.first(where: { $0.name == job.array }) {
@@ -48,7 +49,10 @@ struct Rerun: ParsableCommand {
         let (array, slot) = target!
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
         // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
-        let registered = try RegisteredOutputs.of(d, array: array.name, index: slot)
+        // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
+        let latest = (try? Manifest.read(path: d.manifest(array: array.name, index: slot), outputs: false)) ?? nil
+        let runs = force || latest?.status != .succeeded
+        let registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : RegisteredOutputs(datasets: [])
         if !registered.datasets.isEmpty && !replace {
             let first = registered.datasets[0]
             throw ValidationError("job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")

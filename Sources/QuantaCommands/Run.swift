@@ -43,8 +43,9 @@ enum LocalRun {
         var o = options
         let merge = o.runMerge
         o.runMerge = false
-        var total = try executeOnce(dir, plan: plan, options: o)
+        // Before the first job: its logs follow the site's umask.
         let site = Resources.plannedSite(dir, plan)
+        var total = try executeOnce(dir, plan: plan, options: o)
         let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         var round = 0
         while !total.interrupted {

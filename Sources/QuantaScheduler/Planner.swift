@@ -197,7 +197,6 @@ public enum Planner {
         let submitT = try template("submit.sh", in: req.templatesDir)
         var common: [String: Any] = [
             "submission": shellQuote(submission),
-            "submitDir": shellQuote(req.submitDir.root),
             "runQuantum": shellQuote(req.runQuantumPath),
             "quantaExecutable": shellQuote(req.quantaPath),
             "siteConfig": req.site.source.replacingOccurrences(of: "\n", with: " "),
@@ -274,6 +273,9 @@ public enum Planner {
 
     static func writeScript(_ text: String, to path: String) throws {
         try AtomicFile.write(text, to: path)
-        chmod(path, 0o755)
+        // Executable, within the process umask (the site's): not world-readable where it says so.
+        let mask = umask(0)
+        umask(mask)
+        chmod(path, 0o755 & ~mask)
     }
 }

@@ -219,7 +219,7 @@ import QuantaGraphIO
         let graph = try suite.makeGraph(cli, label: "slow", values: (1...6).map(String.init))
         let marker = cli.path("slow-marker")
         try Data().write(to: URL(fileURLWithPath: marker))
-        try suite.writeConfig(cli, label: "slow", command: "if [ -e \(shellQuote(marker)) ]; then sleep 120; fi; cp {input:in} {output:out}")
+        try suite.writeConfig(cli, label: "slow", command: "if [ -e \(shellQuote(marker)) ]; then sleep 119; fi; cp {input:in} {output:out}")
         #expect(try cli.run(["plan", graph, "--repo", "repo", "--config", "submit.yaml", "--out", "sub"]).status == .exited(0))
 
         let pid = try cli.launch(["run", "sub", "-j", "2"], log: cli.path("run.log"))

@@ -59,7 +59,10 @@ import QuantaFITS
         let submit = cli.path("demo/submit")
         let again = try cli.run(["rerun", submit, "--job", "isr:0"])
         #expect(again.status == .exited(0) && again.stdout.contains("already succeeded"), "\(again.output)")
-        let forced = try cli.run(["rerun", submit, "--job", "isr:0", "--force"])
+        // Its outputs are registered: a forced rerun must say it replaces them (issue 12).
+        let refused = try cli.run(["rerun", submit, "--job", "isr:0", "--force"])
+        #expect(refused.status != .exited(0) && refused.stderr.contains("of its outputs are registered already"), "\(refused.output)")
+        let forced = try cli.run(["rerun", submit, "--job", "isr:0", "--force", "--replace"])
         #expect(forced.status == .exited(0), "\(forced.output)")
         #expect(cli.read(submit + "/manifests/isr/0.json").contains("\"attempt\" : 2"))
         let merge = try cli.run(["merge", submit])

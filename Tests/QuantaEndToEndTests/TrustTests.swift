@@ -286,4 +286,25 @@ import QuantaGraphIO
         #expect(!FileManager.default.fileExists(atPath: cli.path("sub/manifests/copy/0.json")), "the job must not have run")
         #expect(((try? cli.datasets(repo: cli.path("repo"), collection: "u/t/run")) ?? []).isEmpty)
     }
+
+    /// Item 12: a copied submit directory runs itself, not the directory it was copied from; the
+    /// site's umask (0027 here) holds for what plan and the local backend write.
+    @Test func aCopiedSubmitDirectoryRunsItselfUnderTheSiteUmask() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1", "2"])
+        let site = cli.read(CLI.repoRoot + "/site-configs/local.yaml").replacingOccurrences(of: "umask: \"0002\"", with: "umask: \"0027\"")
+        try Data(site.utf8).write(to: URL(fileURLWithPath: cli.path("site.yaml")))
+        let p = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", cli.path("site.yaml"), "--out", "sub"])
+        #expect(p.status == .exited(0), "\(p.output)")
+        #expect(try cli.run(["-c", "cp -a sub sub2"], executable: "/bin/sh").status == .exited(0))
+        let run = try cli.run(["run", "sub2"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        #expect(FileManager.default.fileExists(atPath: cli.path("sub2/manifests/copy/0.json")))
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub/manifests/copy/0.json")), "the copy ran the original")
+        func mode(_ path: String) throws -> Int { (try FileManager.default.attributesOfItem(atPath: cli.path(path))[.posixPermissions] as! NSNumber).intValue }
+        #expect(try mode("sub/plan.json") & 0o007 == 0, "plan.json is world-readable")
+        #expect(try mode("sub/scripts/copy.sbatch") & 0o007 == 0, "scripts are world-readable")
+        #expect(try mode("sub2/logs/copy.0.out") & 0o007 == 0, "local logs are world-readable")
+        #expect(try mode("sub2/manifests/copy/0.json") & 0o007 == 0)
+    }
 }
