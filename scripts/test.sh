@@ -19,9 +19,15 @@ TMPDIR=$scratch swift test --skip-build --disable-xctest 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -eq 0 ]; then rm -rf "$scratch"; else echo "the tests' files are kept in $scratch"; fi
+# Counted from Swift Testing's own lines: passed and failed tests, and what neither ran to an end
+# nor failed (tests and whole suites switched off for want of SLURM, PostgreSQL or the LSST venv).
 total=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | grep -oE '[0-9]+' | tail -1)
+passed_tests=$(grep -E '^✔ Test .* passed' "$log" | grep -vc '^✔ Test run with' || true)
 failed_tests=$(grep -E '^✘ Test ' "$log" | grep -E ' failed after ' | grep -vc 'Test run' || true)
+skipped_tests=$(( ${total:-0} - passed_tests - failed_tests ))
+skipped_suites=$(grep -E '^➜ Suite .* skipped' "$log" | sed -E 's/^➜ Suite ([^ ]+) skipped: (.*)$/  \1: \2/' || true)
 rm -f "$log"
 echo
-echo "$(( ${total:-0} - failed_tests )) passed, ${failed_tests} failed"
+echo "${passed_tests} passed, ${failed_tests} failed, ${skipped_tests} skipped"
+[ -z "$skipped_suites" ] || printf 'skipped suites:\n%s\n' "$skipped_suites"
 exit "$status"

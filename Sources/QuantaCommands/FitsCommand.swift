@@ -19,7 +19,7 @@ struct FitsCommand: ParsableCommand {
 
         func run() throws {
             let validation = try config.map { try SubmitConfig.load(path: $0).validation } ?? ValidationConfig()
-            let datasetType = type ?? "(default)"
+            let datasetType = type ?? ""
             var bad = 0
             for f in files {
                 let started = Date()

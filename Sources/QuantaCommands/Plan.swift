@@ -29,7 +29,7 @@ struct PlanOptions: ParsableArguments {
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cluster a graph into SLURM job arrays and write a submit directory.",
-        discussion: "The directory holds plan.json/plan.txt, snapshot.sqlite, scripts/*.sbatch and submit.sh (run it with bash on a login node).")
+        discussion: "The directory holds plan.json/plan.txt, snapshot.bin (what each job reads), scripts/*.sbatch and submit.sh (run it with bash on a login node).")
 
     @Argument(help: "Graph file: pipe_base's .qg (from 'pipetask qgraph') or Quanta's native .qgn.")
     var graph: String

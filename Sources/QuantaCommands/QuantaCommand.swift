@@ -11,6 +11,7 @@ public struct QuantaCommand: ParsableCommand {
         A first run:  quanta demo
         Then:         quanta status quanta-demo/submit   ·   quanta repo query quanta-demo/repo
         """,
+        version: QuantaVersion.description,
         subcommands: [Demo.self, Plan.self, Run.self, Submit.self, Status.self, Cancel.self, Merge.self, Finalize.self,
                       Rerun.self, Restart.self, SiteCommand.self, GraphCommand.self, RepoCommand.self, CheckRaws.self, FitsCommand.self,
                       BenchCommand.self]

@@ -42,8 +42,10 @@ public struct ValidationConfig: Sendable, Equatable, Codable {
 
     public func checks(for datasetType: String) -> OutputChecks { datasetTypes[datasetType] ?? defaults }
 
-    /// Where a person changes the limit for `datasetType`.
-    public static func key(_ datasetType: String, _ field: String) -> String { "validation.datasetTypes.\(datasetType).\(field)" }
+    /// Where a person changes the limit for `datasetType` (the defaults' key when it is empty).
+    public static func key(_ datasetType: String, _ field: String) -> String {
+        datasetType.isEmpty ? "validation.\(field)" : "validation.datasetTypes.\(datasetType).\(field)"
+    }
 
     public var json: String {
         let e = JSONEncoder()

@@ -111,12 +111,12 @@ public enum FITSValidation {
             }
             if checks.enabled {
                 if hdu.kind == .image, hdu.nanFraction > checks.maxImageNaNFraction {
-                    throw fail(hdu.label, "\(percent(hdu.nanFraction)) of \(hdu.size) pixels are NaN, more than the \(percent(checks.maxImageNaNFraction)) allowed for \(datasetType) (to accept it set \(ValidationConfig.key(datasetType, "maxImageNaNFraction")))")
+                    throw fail(hdu.label, "\(percent(hdu.nanFraction)) of \(hdu.size) pixels are NaN, more than the \(percent(checks.maxImageNaNFraction)) allowed\(datasetType.isEmpty ? "" : " for \(datasetType)") (to accept it set \(ValidationConfig.key(datasetType, "maxImageNaNFraction")))")
                 }
                 for (name, fraction) in hdu.columns.sorted(by: { $0.key < $1.key }) {
                     if let limit = checks.columnLimit(name) {
                         if fraction > limit {
-                            throw fail(hdu.label, "column \(name): \(percent(fraction)) of \(hdu.size) rows are NaN, more than the \(percent(limit)) allowed for \(datasetType) (to accept it set \(ValidationConfig.key(datasetType, "columns")).\(name))")
+                            throw fail(hdu.label, "column \(name): \(percent(fraction)) of \(hdu.size) rows are NaN, more than the \(percent(limit)) allowed\(datasetType.isEmpty ? "" : " for \(datasetType)") (to accept it set \(ValidationConfig.key(datasetType, "columns")).\(name))")
                         }
                     } else if fraction >= 1 {
                         throw fail(hdu.label, "column \(name): all \(hdu.size) values are NaN (a column must not be entirely NaN; to accept it set \(ValidationConfig.key(datasetType, "columns")).\(name): 1)")

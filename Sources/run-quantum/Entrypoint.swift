@@ -24,6 +24,7 @@ struct RunQuantumCommand {
           --pack-cpus C         cpus per packed job (default 1)
           --memory-mb MB        memory limit for this job in MB (default: SLURM's --mem)
           --cpus-allowed LIST   run on these cpus only, e.g. 0,1
+          --version             print the version
         """
 
     var submitDir = ""
@@ -79,6 +80,7 @@ struct RunQuantumCommand {
             let arg = args[i]
             switch arg {
             case "-h", "--help": print(Self.usage); throw ExitCode(0)
+            case "--version": print("run-quantum \(QuantaVersion.number)"); throw ExitCode(0)
             case "--submit-dir": submitDir = try value(arg)
             case "--array": array = try value(arg)
             case "--index": index = try number(arg)

@@ -307,4 +307,15 @@ import QuantaGraphIO
         #expect(try mode("sub2/logs/copy.0.out") & 0o007 == 0, "local logs are world-readable")
         #expect(try mode("sub2/manifests/copy/0.json") & 0o007 == 0)
     }
+
+    /// Item 12: versions, and help that names what is written today.
+    @Test func versionsAndHelp() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["--version"]).stdout == "quanta \(QuantaVersion.number)\n")
+        #expect(try cli.run(["--version"], executable: CLI.binDir + "/run-quantum").stdout == "run-quantum \(QuantaVersion.number)\n")
+        let help = try cli.run(["plan", "--help"]).stdout
+        #expect(help.contains("snapshot.bin") && !help.contains("snapshot.sqlite"), "\(help)")
+        #expect(ValidationConfig.key("", "maxImageNaNFraction") == "validation.maxImageNaNFraction")
+        #expect(ValidationConfig.key("calexp", "columns") == "validation.datasetTypes.calexp.columns")
+    }
 }
