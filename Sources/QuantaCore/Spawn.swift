@@ -42,6 +42,9 @@ public enum Spawn {
         public var append = true
         /// Put the child in a new process group (its pid), so signals reach all it starts.
         public var newProcessGroup = false
+        /// Put the child in a new session (its pid; also its process group): everything it starts,
+        /// in whatever process group, stays in the session, so `killSession` can end what is left.
+        public var newSession = false
         public var workingDirectory: String?
         public init() {}
     }
@@ -62,7 +65,9 @@ public enum Spawn {
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
         var spawnFlags: Int32 = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
-        if options.newProcessGroup {
+        if options.newSession {
+            spawnFlags |= 0x80  // POSIX_SPAWN_SETSID (glibc ≥ 2.26; not imported into Swift)
+        } else if options.newProcessGroup {
             spawnFlags |= Int32(POSIX_SPAWN_SETPGROUP)
             posix_spawnattr_setpgroup(&attr, 0)
         }
@@ -95,6 +100,24 @@ public enum Spawn {
             throw QuantaError(.execution, "cannot start \(executable): \(String(cString: strerror(rc)))")
         }
         return pid
+    }
+
+    /// Sends `signal` to every process left in session `sid` (read from /proc): what a job started
+    /// and its run-quantum, killed outright, could no longer stop. Returns how many were signalled.
+    @discardableResult
+    public static func killSession(_ sid: pid_t, signal: Int32 = SIGKILL) -> Int {
+        guard sid > 1, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        var n = 0
+        for name in entries {
+            guard let pid = pid_t(name), pid != getpid(),
+                  let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // After "pid (comm)": state ppid pgrp session …
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 3, pid_t(fields[3]) == sid else { continue }
+            if kill(pid, signal) == 0 { n += 1 }
+        }
+        return n
     }
 
     /// Waits for one child, retrying on EINTR.

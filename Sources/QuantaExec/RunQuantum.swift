@@ -117,11 +117,12 @@ public struct JobRunner: Sendable {
             record.reason = "the snapshot has no execution settings for task '\(q.task)'"
             return record
         }
-        let pid = getpid()
+        // One temporary name per output, the same for every attempt: an attempt killed outright
+        // leaves it behind, and the next attempt of the job removes it before it starts.
         let outputs = q.outputs.map { o -> (spec: DatasetSpec, final: String, tmp: String) in
             let final = root + "/" + o.path
             let url = URL(fileURLWithPath: final)
-            return (o, final, url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(pid)")
+            return (o, final, url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-quanta")
         }
         let logFile = LogFile(path: logPath)
         logFile.write("# quantum \(q.id.lowercased) \(q.task) {\(q.dataID)} attempt \(attempt) on \(hostName()) at \(Timestamp.iso8601(start))\n")

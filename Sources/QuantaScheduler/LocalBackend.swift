@@ -177,7 +177,9 @@ public struct LocalBackend: Sendable {
                 let packed = array.packing != nil
                 o.stdoutPath = dir.elementLog(array: arrayName, element: elements[e].index, packed: packed, round: 0, stream: "out")
                 o.stderrPath = dir.elementLog(array: arrayName, element: elements[e].index, packed: packed, round: 0, stream: "err")
-                o.newProcessGroup = true
+                // Its own session, as SLURM gives a job its own cgroup: whatever it leaves running
+                // (a command whose run-quantum was killed outright) is ended with it.
+                o.newSession = true
                 o.workingDirectory = dir.root
                 let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + options.runQuantumArguments, environment: env, options: o)
                 elements[e].state = .running
@@ -197,6 +199,7 @@ public struct LocalBackend: Sendable {
                 continue
             }
             guard let e = running.removeValue(forKey: pid) else { continue }
+            Spawn.killSession(pid)
             let s = ExitStatus(waitStatus: status)
             elements[e].state = .done(s)
             if s.succeeded { summary.exitedZero += 1 } else { summary.exitedNonZero += 1 }
@@ -216,6 +219,7 @@ public struct LocalBackend: Sendable {
                 var status: Int32 = 0
                 let pid = waitpid(-1, &status, WNOHANG)
                 if pid > 0, let e = running.removeValue(forKey: pid) {
+                    Spawn.killSession(pid)
                     elements[e].state = .cancelled
                     summary.cancelled += 1
                     record(e, "cancelled", "interrupted (\(ExitStatus(waitStatus: status)))")

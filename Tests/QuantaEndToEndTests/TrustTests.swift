@@ -318,4 +318,27 @@ import QuantaGraphIO
         #expect(ValidationConfig.key("", "maxImageNaNFraction") == "validation.maxImageNaNFraction")
         #expect(ValidationConfig.key("calexp", "columns") == "validation.datasetTypes.calexp.columns")
     }
+
+    /// Item 12: kill -9 of run-quantum on the local backend leaves no command running and, once
+    /// the job runs again, no temporary file in the datastore.
+    @Test func aKilledRunQuantumLeavesNothingBehind() throws {
+        let cli = try CLI()
+        _ = try makeGraph(cli, values: ["1"])
+        let marker = cli.path("kill-marker")
+        try Data().write(to: URL(fileURLWithPath: marker))
+        // The command writes part of its output, starts a background sleep, then kills its run-quantum.
+        try Data("pipetask:\n  copy: {command: \"cp {input:in} {output:out}; if [ -e \(marker) ]; then (sleep 117 &); kill -9 $PPID; sleep 116; fi\"}\n".utf8)
+            .write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        #expect(try plan(cli).status == .exited(0))
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status != .exited(0))
+        let left = try cli.run(["-c", "pgrep -f '^sleep 11[67]$' | wc -l"], executable: "/bin/sh")
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "commands outlived their run-quantum")
+        #expect(cli.allFiles().contains { $0.hasPrefix("repo/datastore/") && $0.contains(".tmp-") }, "the kill should leave a partial output")
+        try FileManager.default.removeItem(atPath: marker)
+        let restart = try cli.run(["restart", "sub"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(!cli.allFiles().contains { $0.contains(".tmp-") }, "\(cli.allFiles().filter { $0.contains(".tmp-") })")
+        #expect(try cli.datasets(repo: cli.path("repo"), collection: "u/t/run").count == 1)
+    }
 }
