@@ -32,10 +32,10 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(swift
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 cp scripts/synth-commands.yaml "$work/cmd.yaml"
 if part plan; then
-measure "graph synth ($visits visits × $detectors det.)" "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out "$work/g.qgn"
+# The raws are written and registered: plan checks every overall input is in the repository.
+measure "graph synth ($visits visits × $detectors det.) + raws" "$bin/quanta" graph synth --visits "$visits" --detectors "$detectors" --out "$work/g.qgn" --repo "$work/repo"
 head -1 "$work/out"
 measure "graph info" "$bin/quanta" graph info "$work/g.qgn"
-"$bin/quanta" repo create "$work/repo" >/dev/null
 QUANTA_TIMINGS=1 measure "plan (read, cluster, arrays, snapshot, scripts)" "$bin/quanta" plan "$work/g.qgn" --repo "$work/repo" --config "$work/cmd.yaml" --out "$work/sub"
 grep timings "$work/err" | sed 's/^/    /'
 { grep -E "quanta in .* jobs" "$work/out" || true; } | sed "s/^ */    /"
@@ -72,8 +72,7 @@ if part status; then
 # status and merge on a submission of one-quantum jobs whose manifests are written by
 # `quanta bench simulate-run` (running 100,000 jobs here would take ~17 minutes).
 st=$work/status; mkdir -p "$st"
-"$bin/quanta" repo create "$st/repo" >/dev/null
-"$bin/quanta" graph synth --visits "$status_visits" --detectors "$detectors" --out "$st/g.qgn" >/dev/null
+"$bin/quanta" graph synth --visits "$status_visits" --detectors "$detectors" --out "$st/g.qgn" --repo "$st/repo" >/dev/null
 "$bin/quanta" plan "$st/g.qgn" --repo "$st/repo" --config "$work/cmd.yaml" --out "$st/sub" >/dev/null
 measure "bench simulate-run (manifests + outputs)" "$bin/quanta" bench simulate-run "$st/sub"
 head -1 "$work/out" | sed 's/^/    /'
