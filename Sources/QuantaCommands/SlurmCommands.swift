@@ -35,13 +35,20 @@ struct SlurmContext {
     }
 
     func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
-        SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
-                       backend: backend)
+        var s = SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
+                               backend: backend)
+        // Test hook, not for users: QUANTA_TEST_KILL_AFTER_SUBMITS=N kills this process (SIGKILL, as
+        // kill -9 would) right after its N-th sbatch is journaled, so the end-to-end tests can
+        // interrupt a round at a known point.
+        if let n = ProcessInfo.processInfo.environment["QUANTA_TEST_KILL_AFTER_SUBMITS"].flatMap(Int.init) {
+            s.afterSubmit = { if $0 >= n { raise(SIGKILL) } }
+        }
+        return s
     }
 
     func record() throws -> SlurmRecord {
         guard let r = try SlurmRecord.read(dir) else {
-            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
+            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json nor slurm-journal.jsonl); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
         }
         return r
     }
@@ -154,7 +161,7 @@ struct Cancel: ParsableCommand {
     func run() throws {
         let ctx = try SlurmContext(dir)
         var record = try ctx.record()
-        record.cancelled = true
+        try record.journal(.cancelled, in: ctx.dir)
         try record.write(ctx.dir)
         let backend = try backendOption.open()
         let ids = record.allJobIDs.sorted().map(String.init)

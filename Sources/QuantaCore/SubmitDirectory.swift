@@ -64,6 +64,8 @@ public struct SubmitDirectory: Sendable {
     }
     /// Which SLURM jobs make up the submission, round by round (written by `quanta submit`).
     public var slurmRecord: String { root + "/slurm.json" }
+    /// Every SLURM submission step as it happens (`SlurmJournal`): survives a kill mid-round.
+    public var slurmJournal: String { root + "/slurm-journal.jsonl" }
     /// Final states of SLURM jobs, kept once the controller forgets them (MinJobAge).
     public var slurmStates: String { root + "/slurm-states.json" }
     public func quantumLog(task: String, quantum: UUID, attempt: Int) -> String {
