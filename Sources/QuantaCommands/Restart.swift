@@ -57,11 +57,14 @@ struct Restart: ParsableCommand {
         if let cut = record.interrupted, !record.cancelled {
             // `quanta submit` (or a final job) was killed mid-round: finish that round, waiting on what it queued.
             let before = cut.arrays.count
-            try ctx.submitter(backend).completeRound(&record)
+            let adopted = try ctx.submitter(backend).completeRound(&record)
             let round = record.rounds.last!
+            if let adopted {
+                print("Job \(adopted) was queued when the submission was interrupted, before its id was recorded: adopted, not submitted again.")
+            }
             print("Round \(round.number) was interrupted after \(before) of \(round.arrays.count + 1) sbatch calls; submitted the rest:")
-            for a in round.arrays.dropFirst(before) { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)") }
-            print("  final job \(round.finalJob.map(String.init) ?? "-")")
+            for a in round.arrays.dropFirst(before) where a.jobID != adopted { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)") }
+            print("  final job \(round.finalJob.map(String.init) ?? "-")\(round.finalJob == adopted ? " (adopted)" : "")")
             print("Already queued before the interruption: \(round.arrays.prefix(before).map { "\($0.array) job \($0.jobID)" }.joined(separator: ", "))")
             return try waitIfAsked(ctx, backend)
         }

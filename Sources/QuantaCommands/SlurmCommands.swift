@@ -40,8 +40,14 @@ struct SlurmContext {
         // Test hook, not for users: QUANTA_TEST_KILL_AFTER_SUBMITS=N kills this process (SIGKILL, as
         // kill -9 would) right after its N-th sbatch is journaled, so the end-to-end tests can
         // interrupt a round at a known point.
-        if let n = ProcessInfo.processInfo.environment["QUANTA_TEST_KILL_AFTER_SUBMITS"].flatMap(Int.init) {
-            s.afterSubmit = { if $0 >= n { raise(SIGKILL) } }
+        // QUANTA_TEST_KILL_BEFORE_JOURNAL=N kills it after the N-th sbatch returned, before its id
+        // is journaled (a job no record names).
+        let env = ProcessInfo.processInfo.environment
+        let after = env["QUANTA_TEST_KILL_AFTER_SUBMITS"].flatMap(Int.init), before = env["QUANTA_TEST_KILL_BEFORE_JOURNAL"].flatMap(Int.init)
+        if after != nil || before != nil {
+            s.afterSubmit = { count, journaled in
+                if count >= (journaled ? after : before) ?? .max { raise(SIGKILL) }
+            }
         }
         return s
     }
@@ -161,9 +167,13 @@ struct Cancel: ParsableCommand {
     func run() throws {
         let ctx = try SlurmContext(dir)
         var record = try ctx.record()
+        let backend = try backendOption.open()
+        // A kill mid-round may have left a job that sbatch queued but no record names yet.
+        if record.interrupted != nil, !record.cancelled, let id = try ctx.submitter(backend).adoptUnrecorded(&record) {
+            print("Found job \(id), queued when the submission was interrupted and on no record yet.")
+        }
         try record.journal(.cancelled, in: ctx.dir)
         try record.write(ctx.dir)
-        let backend = try backendOption.open()
         let ids = record.allJobIDs.sorted().map(String.init)
         try backend.cancel(ids)
         print("Cancelled \(ids.count) SLURM jobs (\(ids.joined(separator: " "))).")

@@ -293,9 +293,10 @@ public struct SlurmSubmitter {
     public let plan: PlanDocument
     public let site: (account: String?, qos: String?, extraOptions: [String])
     public let backend: any SlurmBackend
-    /// Called after each sbatch is journaled, with how many this call has made; the test
-    /// hook QUANTA_TEST_KILL_AFTER_SUBMITS (read by the commands) kills the process here.
-    public var afterSubmit: ((Int) -> Void)?
+    /// Called after each sbatch returns (`journaled` false) and again once its id is journaled,
+    /// with how many this call has made; the test hooks QUANTA_TEST_KILL_AFTER_SUBMITS and
+    /// QUANTA_TEST_KILL_BEFORE_JOURNAL (read by the commands) kill the process here.
+    public var afterSubmit: ((_ count: Int, _ journaled: Bool) -> Void)?
 
     public init(dir: SubmitDirectory, plan: PlanDocument, account: String?, qos: String?, extraOptions: [String],
                 backend: any SlurmBackend) {
@@ -359,18 +360,56 @@ public struct SlurmSubmitter {
         return out
     }
 
+    /// `<submission>.<array>`, `<submission>.final`: what squeue shows, and how `adoptUnrecorded` finds a job.
+    public func jobName(_ array: String) -> String { PathSanitizer.safeName("\(plan.submission).\(array)") }
+
+    /// A kill between slurmctld accepting an sbatch and its id reaching the journal leaves a job
+    /// no record names. Before an interrupted round goes on, the controller is asked for this
+    /// submit directory's jobs: one newer than every id ever journaled, named as the round's next
+    /// sbatch, is that sbatch's job, and is journaled as if sbatch had returned — so it is not
+    /// submitted (and run) twice. Several such jobs are not guessed between: that throws.
+    @discardableResult
+    public func adoptUnrecorded(_ record: inout SlurmRecord) throws -> UInt32? {
+        guard let round = record.rounds.last, round.isInterrupted else { return nil }
+        let next = round.unsubmitted.first
+        let name = jobName(next?.array ?? "final")
+        var known = record.allJobIDs
+        for e in SlurmJournal.read(dir.slurmJournal).entries {
+            if let id = e.submitted?.jobID ?? e.jobID { known.insert(id) }
+        }
+        let live: [SlurmJobRecord]
+        do { live = try backend.jobs(.workDirectory(dir.root)) } catch let e as SlurmError { throw e.quantaError }
+        let newest = known.max() ?? 0
+        let strays = Set(live.filter { !known.contains($0.arrayJobID) && $0.arrayJobID > newest && $0.name == name }.map(\.arrayJobID))
+        guard let id = strays.first else { return nil }
+        guard strays.count == 1 else {
+            throw QuantaError(.usage, "\(dir.slurmJournal): SLURM holds jobs \(strays.sorted().map(String.init).joined(separator: " ")) named \(name) from this directory that no record names; 'scancel' the ones you do not want, then 'quanta restart \(shellQuote(dir.root))' again")
+        }
+        try record.journal(next.map { .array(round.number, .init($0, jobID: id)) } ?? .final(round.number, jobID: id), in: dir)
+        return id
+    }
+
     /// Submits one round and records it; `selection` nil means everything as planned. The intent
     /// goes to the journal first, then each job id as sbatch returns it.
     public func submitRound(_ record: inout SlurmRecord, number: Int, reason: String, selection: Selection?) throws {
         try record.journal(.round(number, reason: reason, backend: backend.kind.rawValue, planned: planRound(selection: selection)), in: dir)
-        try completeRound(&record)
+        try submitRest(&record)
+    }
+
+    /// Completes a round a kill interrupted: adopts the job of an sbatch in flight at the kill, then
+    /// submits the rest. Returns the adopted job's id.
+    @discardableResult
+    public func completeRound(_ record: inout SlurmRecord) throws -> UInt32? {
+        let adopted = try adoptUnrecorded(&record)
+        try submitRest(&record)
+        return adopted
     }
 
     /// Submits what the latest round planned and has not submitted yet (all of it for a new round;
     /// the rest after a kill), with dependencies on the arrays already queued, then its final job.
     /// A failed sbatch cancels every array of the round, so nothing runs half-submitted.
-    public func completeRound(_ record: inout SlurmRecord) throws {
-        guard let round = record.rounds.last, round.isInterrupted else { return }
+    func submitRest(_ record: inout SlurmRecord) throws {
+        guard let round = record.rounds.last, round.isInterrupted else { return try record.write(dir) }
         let number = round.number
         let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         var idsOf: [String: [UInt32]] = [:]
@@ -391,7 +430,7 @@ public struct SlurmSubmitter {
                 }
                 let stem = dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number)
                 var s = SlurmSubmission(script: dir.script(array: array.name),
-                                        name: PathSanitizer.safeName("\(plan.submission).\(array.name)"),
+                                        name: jobName(array.name),
                                         array: p.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: p.memoryMB,
                                         cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
                 s.exclusive = array.packing != nil
@@ -404,12 +443,13 @@ public struct SlurmSubmitter {
                 let id = try backend.submit(s)
                 queued.append(id)
                 idsOf[array.name, default: []].append(id)
+                submittedHere += 1
+                afterSubmit?(submittedHere, false)
                 // Synced before the next sbatch: a kill from here on leaves this job on record.
                 try record.journal(.array(number, .init(p, jobID: id)), in: dir)
-                submittedHere += 1
-                afterSubmit?(submittedHere)
+                afterSubmit?(submittedHere, true)
             }
-            var f = SlurmSubmission(script: dir.script(array: "merge"), name: PathSanitizer.safeName("\(plan.submission).final"),
+            var f = SlurmSubmission(script: dir.script(array: "merge"), name: jobName("final"),
                                     array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
                                     stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
                                     stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
@@ -421,9 +461,10 @@ public struct SlurmSubmitter {
             f.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm", "QUANTA_PROGRESS": "0"]
             let finalID = try backend.submit(f)
             queued.append(finalID)
-            try record.journal(.final(number, jobID: finalID), in: dir)
             submittedHere += 1
-            afterSubmit?(submittedHere)
+            afterSubmit?(submittedHere, false)
+            try record.journal(.final(number, jobID: finalID), in: dir)
+            afterSubmit?(submittedHere, true)
         } catch {
             // Nothing half-submitted: take back what this round queued, then void the round.
             let what = (error as? SlurmError)?.description ?? "\(error)"

@@ -304,6 +304,18 @@ struct SlurmTests {
         return id
     }
 
+    /// What squeue still lists of these jobs as pending or running, after waiting up to 30 s for it to empty.
+    func stillQueued(_ f: ChainFixture, _ ids: [String]) throws -> String {
+        var left = "?"
+        for _ in 0..<60 {
+            left = try f.cli.run(["-h", "-j", ids.joined(separator: ","), "-t", "PENDING,RUNNING,COMPLETING", "-o", "%i %T"],
+                                 executable: Spawn.which("squeue") ?? "/usr/bin/squeue").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if left.isEmpty { break }
+            usleep(500_000)
+        }
+        return left
+    }
+
     /// Every attempt manifest of a job has its own number and its own SLURM job: none overwritten.
     func expectNoAttemptOverwritten(_ f: ChainFixture, array: String, jobs: Int) throws {
         for i in 0..<jobs {
@@ -352,16 +364,10 @@ struct SlurmTests {
         let c = try f.cli.run(["cancel", "sub", "--backend", "libslurm"])
         #expect(c.status == .exited(0) && c.stdout.contains("Cancelled 1 SLURM jobs (\(aJob))"), "\(c.output)")
         // SLURM agrees: nothing of the array is left pending or running.
-        let squeue = Spawn.which("squeue") ?? "/usr/bin/squeue"
-        var left = "?"
-        for _ in 0..<60 {
-            left = try f.cli.run(["-h", "-j", String(aJob), "-t", "PENDING,RUNNING,COMPLETING", "-o", "%i %T"], executable: squeue).stdout
-            if left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
-            usleep(500_000)
-        }
-        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "still queued after quanta cancel: \(left)")
+        let left = try stillQueued(f, [String(aJob)])
+        #expect(left.isEmpty, "still queued after quanta cancel: \(left)")
         #expect(try f.waitFor("libslurm", seconds: 60) { s in (0..<2).allSatisfy { f.element(s, "a", $0)["state"] as? String == "cancelled" } })
-        FileManager.default.createFile(atPath: f.cli.path("FAST"), contents: Data())
+        _ = FileManager.default.createFile(atPath: f.cli.path("FAST"), contents: Data())
         let restart = try f.cli.run(["restart", "sub", "--backend", "libslurm", "--wait"])
         #expect(restart.status == .exited(0), "\(restart.output)")
         #expect(restart.stdout.contains("Round 1: resubmitted 4 jobs"), "\(restart.stdout)")
@@ -371,6 +377,57 @@ struct SlurmTests {
         #expect(f.cli.read(f.cli.path("sub/manifests/a/attempts/0.1.json")).contains("terminated"))
         #expect(f.cli.read(f.cli.path("sub/manifests/a/attempts/0.2.json")).contains("\"status\" : \"succeeded\""))
         #expect(try f.registered().count == 4)
+    }
+
+    /// `quanta submit` killed after slurmctld accepted b's sbatch but before b's id was journaled
+    /// (QUANTA_TEST_KILL_BEFORE_JOURNAL, a test hook): a job no record names. Returns a's job and b's.
+    func submitKilledBeforeSecondIdIsJournaled(_ f: ChainFixture, _ backend: String) throws -> (a: String, stray: String) {
+        #expect(try f.cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", "local-slurm", "--out", "sub"]).status == .exited(0))
+        let r = try f.cli.run(["submit", "sub", "--backend", backend], environment: ["QUANTA_TEST_KILL_BEFORE_JOURNAL": "2"])
+        #expect(r.status == .signaled(SIGKILL), "\(r.output)")
+        let s = try f.status(backend)
+        #expect((s["note"] as? String ?? "").contains("after 1 of 3 sbatch calls"), "\(s["note"] ?? "")")
+        let stray = try controllerJobs(f, array: "b")
+        #expect(stray.count == 1, "the sbatch of b was accepted: \(stray)")
+        let a = (f.element(s, "a", 0)["slurmJob"] as? String ?? "").split(separator: "_").first.map(String.init) ?? "?"
+        return (a, stray.first ?? "?")
+    }
+
+    /// This submit directory's jobs named `sub.<array>`, as the controller lists them.
+    func controllerJobs(_ f: ChainFixture, array: String) throws -> Set<String> {
+        let text = try f.cli.run(["-o", "show", "job"], executable: Spawn.which("scontrol") ?? "/usr/bin/scontrol").stdout
+        return Set(text.split(separator: "\n").filter { $0.contains(" JobName=sub.\(array) ") && $0.contains(" WorkDir=\(f.cli.path("sub")) ") }.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("ArrayJobId=") }.map { String($0.dropFirst("ArrayJobId=".count)) }
+        })
+    }
+
+    @Test func jobQueuedButNotJournaledIsAdoptedByRestartNotSubmittedTwice() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "sleep 5; cp {input:in} {output:mid}")
+        let stray = try submitKilledBeforeSecondIdIsJournaled(f, "libslurm").stray
+        let restart = try f.cli.run(["restart", "sub", "--backend", "libslurm"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(restart.stdout.contains("Job \(stray) was queued when the submission was interrupted") && restart.stdout.contains("adopted, not submitted again"), "\(restart.stdout)")
+        #expect(!restart.stdout.contains("  b  job"), "\(restart.stdout)")
+        #expect(try controllerJobs(f, array: "b") == [stray], "b was not submitted a second time")
+        let arrays = ((try f.slurmRecord()["rounds"] as? [[String: Any]])?.first?["arrays"] as? [[String: Any]]) ?? []
+        #expect(arrays.map { $0["array"] as? String ?? "" } == ["a", "b"] && String(arrays.last?["jobID"] as? Int ?? 0) == stray, "\(arrays)")
+        #expect(try f.waitFor("libslurm", seconds: 180) { ($0["merge"] as? String ?? "").contains("registered") })
+        let s = try f.status("libslurm")
+        #expect(((s["elements"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "succeeded" }, "\(s)")
+        try expectNoAttemptOverwritten(f, array: "b", jobs: 2)
+        #expect(try f.registered().count == 4)
+    }
+
+    @Test func jobQueuedButNotJournaledIsCancelledByCancel() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "sleep 120; cp {input:in} {output:mid}")
+        let (a, stray) = try submitKilledBeforeSecondIdIsJournaled(f, "cli")
+        let c = try f.cli.run(["cancel", "sub", "--backend", "cli"])
+        // (b would also end by --kill-on-invalid-dep once a is cancelled; the record must name it either way.)
+        #expect(c.status == .exited(0) && c.stdout.contains("Found job \(stray)") && c.stdout.contains("Cancelled 2 SLURM jobs (\(a) \(stray))"), "\(c.output)")
+        let left = try stillQueued(f, [a, stray])
+        #expect(left.isEmpty, "still queued after quanta cancel: \(left)")
     }
 
     @Test func siteCheckComparesWithTheLiveCluster() throws {
