@@ -301,6 +301,8 @@ struct SlurmTests {
         #expect(again.status == .exited(1) && again.stderr.contains("already partly submitted") && again.stderr.contains("quanta restart"), "\(again.output)")
         let local = try f.cli.run(["run", "sub"])
         #expect(local.status != .exited(0) && local.stderr.contains("went to SLURM"), "\(local.output)")
+        let rerun = try f.cli.run(["rerun", "sub", "--job", "a:0", "--backend", backend])
+        #expect(rerun.status != .exited(0) && rerun.stderr.contains("SLURM holds job a:0 (\(jobs[0])"), "\(rerun.output)")
         return id
     }
 
