@@ -169,8 +169,15 @@ struct Cancel: ParsableCommand {
         var record = try ctx.record()
         let backend = try backendOption.open()
         // A kill mid-round may have left a job that sbatch queued but no record names yet.
-        if record.interrupted != nil, !record.cancelled, let id = try ctx.submitter(backend).adoptUnrecorded(&record) {
-            print("Found job \(id), queued when the submission was interrupted and on no record yet.")
+        if record.interrupted != nil, !record.cancelled {
+            // What cannot be adopted must not stop the cancel of what is on record.
+            do {
+                if let id = try ctx.submitter(backend).adoptUnrecorded(&record) {
+                    print("Found job \(id), queued when the submission was interrupted and on no record yet.")
+                }
+            } catch {
+                FileHandle.standardError.write(Data("note: \(error)\n".utf8))
+            }
         }
         try record.journal(.cancelled, in: ctx.dir)
         try record.write(ctx.dir)
