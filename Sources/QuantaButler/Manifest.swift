@@ -261,34 +261,55 @@ public struct Manifest: Sendable, Codable, Equatable {
         return OutputRecord(id: id, type: type, dataID: dataID, run: run, path: path, size: Int64(size), checksum: checksum)
     }
 
-    /// Writes the attempt's own manifest, then the job's latest one, each atomically.
+    /// Writes the attempt's own manifest, then the job's latest one, each atomically; then drops
+    /// the attempt's claim (the manifest now holds its number).
     public func write(in dir: SubmitDirectory) throws {
         let data = try encoded()
         try AtomicFile.write(data, to: dir.attemptManifest(array: array, index: index, attempt: attempt))
         try AtomicFile.write(data, to: dir.manifest(array: array, index: index))
+        unlink(dir.attemptClaim(array: array, index: index, attempt: attempt))
+    }
+
+    /// Attempt numbers of a job found in its attempts directory (manifests, and claims if asked).
+    static func attemptNumbers(in dir: SubmitDirectory, array: String, index: Int, claims: Bool) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.attemptDirectory(array: array))) ?? []
+        return names.compactMap { SubmitDirectory.attemptNumber(fileName: $0, index: index, claims: claims) }.sorted()
     }
 
     /// Every attempt's manifest of a job, oldest first (unreadable ones skipped).
     public static func attempts(in dir: SubmitDirectory, array: String, index: Int) -> [Manifest] {
-        let attemptsDir = "\(dir.manifests)/\(array)/attempts"
-        let prefix = "\(index)."
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: attemptsDir)) ?? []
-        let numbered = names.compactMap { n -> (Int, String)? in
-            guard n.hasPrefix(prefix), n.hasSuffix(".json"), let k = Int(n.dropFirst(prefix.count).dropLast(5)) else { return nil }
-            return (k, "\(attemptsDir)/\(n)")
-        }.sorted { $0.0 < $1.0 }
-        return numbered.compactMap { try? read(path: $0.1) ?? nil }
+        attemptNumbers(in: dir, array: array, index: index, claims: false).compactMap {
+            try? read(path: dir.attemptManifest(array: array, index: index, attempt: $0)) ?? nil
+        }
     }
 
-    /// The next attempt number for a job: one more than the attempts recorded.
+    /// The next attempt number for a job: one more than any recorded or claimed.
     public static func nextAttempt(in dir: SubmitDirectory, array: String, index: Int) -> Int {
-        let attemptsDir = "\(dir.manifests)/\(array)/attempts"
-        let prefix = "\(index)."
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: attemptsDir)) ?? []
-        let used = names.compactMap { n -> Int? in
-            guard n.hasPrefix(prefix), n.hasSuffix(".json") else { return nil }
-            return Int(n.dropFirst(prefix.count).dropLast(5))
+        (attemptNumbers(in: dir, array: array, index: index, claims: true).last ?? 0) + 1
+    }
+
+    /// Takes the next attempt number for a job by creating its claim file with O_EXCL: a number
+    /// another run claimed or recorded first is never reused, so no attempt manifest is overwritten.
+    /// `owner` goes into the claim (host, pid, SLURM job) for a person who finds one left by a kill.
+    public static func claimAttempt(in dir: SubmitDirectory, array: String, index: Int, owner: String) throws -> Int {
+        let folder = dir.attemptDirectory(array: array)
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw QuantaError(.io, "\(folder): cannot create the directory (\(error.localizedDescription)); check the submit directory's permissions and free space")
         }
-        return (used.max() ?? 0) + 1
+        var attempt = nextAttempt(in: dir, array: array, index: index)
+        while true {
+            let path = dir.attemptClaim(array: array, index: index, attempt: attempt)
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                _ = owner.withCString { Foundation.write(fd, $0, strlen($0)) }
+                close(fd)
+                return attempt
+            }
+            guard errno == EEXIST else {
+                throw QuantaError(.io, "\(path): cannot claim attempt \(attempt) (\(String(cString: strerror(errno)))); check the submit directory's permissions and free space")
+            }
+            // Someone else took it between our listing and our open: take the next.
+            attempt += 1
+        }
     }
 }

@@ -21,6 +21,8 @@ struct Rerun: ParsableCommand {
     @Flag(name: .long, help: "Allow replacing outputs the merge already registered: their registry records follow the new files, and the datasets made from the old ones downstream are listed.")
     var replace = false
 
+    @OptionGroup var backendOption: BackendOption
+
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
@@ -47,6 +49,7 @@ struct Rerun: ParsableCommand {
             }
         }
         let (array, slot) = target!
+        try refuseWhatSlurmHolds(array: array.name, slot: slot)
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
         // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
         // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
@@ -83,5 +86,16 @@ struct Rerun: ParsableCommand {
         if let m = manifest, m.status == .failed {
             throw ExitCode(1)
         }
+    }
+
+    /// Submitted to SLURM (even part-way, see slurm-journal.jsonl): a job SLURM says is pending or
+    /// running is not run here as well. When SLURM does not answer, the person decides.
+    func refuseWhatSlurmHolds(array: String, slot: Int) throws {
+        let d = SubmitDirectory(dir)
+        guard SlurmRecord.exists(d), let backend = try? backendOption.open(quiet: true) else { return }
+        let (status, view) = try SlurmContext(dir).status(backend)
+        guard view?.note == nil, let row = status.elements.first(where: { $0.array == array && $0.index == slot }),
+              row.state == .pending || row.state == .running, let held = row.slurmJob else { return }
+        throw QuantaError(.usage, "\(d.root): SLURM holds job \(array):\(slot) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuantaCore
 import QuantaScheduler
+import QuantaSlurm
 
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,8 @@ struct Restart: ParsableCommand {
 
     func run() throws {
         let ctx = try SlurmContext(dir)
-        if FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) {
+        // Submitted to SLURM, even part-way: never run here what SLURM may hold.
+        if SlurmRecord.exists(ctx.dir) {
             try restartOnSlurm(ctx)
             return
         }
@@ -51,8 +53,24 @@ struct Restart: ParsableCommand {
     func restartOnSlurm(_ ctx: SlurmContext) throws {
         let backend = try backendOption.open()
         var record = try ctx.record()
+        for note in record.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        if let cut = record.interrupted, !record.cancelled {
+            // `quanta submit` (or a final job) was killed mid-round: finish that round, waiting on what it queued.
+            let before = cut.arrays.count
+            let adopted = try ctx.submitter(backend).completeRound(&record)
+            let round = record.rounds.last!
+            if let adopted {
+                print("Job \(adopted) was queued when the submission was interrupted, before its id was recorded: adopted, not submitted again.")
+            }
+            print("Round \(round.number) was interrupted after \(before) of \(round.arrays.count + 1) sbatch calls; submitted the rest:")
+            for a in round.arrays.dropFirst(before) where a.jobID != adopted { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)") }
+            print("  final job \(round.finalJob.map(String.init) ?? "-")\(round.finalJob == adopted ? " (adopted)" : "")")
+            print("Already queued before the interruption: \(round.arrays.prefix(before).map { "\($0.array) job \($0.jobID)" }.joined(separator: ", "))")
+            return try waitIfAsked(ctx, backend)
+        }
         let (status, view) = try ctx.status(backend)
-        let busy = status.elements.filter { $0.state == .running || $0.state == .pending }
+        // Jobs of a round that was cancelled part-way and never submitted are not SLURM's: they go in this round.
+        let busy = status.elements.filter { ($0.state == .running || $0.state == .pending) && $0.slurmJob != nil }
         if !busy.isEmpty || view?.isActive == true {
             throw QuantaError(.usage, "\(ctx.dir.root): \(busy.count) jobs are still pending or running (and the final job has not ended); wait, or 'quanta cancel' first")
         }
@@ -69,6 +87,10 @@ struct Restart: ParsableCommand {
             for a in round.arrays { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)  \(Units.memory(a.memoryMB))") }
             print("  final job \(round.finalJob.map(String.init) ?? "-")")
         }
+        try waitIfAsked(ctx, backend)
+    }
+
+    func waitIfAsked(_ ctx: SlurmContext, _ backend: any SlurmBackend) throws {
         guard wait else { return }
         let (after, _) = try ctx.wait(backend, poll: 2)
         print(after.render(showElements: false), terminator: "")

@@ -40,6 +40,11 @@ enum LocalRun {
     /// Runs, then retries what the arrays' retry policies allow (as the final job does on SLURM:
     /// not for exit codes in retryUnlessExit, more memory after out-of-memory), then merges.
     static func execute(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
+        if SlurmRecord.exists(dir) {
+            // Its jobs may be queued or running under SLURM: running them here too would do the work twice.
+            let file = FileManager.default.fileExists(atPath: dir.slurmRecord) ? dir.slurmRecord : dir.slurmJournal
+            throw QuantaError(.usage, "\(file): this submission went to SLURM, which may hold its jobs; follow it with 'quanta status \(shellQuote(dir.root))', resume it with 'quanta restart \(shellQuote(dir.root))' (on SLURM), or 'quanta cancel' it first")
+        }
         var o = options
         let merge = o.runMerge
         o.runMerge = false

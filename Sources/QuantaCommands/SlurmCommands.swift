@@ -35,13 +35,26 @@ struct SlurmContext {
     }
 
     func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
-        SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
-                       backend: backend)
+        var s = SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
+                               backend: backend)
+        // Test hook, not for users: QUANTA_TEST_KILL_AFTER_SUBMITS=N kills this process (SIGKILL, as
+        // kill -9 would) right after its N-th sbatch is journaled, so the end-to-end tests can
+        // interrupt a round at a known point.
+        // QUANTA_TEST_KILL_BEFORE_JOURNAL=N kills it after the N-th sbatch returned, before its id
+        // is journaled (a job no record names).
+        let env = ProcessInfo.processInfo.environment
+        let after = env["QUANTA_TEST_KILL_AFTER_SUBMITS"].flatMap(Int.init), before = env["QUANTA_TEST_KILL_BEFORE_JOURNAL"].flatMap(Int.init)
+        if after != nil || before != nil {
+            s.afterSubmit = { count, journaled in
+                if count >= (journaled ? after : before) ?? .max { raise(SIGKILL) }
+            }
+        }
+        return s
     }
 
     func record() throws -> SlurmRecord {
         guard let r = try SlurmRecord.read(dir) else {
-            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
+            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json nor slurm-journal.jsonl); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
         }
         return r
     }
@@ -154,9 +167,20 @@ struct Cancel: ParsableCommand {
     func run() throws {
         let ctx = try SlurmContext(dir)
         var record = try ctx.record()
-        record.cancelled = true
-        try record.write(ctx.dir)
         let backend = try backendOption.open()
+        // A kill mid-round may have left a job that sbatch queued but no record names yet.
+        if record.interrupted != nil, !record.cancelled {
+            // What cannot be adopted must not stop the cancel of what is on record.
+            do {
+                if let id = try ctx.submitter(backend).adoptUnrecorded(&record) {
+                    print("Found job \(id), queued when the submission was interrupted and on no record yet.")
+                }
+            } catch {
+                FileHandle.standardError.write(Data("note: \(error)\n".utf8))
+            }
+        }
+        try record.journal(.cancelled, in: ctx.dir)
+        try record.write(ctx.dir)
         let ids = record.allJobIDs.sorted().map(String.init)
         try backend.cancel(ids)
         print("Cancelled \(ids.count) SLURM jobs (\(ids.joined(separator: " "))).")

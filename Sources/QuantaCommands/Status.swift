@@ -27,7 +27,7 @@ struct Status: ParsableCommand {
         // Submitted to SLURM: one query for every job's state, merged with the manifests.
         var backend: (any SlurmBackend)?
         var backendError: String?
-        if FileManager.default.fileExists(atPath: ctx.dir.slurmRecord) {
+        if SlurmRecord.exists(ctx.dir) {
             do { backend = try backendOption.open(quiet: true) } catch { backendError = "\(error)" }
         }
         let (s, _) = try ctx.status(backend, backendError: backendError, cached: !fresh)

@@ -34,7 +34,24 @@ public struct SubmitDirectory: Sendable {
     public static func manifestName(index: Int) -> String { "\(index).json" }
     /// Every attempt keeps its own manifest.
     public func attemptManifest(array: String, index: Int, attempt: Int) -> String {
-        "\(manifests)/\(array)/attempts/\(index).\(attempt).json"
+        "\(attemptDirectory(array: array))/\(index).\(attempt).json"
+    }
+    /// An attempt's claim on its number, made (O_EXCL) before it runs and removed once its manifest
+    /// exists: two runs of one job started together (SLURM and a local restart) never share a number.
+    public func attemptClaim(array: String, index: Int, attempt: Int) -> String {
+        "\(attemptDirectory(array: array))/\(index).\(attempt).claim"
+    }
+    public func attemptDirectory(array: String) -> String { "\(manifests)/\(array)/attempts" }
+    /// The inverse of `attemptManifest`/`attemptClaim`: the attempt number in `3.2.json` or
+    /// `3.2.claim` for job 3; nil for other files and other jobs.
+    public static func attemptNumber(fileName: String, index: Int, claims: Bool) -> Int? {
+        let prefix = "\(index)."
+        guard fileName.hasPrefix(prefix) else { return nil }
+        let rest = fileName.dropFirst(prefix.count)
+        for suffix in claims ? [".json", ".claim"] : [".json"] where rest.hasSuffix(suffix) {
+            return Int(rest.dropLast(suffix.count))
+        }
+        return nil
     }
     public func jobLog(array: String, index: Int, stream: String) -> String { "\(logs)/\(array).\(index).\(stream)" }
     /// What SLURM writes for one array element, relative to logs/: `isr.3` (one job per element),
@@ -47,6 +64,8 @@ public struct SubmitDirectory: Sendable {
     }
     /// Which SLURM jobs make up the submission, round by round (written by `quanta submit`).
     public var slurmRecord: String { root + "/slurm.json" }
+    /// Every SLURM submission step as it happens (`SlurmJournal`): survives a kill mid-round.
+    public var slurmJournal: String { root + "/slurm-journal.jsonl" }
     /// Final states of SLURM jobs, kept once the controller forgets them (MinJobAge).
     public var slurmStates: String { root + "/slurm-states.json" }
     public func quantumLog(task: String, quantum: UUID, attempt: Int) -> String {

@@ -40,7 +40,10 @@ public struct JobRunner: Sendable {
         let job = try Snapshot.job(path: dir.snapshot, array: array, index: index)
         let lookupSeconds = Date().timeIntervalSince(lookupStart)
         try Repository.checkIdentity(root: job.meta.repo, expected: job.meta.repoID, what: "running job \(array):\(index)")
-        let attempt = Manifest.nextAttempt(in: dir, array: array, index: index)
+        // Claimed, not just counted: a run of the same job started meanwhile (SLURM's while a local
+        // restart runs it, say) gets the next number instead of overwriting this attempt's manifest.
+        let owner = "\(hostName()) pid \(getpid())\(environment["SLURM_JOB_ID"].map { " SLURM job \($0)" } ?? "") at \(Timestamp.iso8601(Date()))\n"
+        let attempt = try Manifest.claimAttempt(in: dir, array: array, index: index, owner: owner)
         let started = Date()
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
         var records: [QuantumRecord] = []

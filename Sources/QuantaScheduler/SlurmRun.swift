@@ -5,9 +5,20 @@ import QuantaSlurm
 
 /// `slurm.json`: every SLURM job a submission is made of, round by round. Round 0 is the plan;
 /// later rounds are retries (from the final job) or restarts (from a person), as new arrays with
-/// explicit index lists.
+/// explicit index lists. Built step by step from `slurm-journal.jsonl` (`SlurmJournal`), whose
+/// entries `read` folds in, so a round cut short by a kill is still here.
 public struct SlurmRecord: Sendable, Codable {
-    public struct Submitted: Sendable, Codable {
+    /// One sbatch a round means to make (the journal's intent), in submission order.
+    public struct Planned: Sendable, Codable, Equatable {
+        public var array: String
+        /// Job slots (status rows) in this submission; nil means the whole array as planned.
+        public var jobs: [Int]?
+        /// `--array=` to submit.
+        public var elements: String
+        public var memoryMB: Int
+    }
+
+    public struct Submitted: Sendable, Codable, Equatable {
         public var array: String
         public var jobID: UInt32
         /// Job slots (status rows) in this submission; nil means the whole array.
@@ -15,6 +26,14 @@ public struct SlurmRecord: Sendable, Codable {
         /// `--array=` as submitted.
         public var elements: String
         public var memoryMB: Int
+
+        init(_ p: Planned, jobID: UInt32) {
+            array = p.array
+            self.jobID = jobID
+            jobs = p.jobs
+            elements = p.elements
+            memoryMB = p.memoryMB
+        }
     }
 
     public struct Round: Sendable, Codable {
@@ -24,6 +43,14 @@ public struct SlurmRecord: Sendable, Codable {
         public var submittedAt: String
         public var arrays: [Submitted]
         public var finalJob: UInt32?
+        /// While the round is being submitted: every sbatch it means to make (the final job
+        /// aside); `arrays` holds the first of them that were made. Nil once the final job is queued.
+        public var planned: [Planned]?
+
+        /// No final job: the round's submission stopped part-way (a kill, a crash).
+        public var isInterrupted: Bool { finalJob == nil }
+        /// The planned sbatch calls not made yet, in order.
+        public var unsubmitted: [Planned] { Array((planned ?? []).dropFirst(arrays.count)) }
     }
 
     public var formatVersion = 1
@@ -31,17 +58,54 @@ public struct SlurmRecord: Sendable, Codable {
     public var rounds: [Round]
     /// Set by `quanta cancel`: the final job retries nothing.
     public var cancelled = false
+    /// Journal lines that could not be read (not stored).
+    public var notes: [String] = []
 
+    enum CodingKeys: String, CodingKey { case formatVersion, backend, rounds, cancelled }
+
+    public init(backend: String, rounds: [Round]) {
+        self.backend = backend
+        self.rounds = rounds
+    }
+
+    /// True when this submission went to SLURM, even if `quanta submit` was killed before slurm.json.
+    public static func exists(_ dir: SubmitDirectory) -> Bool {
+        FileManager.default.fileExists(atPath: dir.slurmRecord) || FileManager.default.fileExists(atPath: dir.slurmJournal)
+    }
+
+    /// slurm.json with the journal folded in; nil when neither exists.
     public static func read(_ dir: SubmitDirectory) throws -> SlurmRecord? {
-        guard let data = FileManager.default.contents(atPath: dir.slurmRecord) else { return nil }
-        do { return try JSONDecoder().decode(SlurmRecord.self, from: data) } catch {
-            throw QuantaError(.io, "\(dir.slurmRecord): unreadable (\(error)); it lists the SLURM job ids of this submission — restore it or cancel the jobs with scancel")
+        var record: SlurmRecord?
+        var notes: [String] = []
+        if let data = FileManager.default.contents(atPath: dir.slurmRecord) {
+            do { record = try JSONDecoder().decode(SlurmRecord.self, from: data) } catch {
+                // The journal holds the same job ids: fold it alone rather than stop here.
+                guard FileManager.default.fileExists(atPath: dir.slurmJournal) else {
+                    throw QuantaError(.io, "\(dir.slurmRecord): unreadable (\(error)); it lists the SLURM job ids of this submission — restore it or cancel the jobs with scancel")
+                }
+                notes.append("\(dir.slurmRecord): unreadable (\(error)); rounds come from \(dir.slurmJournal) alone")
+            }
         }
+        let journal = SlurmJournal.read(dir.slurmJournal)
+        if record == nil && journal.entries.isEmpty && journal.notes.isEmpty { return nil }
+        var folded = record ?? SlurmRecord(backend: "", rounds: [])
+        for e in journal.entries { folded.apply(e) }
+        folded.notes = notes + journal.notes
+        return folded
     }
 
     public func write(_ dir: SubmitDirectory) throws {
         try AtomicFile.write(try JSONEncoder.pretty.encode(self), to: dir.slurmRecord)
     }
+
+    /// Records one step in the journal (synced) and in this record.
+    public mutating func journal(_ entry: SlurmJournal.Entry, in dir: SubmitDirectory) throws {
+        try SlurmJournal.append(entry, to: dir.slurmJournal)
+        apply(entry)
+    }
+
+    /// The latest round, when its submission stopped part-way.
+    public var interrupted: Round? { rounds.last.flatMap { $0.isInterrupted ? $0 : nil } }
 
     public var allJobIDs: Set<UInt32> {
         Set(rounds.flatMap { $0.arrays.map(\.jobID) + ($0.finalJob.map { [$0] } ?? []) })
@@ -229,6 +293,10 @@ public struct SlurmSubmitter {
     public let plan: PlanDocument
     public let site: (account: String?, qos: String?, extraOptions: [String])
     public let backend: any SlurmBackend
+    /// Called after each sbatch returns (`journaled` false) and again once its id is journaled,
+    /// with how many this call has made; the test hooks QUANTA_TEST_KILL_AFTER_SUBMITS and
+    /// QUANTA_TEST_KILL_BEFORE_JOURNAL (read by the commands) kill the process here.
+    public var afterSubmit: ((_ count: Int, _ journaled: Bool) -> Void)?
 
     public init(dir: SubmitDirectory, plan: PlanDocument, account: String?, qos: String?, extraOptions: [String],
                 backend: any SlurmBackend) {
@@ -243,11 +311,15 @@ public struct SlurmSubmitter {
 
     /// Round 0: every array as planned, with aftercorr/afterany between them, then the final job.
     public func submitAll() throws -> SlurmRecord {
-        if FileManager.default.fileExists(atPath: dir.slurmRecord) {
+        if let existing = try SlurmRecord.read(dir), !existing.rounds.isEmpty {
+            if let r = existing.interrupted, !existing.cancelled {
+                throw QuantaError(.usage, "\(dir.root): already partly submitted (\(dir.slurmJournal)): round \(r.number) stopped after \(r.arrays.count) of \(r.arrays.count + r.unsubmitted.count + 1) sbatch calls (jobs \(r.arrays.map { String($0.jobID) }.joined(separator: " "))); 'quanta restart \(shellQuote(dir.root))' submits the rest, 'quanta cancel \(shellQuote(dir.root))' cancels what is queued")
+            }
             throw QuantaError(.usage, "\(dir.root): already submitted (see slurm.json); follow it with 'quanta status', or 'quanta restart' what failed")
         }
         try preflight()
-        var record = SlurmRecord(backend: backend.kind.rawValue, rounds: [])
+        var record = try SlurmRecord.read(dir) ?? SlurmRecord(backend: backend.kind.rawValue, rounds: [])
+        record.backend = backend.kind.rawValue
         try submitRound(&record, number: 0, reason: "submit", selection: nil)
         return record
     }
@@ -266,56 +338,118 @@ public struct SlurmSubmitter {
         }
     }
 
-    /// Submits one round and records it; `selection` nil means everything as planned.
+    /// The sbatch calls of a round, in submission order (upstream arrays first); `selection` nil
+    /// means every array as planned.
+    public func planRound(selection: Selection?) -> [SlurmRecord.Planned] {
+        var out: [SlurmRecord.Planned] = []
+        for array in plan.arrays {
+            guard let selection else {
+                out.append(.init(array: array.name, jobs: nil, elements: array.arraySpec, memoryMB: array.resources.memoryMB))
+                continue
+            }
+            guard let chosen = selection[array.name], !chosen.isEmpty else { continue }
+            // One sbatch per memory size; job slots → elements.
+            var byMemory: [Int: [Int]] = [:]
+            for (slot, mem) in chosen { byMemory[mem, default: []].append(slot) }
+            for mem in byMemory.keys.sorted() {
+                let slots = byMemory[mem]!.sorted()
+                let throttle = array.throttle > 0 ? "%\(array.throttle)" : ""
+                out.append(.init(array: array.name, jobs: slots, elements: ArrayIndices.format(slots.map(array.element(ofJob:))) + throttle, memoryMB: mem))
+            }
+        }
+        return out
+    }
+
+    /// `<submission>.<array>`, `<submission>.final`: what squeue shows, and how `adoptUnrecorded` finds a job.
+    public func jobName(_ array: String) -> String { PathSanitizer.safeName("\(plan.submission).\(array)") }
+
+    /// A kill between slurmctld accepting an sbatch and its id reaching the journal leaves a job
+    /// no record names. Before an interrupted round goes on, the controller is asked for this
+    /// submit directory's jobs: one newer than every id ever journaled, named as the round's next
+    /// sbatch, is that sbatch's job, and is journaled as if sbatch had returned — so it is not
+    /// submitted (and run) twice. Several such jobs are not guessed between: that throws.
+    @discardableResult
+    public func adoptUnrecorded(_ record: inout SlurmRecord) throws -> UInt32? {
+        guard let round = record.rounds.last, round.isInterrupted else { return nil }
+        let next = round.unsubmitted.first
+        let name = jobName(next?.array ?? "final")
+        var known = record.allJobIDs
+        for e in SlurmJournal.read(dir.slurmJournal).entries {
+            if let id = e.submitted?.jobID ?? e.jobID { known.insert(id) }
+        }
+        let live: [SlurmJobRecord]
+        do { live = try backend.jobs(.workDirectory(dir.root)) } catch let e as SlurmError { throw e.quantaError }
+        let newest = known.max() ?? 0
+        let strays = Set(live.filter { !known.contains($0.arrayJobID) && $0.arrayJobID > newest && $0.name == name }.map(\.arrayJobID))
+        guard let id = strays.first else { return nil }
+        guard strays.count == 1 else {
+            throw QuantaError(.usage, "\(dir.slurmJournal): SLURM holds jobs \(strays.sorted().map(String.init).joined(separator: " ")) named \(name) from this directory that no record names; 'scancel' the ones you do not want, then 'quanta restart \(shellQuote(dir.root))' again")
+        }
+        try record.journal(next.map { .array(round.number, .init($0, jobID: id)) } ?? .final(round.number, jobID: id), in: dir)
+        return id
+    }
+
+    /// Submits one round and records it; `selection` nil means everything as planned. The intent
+    /// goes to the journal first, then each job id as sbatch returns it.
     public func submitRound(_ record: inout SlurmRecord, number: Int, reason: String, selection: Selection?) throws {
-        var round = SlurmRecord.Round(number: number, reason: reason, submittedAt: Timestamp.iso8601(Date()),
-                                      arrays: [], finalJob: nil)
+        try record.journal(.round(number, reason: reason, backend: backend.kind.rawValue, planned: planRound(selection: selection)), in: dir)
+        try submitRest(&record)
+    }
+
+    /// Completes a round a kill interrupted: adopts the job of an sbatch in flight at the kill, then
+    /// submits the rest. Returns the adopted job's id.
+    @discardableResult
+    public func completeRound(_ record: inout SlurmRecord) throws -> UInt32? {
+        let adopted = try adoptUnrecorded(&record)
+        try submitRest(&record)
+        return adopted
+    }
+
+    /// Submits what the latest round planned and has not submitted yet (all of it for a new round;
+    /// the rest after a kill), with dependencies on the arrays already queued, then its final job.
+    /// A failed sbatch cancels every array of the round, so nothing runs half-submitted.
+    func submitRest(_ record: inout SlurmRecord) throws {
+        guard let round = record.rounds.last, round.isInterrupted else { return try record.write(dir) }
+        let number = round.number
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         var idsOf: [String: [UInt32]] = [:]
-        var queued: [UInt32] = []
+        for s in round.arrays { idsOf[s.array, default: []].append(s.jobID) }
+        var queued = round.arrays.map(\.jobID)
+        var submittedHere = 0
         do {
-            for array in plan.arrays {
-                let groups: [(elements: String, jobs: [Int]?, memory: Int)]
-                if let selection {
-                    guard let chosen = selection[array.name], !chosen.isEmpty else { continue }
-                    // One sbatch per memory size; job slots → elements.
-                    var byMemory: [Int: [Int]] = [:]
-                    for (slot, mem) in chosen { byMemory[mem, default: []].append(slot) }
-                    groups = byMemory.keys.sorted().map { mem in
-                        let slots = byMemory[mem]!.sorted()
-                        let elements = ArrayIndices.format(slots.map(array.element(ofJob:)))
-                        let throttle = array.throttle > 0 ? "%\(array.throttle)" : ""
-                        return (elements + throttle, slots, mem)
-                    }
-                } else {
-                    groups = [(array.arraySpec, nil, array.resources.memoryMB)]
+            for p in round.unsubmitted {
+                guard let array = arrays[p.array] else {
+                    throw QuantaError(.usage, "\(dir.slurmJournal): round \(number) plans array \(p.array), which plan.json does not have; 'quanta cancel \(shellQuote(dir.root))' and plan again")
                 }
                 var deps: [String] = []
                 for d in array.dependencies {
                     guard let ids = idsOf[d.array] else { continue }
                     // Retry rounds wait for whole upstream arrays: their index lists differ.
-                    let kind = selection == nil ? d.kind.rawValue : DependencyKind.afterany.rawValue
+                    let kind = p.jobs == nil ? d.kind.rawValue : DependencyKind.afterany.rawValue
                     deps += ids.map { "\(kind):\($0)" }
                 }
                 let stem = dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number)
-                for g in groups {
-                    var s = SlurmSubmission(script: dir.script(array: array.name),
-                                            name: PathSanitizer.safeName("\(plan.submission).\(array.name)"),
-                                            array: g.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: g.memory,
-                                            cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
-                    s.exclusive = array.packing != nil
-                    s.timeMinutes = array.resources.walltime.map { ($0 + 59) / 60 }
-                    s.account = site.account
-                    s.qos = site.qos
-                    s.extraOptions = site.extraOptions
-                    s.dependency = deps.isEmpty ? nil : deps.joined(separator: ",")
-                    s.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm"]
-                    let id = try backend.submit(s)
-                    queued.append(id)
-                    idsOf[array.name, default: []].append(id)
-                    round.arrays.append(.init(array: array.name, jobID: id, jobs: g.jobs, elements: g.elements, memoryMB: g.memory))
-                }
+                var s = SlurmSubmission(script: dir.script(array: array.name),
+                                        name: jobName(array.name),
+                                        array: p.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: p.memoryMB,
+                                        cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
+                s.exclusive = array.packing != nil
+                s.timeMinutes = array.resources.walltime.map { ($0 + 59) / 60 }
+                s.account = site.account
+                s.qos = site.qos
+                s.extraOptions = site.extraOptions
+                s.dependency = deps.isEmpty ? nil : deps.joined(separator: ",")
+                s.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm"]
+                let id = try backend.submit(s)
+                queued.append(id)
+                idsOf[array.name, default: []].append(id)
+                submittedHere += 1
+                afterSubmit?(submittedHere, false)
+                // Synced before the next sbatch: a kill from here on leaves this job on record.
+                try record.journal(.array(number, .init(p, jobID: id)), in: dir)
+                afterSubmit?(submittedHere, true)
             }
-            var f = SlurmSubmission(script: dir.script(array: "merge"), name: PathSanitizer.safeName("\(plan.submission).final"),
+            var f = SlurmSubmission(script: dir.script(array: "merge"), name: jobName("final"),
                                     array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
                                     stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
                                     stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
@@ -326,14 +460,23 @@ public struct SlurmSubmitter {
             f.killOnInvalidDependency = false
             f.dependency = queued.isEmpty ? nil : queued.map { "afterany:\($0)" }.joined(separator: ",")
             f.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm", "QUANTA_PROGRESS": "0"]
-            round.finalJob = try backend.submit(f)
+            let finalID = try backend.submit(f)
+            queued.append(finalID)
+            submittedHere += 1
+            afterSubmit?(submittedHere, false)
+            try record.journal(.final(number, jobID: finalID), in: dir)
+            afterSubmit?(submittedHere, true)
         } catch {
-            // Nothing half-submitted: take back what this round queued.
-            try? backend.cancel(queued.map(String.init))
+            // Nothing half-submitted: take back what this round queued, then void the round.
             let what = (error as? SlurmError)?.description ?? "\(error)"
-            throw QuantaError(.scheduler, "\(what); cancelled the \(queued.count) arrays this round had queued, so nothing runs half-submitted")
+            do {
+                try backend.cancel(queued.map(String.init))
+            } catch {
+                throw QuantaError(.scheduler, "\(what); cancelling the round's \(queued.count) queued jobs failed too (\(error)): they stay in \(dir.slurmJournal), so 'quanta cancel \(shellQuote(dir.root))' can retry")
+            }
+            try? record.journal(.abandoned(number), in: dir)
+            throw QuantaError(.scheduler, "\(what); cancelled the \(queued.count) jobs this round had queued, so nothing runs half-submitted")
         }
-        record.rounds.append(round)
         try record.write(dir)
     }
 }

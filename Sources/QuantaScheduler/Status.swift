@@ -176,8 +176,15 @@ public struct SubmissionStatus: Sendable, Codable {
             arrays: arrays, arrayOrder: plan.arrays.map(\.name), elements: elements, merge: merge, quanta: quanta)
         if let slurm {
             let r = slurm.record
-            status.scheduler = "SLURM (\(r.backend)), \(r.rounds.count) round\(r.rounds.count == 1 ? "" : "s"), \(r.sbatchCalls) sbatch calls\(r.cancelled ? ", cancelled" : "")"
-            status.note = slurm.note
+            status.scheduler = "SLURM (\(r.backend)), \(r.rounds.count) round\(r.rounds.count == 1 ? "" : "s"), \(r.sbatchCalls) sbatch calls\(r.interrupted.map { ", round \($0.number) interrupted" } ?? "")\(r.cancelled ? ", cancelled" : "")"
+            var notes = [slurm.note].compactMap { $0 } + r.notes
+            if let cut = r.interrupted {
+                let root = shellQuote(dir.root)
+                notes.append(r.cancelled
+                    ? "round \(cut.number) was interrupted part-way and then cancelled; 'quanta restart \(root)' resubmits what did not succeed"
+                    : "round \(cut.number) was interrupted after \(cut.arrays.count) of \(cut.arrays.count + cut.unsubmitted.count + 1) sbatch calls (\(dir.slurmJournal)); 'quanta restart \(root)' submits the rest, 'quanta cancel \(root)' cancels what is queued")
+            }
+            status.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
             // The final job of the latest round: what a person needs when the merge did not happen.
             if let last = r.rounds.last, let id = last.finalJob {
                 let log = "logs/merge\(last.number > 0 ? ".r\(last.number)" : "").err"

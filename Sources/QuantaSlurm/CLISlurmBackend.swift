@@ -75,7 +75,7 @@ public struct CLISlurmBackend: SlurmBackend {
         return id
     }
 
-    public func jobs(arrayJobIDs: Set<UInt32>) throws -> [SlurmJobRecord] {
+    public func jobs(_ filter: SlurmJobFilter) throws -> [SlurmJobRecord] {
         // One call for every job the controller knows, filtered here (one RPC, like slurm_load_jobs).
         let text = try call(scontrol, ["-o", "show", "job"], doing: "reading job states")
         var out: [SlurmJobRecord] = []
@@ -83,14 +83,14 @@ public struct CLISlurmBackend: SlurmBackend {
             let f = Self.fields(line)
             guard let jobID = f["JobId"].flatMap({ UInt32($0) }) else { continue }
             let arrayID = f["ArrayJobId"].flatMap { UInt32($0) } ?? jobID
-            guard arrayJobIDs.contains(arrayID) || arrayJobIDs.contains(jobID) else { continue }
+            guard filter.keeps(arrayJobID: arrayID, jobID: jobID, workDir: { f["WorkDir"] }) else { continue }
             let tasks = f["ArrayTaskId"].map(ArrayIndices.parse) ?? []
             let ec = (f["ExitCode"] ?? "0:0").split(separator: ":").map { Int($0) ?? 0 }
             out.append(SlurmJobRecord(
                 arrayJobID: arrayID, jobID: jobID, taskIDs: tasks, state: SlurmJobState(text: f["JobState"] ?? ""),
                 reason: f["Reason"] ?? "", exitCode: ec.first ?? 0, signal: ec.count > 1 ? ec[1] : 0,
                 stderrPath: f["StdErr"], memoryMB: f["MinMemoryNode"].flatMap { Units.megabytes($0) },
-                startTime: Self.time(f["StartTime"]), endTime: Self.time(f["EndTime"])))
+                startTime: Self.time(f["StartTime"]), endTime: Self.time(f["EndTime"]), name: filter.wantsIdentity ? f["JobName"] : nil, workDir: filter.wantsIdentity ? f["WorkDir"] : nil))
         }
         return out
     }

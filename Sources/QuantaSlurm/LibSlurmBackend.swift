@@ -109,7 +109,7 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
         return r.pointee.job_id
     }
 
-    public func jobs(arrayJobIDs: Set<UInt32>) throws -> [SlurmJobRecord] {
+    public func jobs(_ filter: SlurmJobFilter) throws -> [SlurmJobRecord] {
         lock.lock(); defer { lock.unlock() }
         var msg: UnsafeMutablePointer<job_info_msg_t>?
         guard slurm_load_jobs(0, &msg, quanta_slurm_show_all()) == quanta_slurm_success(), let m = msg else {
@@ -121,7 +121,7 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
         for i in 0..<Int(m.pointee.record_count) {
             let j = m.pointee.job_array[i]
             let arrayID = j.array_job_id != 0 ? j.array_job_id : j.job_id
-            guard arrayJobIDs.contains(arrayID) || arrayJobIDs.contains(j.job_id) else { continue }
+            guard filter.keeps(arrayJobID: arrayID, jobID: j.job_id, workDir: { j.work_dir.map { String(cString: $0) } }) else { continue }
             var tasks: [Int] = []
             if j.array_job_id != 0 {
                 if j.array_task_id != noVal { tasks = [Int(j.array_task_id)] }
@@ -139,7 +139,9 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
                 stderrPath: j.std_err.map { String(cString: $0) },
                 memoryMB: mem > 0 && mem != quanta_slurm_no_val64() ? Int(mem) : nil,
                 startTime: j.start_time > 0 ? Int(j.start_time) : nil,
-                endTime: j.end_time > 0 ? Int(j.end_time) : nil))
+                endTime: j.end_time > 0 ? Int(j.end_time) : nil,
+                name: filter.wantsIdentity ? j.name.map { String(cString: $0) } : nil,
+                workDir: filter.wantsIdentity ? j.work_dir.map { String(cString: $0) } : nil))
         }
         return out
     }

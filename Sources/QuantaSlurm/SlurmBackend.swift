@@ -19,12 +19,39 @@ public protocol SlurmBackend: Sendable, CustomStringConvertible {
     func controllerConfig() throws -> SlurmControllerConfig
     /// One array (or job) submitted; returns its job id.
     func submit(_ submission: SlurmSubmission) throws -> UInt32
-    /// Every record of these arrays/jobs, in one query to the controller.
-    func jobs(arrayJobIDs: Set<UInt32>) throws -> [SlurmJobRecord]
+    /// Every record of the jobs the filter keeps, in one query to the controller.
+    func jobs(_ filter: SlurmJobFilter) throws -> [SlurmJobRecord]
     /// `123` (a whole array) or `123_4` (one element).
     func cancel(_ ids: [String]) throws
     func partitions() throws -> [SlurmPartitionInfo]
     func nodes() throws -> [SlurmNodeInfo]
+}
+
+/// Which jobs `SlurmBackend.jobs` returns.
+public enum SlurmJobFilter: Sendable {
+    /// These arrays/jobs.
+    case ids(Set<UInt32>)
+    /// Every job submitted with this working directory (`--chdir`): a submission's own.
+    case workDirectory(String)
+
+    /// Records carry `name` and `workDir` only when asked by work directory: status polls of
+    /// 100,000 jobs need neither, and slurm-states.json keeps what they carry.
+    var wantsIdentity: Bool {
+        if case .workDirectory = self { return true }
+        return false
+    }
+
+    func keeps(arrayJobID: UInt32, jobID: UInt32, workDir: () -> String?) -> Bool {
+        switch self {
+        case .ids(let ids): return ids.contains(arrayJobID) || ids.contains(jobID)
+        case .workDirectory(let dir): return workDir() == dir
+        }
+    }
+}
+
+extension SlurmBackend {
+    /// Every record of these arrays/jobs, in one query to the controller.
+    public func jobs(arrayJobIDs: Set<UInt32>) throws -> [SlurmJobRecord] { try jobs(.ids(arrayJobIDs)) }
 }
 
 public enum SlurmEnvironment {

@@ -49,9 +49,13 @@ public struct SlurmJobRecord: Sendable, Codable, Equatable {
     public var memoryMB: Int?
     public var startTime: Int?
     public var endTime: Int?
+    /// `--job-name` and `--chdir` as submitted: how a job no record names is found again.
+    public var name: String?
+    public var workDir: String?
 
     public init(arrayJobID: UInt32, jobID: UInt32, taskIDs: [Int], state: SlurmJobState, reason: String,
-                exitCode: Int, signal: Int, stderrPath: String?, memoryMB: Int?, startTime: Int?, endTime: Int?) {
+                exitCode: Int, signal: Int, stderrPath: String?, memoryMB: Int?, startTime: Int?, endTime: Int?,
+                name: String? = nil, workDir: String? = nil) {
         self.arrayJobID = arrayJobID
         self.jobID = jobID
         self.taskIDs = taskIDs
@@ -63,6 +67,8 @@ public struct SlurmJobRecord: Sendable, Codable, Equatable {
         self.memoryMB = memoryMB
         self.startTime = startTime
         self.endTime = endTime
+        self.name = name
+        self.workDir = workDir
     }
 }
 

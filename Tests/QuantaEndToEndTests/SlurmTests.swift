@@ -281,6 +281,158 @@ struct SlurmTests {
         #expect(try f.registered().count == 20)
     }
 
+    /// `quanta submit` killed (SIGKILL) right after its first sbatch: QUANTA_TEST_KILL_AFTER_SUBMITS
+    /// is a test hook that makes the submitter raise(SIGKILL) after N sbatch calls are journaled.
+    func submitKilledAfterFirstArray(_ f: ChainFixture, _ backend: String) throws -> UInt32 {
+        #expect(try f.cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", "local-slurm", "--out", "sub"]).status == .exited(0))
+        let r = try f.cli.run(["submit", "sub", "--backend", backend], environment: ["QUANTA_TEST_KILL_AFTER_SUBMITS": "1"])
+        #expect(r.status == .signaled(SIGKILL), "\(r.output)")
+        #expect(!FileManager.default.fileExists(atPath: f.cli.path("sub/slurm.json")), "killed before the round ended")
+        let s = try f.status(backend)
+        #expect((s["scheduler"] as? String ?? "").contains("SLURM") && (s["scheduler"] as? String ?? "").contains("round 0 interrupted"), "\(s["scheduler"] ?? "")")
+        #expect((s["note"] as? String ?? "").contains("after 1 of 3 sbatch calls"), "\(s["note"] ?? "")")
+        // The array queued before the kill is SLURM's, with its job id; the other was never submitted.
+        let jobs = (0..<2).compactMap { f.element(s, "a", $0)["slurmJob"] as? String }
+        #expect(jobs.count == 2, "\(s)")
+        #expect(f.element(s, "b", 0)["slurmJob"] == nil && f.element(s, "b", 0)["reason"] as? String == "not submitted")
+        let id = UInt32(jobs.first?.split(separator: "_").first ?? "") ?? 0
+        #expect(id > 0)
+        // Neither a second submit nor a local run touches what SLURM holds.
+        let again = try f.cli.run(["submit", "sub", "--backend", backend])
+        #expect(again.status == .exited(1) && again.stderr.contains("already partly submitted") && again.stderr.contains("quanta restart"), "\(again.output)")
+        let local = try f.cli.run(["run", "sub"])
+        #expect(local.status != .exited(0) && local.stderr.contains("went to SLURM"), "\(local.output)")
+        let rerun = try f.cli.run(["rerun", "sub", "--job", "a:0", "--backend", backend])
+        #expect(rerun.status != .exited(0) && rerun.stderr.contains("SLURM holds job a:0 (\(jobs[0])"), "\(rerun.output)")
+        return id
+    }
+
+    /// What squeue still lists of these jobs as pending or running, after waiting up to 30 s for it to empty.
+    func stillQueued(_ f: ChainFixture, _ ids: [String]) throws -> String {
+        var left = "?"
+        for _ in 0..<60 {
+            left = try f.cli.run(["-h", "-j", ids.joined(separator: ","), "-t", "PENDING,RUNNING,COMPLETING", "-o", "%i %T"],
+                                 executable: Spawn.which("squeue") ?? "/usr/bin/squeue").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if left.isEmpty { break }
+            usleep(500_000)
+        }
+        return left
+    }
+
+    /// Every attempt manifest of a job has its own number and its own SLURM job: none overwritten.
+    func expectNoAttemptOverwritten(_ f: ChainFixture, array: String, jobs: Int) throws {
+        for i in 0..<jobs {
+            let names = try FileManager.default.contentsOfDirectory(atPath: f.cli.path("sub/manifests/\(array)/attempts")).filter { $0.hasPrefix("\(i).") && $0.hasSuffix(".json") }
+            let manifests = names.map { (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.cli.path("sub/manifests/\(array)/attempts/" + $0))))) as? [String: Any] ?? [:] }
+            #expect(Set(manifests.compactMap { $0["attempt"] as? Int }).count == names.count, "\(array):\(i) \(names)")
+            #expect(Set(manifests.compactMap { $0["slurmArrayJobID"] as? String }).count == names.count, "\(array):\(i) every attempt ran under SLURM, each its own job: \(manifests)")
+        }
+    }
+
+    /// Issue 12 item 3: a kill -9 of `quanta submit` mid-round leaves jobs SLURM runs; status shows
+    /// them, restart completes the round on SLURM (the missing array waits on the queued one).
+    @Test func submitKilledMidRoundIsCompletedByRestart() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "sleep 10; cp {input:in} {output:mid}")
+        let aJob = try submitKilledAfterFirstArray(f, "cli")
+        let restart = try f.cli.run(["restart", "sub", "--backend", "cli"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(restart.stdout.contains("Round 0 was interrupted after 1 of 3 sbatch calls"), "\(restart.stdout)")
+        #expect(!restart.stdout.contains("  a  job"), "a was queued before the kill and is not submitted again: \(restart.stdout)")
+        let rec = try f.slurmRecord()
+        let arrays = ((rec["rounds"] as? [[String: Any]])?.first?["arrays"] as? [[String: Any]]) ?? []
+        #expect((rec["rounds"] as? [Any])?.count == 1 && arrays.map { $0["array"] as? String ?? "" } == ["a", "b"], "\(rec)")
+        // b waits for a as planned (element i for element i).
+        let bJob = arrays.last?["jobID"] as? Int ?? 0
+        let show = try f.cli.run(["show", "job", String(bJob)], executable: Spawn.which("scontrol") ?? "/usr/bin/scontrol")
+        #expect(show.stdout.contains("Dependency=aftercorr:\(aJob)"), "\(show.stdout)")
+        #expect(try f.waitFor("cli", seconds: 180) { ($0["merge"] as? String ?? "").contains("registered") })
+        let s = try f.status("cli")
+        #expect(((s["elements"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "succeeded" }, "\(s)")
+        // a ran once, under the job queued before the kill.
+        for i in 0..<2 {
+            #expect(f.cli.read(f.cli.path("sub/manifests/a/\(i).json")).contains("\"slurmArrayJobID\" : \"\(aJob)\""))
+        }
+        try expectNoAttemptOverwritten(f, array: "a", jobs: 2)
+        #expect(try f.registered().count == 4)
+    }
+
+    /// The same kill, then `quanta cancel`: it cancels what SLURM holds; restart resubmits it all to
+    /// SLURM (never locally), and no attempt manifest is overwritten.
+    @Test func submitKilledMidRoundIsCancelledThenRestartedOnSlurm() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "[ -e \(f.cli.path("FAST")) ] || sleep 120; cp {input:in} {output:mid}")
+        let aJob = try submitKilledAfterFirstArray(f, "libslurm")
+        #expect(try f.waitFor("libslurm", seconds: 120) { s in (0..<2).allSatisfy { f.element(s, "a", $0)["state"] as? String == "running" } })
+        let c = try f.cli.run(["cancel", "sub", "--backend", "libslurm"])
+        #expect(c.status == .exited(0) && c.stdout.contains("Cancelled 1 SLURM jobs (\(aJob))"), "\(c.output)")
+        // SLURM agrees: nothing of the array is left pending or running.
+        let left = try stillQueued(f, [String(aJob)])
+        #expect(left.isEmpty, "still queued after quanta cancel: \(left)")
+        #expect(try f.waitFor("libslurm", seconds: 60) { s in (0..<2).allSatisfy { f.element(s, "a", $0)["state"] as? String == "cancelled" } })
+        _ = FileManager.default.createFile(atPath: f.cli.path("FAST"), contents: Data())
+        let restart = try f.cli.run(["restart", "sub", "--backend", "libslurm", "--wait"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(restart.stdout.contains("Round 1: resubmitted 4 jobs"), "\(restart.stdout)")
+        try expectNoAttemptOverwritten(f, array: "a", jobs: 2)
+        try expectNoAttemptOverwritten(f, array: "b", jobs: 2)
+        // The cancelled attempt kept its manifest (run-quantum saw SLURM's SIGTERM); the restart's is the next number.
+        #expect(f.cli.read(f.cli.path("sub/manifests/a/attempts/0.1.json")).contains("terminated"))
+        #expect(f.cli.read(f.cli.path("sub/manifests/a/attempts/0.2.json")).contains("\"status\" : \"succeeded\""))
+        #expect(try f.registered().count == 4)
+    }
+
+    /// `quanta submit` killed after slurmctld accepted b's sbatch but before b's id was journaled
+    /// (QUANTA_TEST_KILL_BEFORE_JOURNAL, a test hook): a job no record names. Returns a's job and b's.
+    func submitKilledBeforeSecondIdIsJournaled(_ f: ChainFixture, _ backend: String) throws -> (a: String, stray: String) {
+        #expect(try f.cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--site", "local-slurm", "--out", "sub"]).status == .exited(0))
+        let r = try f.cli.run(["submit", "sub", "--backend", backend], environment: ["QUANTA_TEST_KILL_BEFORE_JOURNAL": "2"])
+        #expect(r.status == .signaled(SIGKILL), "\(r.output)")
+        let s = try f.status(backend)
+        #expect((s["note"] as? String ?? "").contains("after 1 of 3 sbatch calls"), "\(s["note"] ?? "")")
+        let stray = try controllerJobs(f, array: "b")
+        #expect(stray.count == 1, "the sbatch of b was accepted: \(stray)")
+        let a = (f.element(s, "a", 0)["slurmJob"] as? String ?? "").split(separator: "_").first.map(String.init) ?? "?"
+        return (a, stray.first ?? "?")
+    }
+
+    /// This submit directory's jobs named `sub.<array>`, as the controller lists them.
+    func controllerJobs(_ f: ChainFixture, array: String) throws -> Set<String> {
+        let text = try f.cli.run(["-o", "show", "job"], executable: Spawn.which("scontrol") ?? "/usr/bin/scontrol").stdout
+        return Set(text.split(separator: "\n").filter { $0.contains(" JobName=sub.\(array) ") && $0.contains(" WorkDir=\(f.cli.path("sub")) ") }.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("ArrayJobId=") }.map { String($0.dropFirst("ArrayJobId=".count)) }
+        })
+    }
+
+    @Test func jobQueuedButNotJournaledIsAdoptedByRestartNotSubmittedTwice() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "sleep 5; cp {input:in} {output:mid}")
+        let stray = try submitKilledBeforeSecondIdIsJournaled(f, "libslurm").stray
+        let restart = try f.cli.run(["restart", "sub", "--backend", "libslurm"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(restart.stdout.contains("Job \(stray) was queued when the submission was interrupted") && restart.stdout.contains("adopted, not submitted again"), "\(restart.stdout)")
+        #expect(!restart.stdout.contains("  b  job"), "\(restart.stdout)")
+        #expect(try controllerJobs(f, array: "b") == [stray], "b was not submitted a second time")
+        let arrays = ((try f.slurmRecord()["rounds"] as? [[String: Any]])?.first?["arrays"] as? [[String: Any]]) ?? []
+        #expect(arrays.map { $0["array"] as? String ?? "" } == ["a", "b"] && String(arrays.last?["jobID"] as? Int ?? 0) == stray, "\(arrays)")
+        #expect(try f.waitFor("libslurm", seconds: 180) { ($0["merge"] as? String ?? "").contains("registered") })
+        let s = try f.status("libslurm")
+        #expect(((s["elements"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "succeeded" }, "\(s)")
+        try expectNoAttemptOverwritten(f, array: "b", jobs: 2)
+        #expect(try f.registered().count == 4)
+    }
+
+    @Test func jobQueuedButNotJournaledIsCancelledByCancel() throws {
+        let f = try ChainFixture(visits: 2)
+        try f.config(a: "sleep 120; cp {input:in} {output:mid}")
+        let (a, stray) = try submitKilledBeforeSecondIdIsJournaled(f, "cli")
+        let c = try f.cli.run(["cancel", "sub", "--backend", "cli"])
+        // (b would also end by --kill-on-invalid-dep once a is cancelled; the record must name it either way.)
+        #expect(c.status == .exited(0) && c.stdout.contains("Found job \(stray)") && c.stdout.contains("Cancelled 2 SLURM jobs (\(a) \(stray))"), "\(c.output)")
+        let left = try stillQueued(f, [a, stray])
+        #expect(left.isEmpty, "still queued after quanta cancel: \(left)")
+    }
+
     @Test func siteCheckComparesWithTheLiveCluster() throws {
         let cli = try CLI()
         for backend in SlurmCluster.backends {
