@@ -232,7 +232,7 @@ import QuantaGraphIO
         #expect(Spawn.wait(pid) == .exited(130))
         #expect(Date().timeIntervalSince(started) < 10, "cancelling took too long")
         // The jobs' process groups are gone: no sleep of ours is left.
-        let left = try cli.run(["-c", "pgrep -f '[s]leep 120' | wc -l"], executable: "/bin/sh")
+        let left = try cli.run(["-c", "pgrep -f '[s]leep 119' | wc -l"], executable: "/bin/sh")
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         let status = try cli.run(["status", "sub"])
         let rows = status.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
