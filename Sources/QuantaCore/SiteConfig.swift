@@ -219,11 +219,12 @@ private func safeSlurmWord(_ s: String, r: YAMLReader, path: String) throws -> S
 }
 
 extension SiteConfig {
-    /// The final job's time limit (seconds): four hours — a million-dataset merge takes minutes —
-    /// within the partition's maximum. Every final job has one (issue 12): without `--time` it
-    /// got the partition's default, which may be its maximum and delays backfill.
-    public func finalJobWalltime(partition: String?) -> Int {
+    /// The final job's time limit (seconds): ten minutes plus a second per hundred outputs to
+    /// register (a merge registers ~100,000 a second into SQLite; LSST's aggregate-graph ~500), at
+    /// most twelve hours and within the partition's maximum. Every final job has one (issue 12):
+    /// without `--time` it got the partition's default, which may be its maximum and delays backfill.
+    public func finalJobWalltime(partition: String?, outputs: Int) -> Int {
         let cap = partitions.first { $0.name == partition }?.maxWalltime
-        return min(4 * 3600, cap ?? .max)
+        return min(600 + outputs / 100, 12 * 3600, cap ?? .max)
     }
 }

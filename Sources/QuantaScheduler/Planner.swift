@@ -118,12 +118,14 @@ public enum Planner {
         // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         let finalPlan = plan
+        let finalWalltime = req.site.finalJobWalltime(partition: req.site.defaultPartition ?? req.site.partitions.first?.name,
+                                                      outputs: graph.quantumOutputs.count)
         _ = try Parallel.both({
             try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: finalPlan, repo: req.repo, tasks: executions)
         }, {
             try AtomicFile.write(req.site.yamlText, to: dir.siteCopy)
             try renderScripts(plan: finalPlan, mergeDependencies: mergeDeps, req: req, submission: submission,
-                              quantumCount: graph.quanta.count)
+                              quantumCount: graph.quanta.count, finalWalltime: finalWalltime)
         })
         progress(.summary)
 
@@ -136,7 +138,7 @@ public enum Planner {
                                planSeconds: Date().timeIntervalSince(started))
         doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
         doc.notes = notes.isEmpty ? nil : notes
-        doc.finalJobWalltime = req.site.finalJobWalltime(partition: req.site.defaultPartition ?? req.site.partitions.first?.name)
+        doc.finalJobWalltime = finalWalltime
         try AtomicFile.write(doc.summary, to: dir.planText)
         try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
         return doc
@@ -190,7 +192,7 @@ public enum Planner {
     }
 
     static func renderScripts(plan: ArrayPlan, mergeDependencies: [ArrayDependency], req: PlanRequest,
-                              submission: String, quantumCount: Int) throws {
+                              submission: String, quantumCount: Int, finalWalltime: Int) throws {
         let site = req.site
         let arrayT = try template("array.sbatch", in: req.templatesDir)
         let mergeT = try template("merge.sbatch", in: req.templatesDir)
@@ -240,7 +242,7 @@ public enum Planner {
         mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
         let mergePartition = site.defaultPartition ?? site.partitions[0].name
         if !mergePartition.isEmpty { mctx["partition"] = mergePartition }
-        mctx["walltime"] = Units.slurmTime(site.finalJobWalltime(partition: mergePartition))
+        mctx["walltime"] = Units.slurmTime(finalWalltime)
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
 
         var sctx: [String: Any] = [

@@ -278,7 +278,7 @@ import QuantaGraphIO
         #expect(script.contains("\nif true; then\n"), "a compound line is left as it is: \(script)")
         let syntax = try cli.run(["-n", cli.path("sub/scripts/copy.sbatch")], executable: "/bin/bash")
         #expect(syntax.status == .exited(0), "\(syntax.output)")
-        #expect(cli.read(cli.path("sub/scripts/merge.sbatch")).contains("#SBATCH --time=04:00:00"))
+        #expect(cli.read(cli.path("sub/scripts/merge.sbatch")).contains("#SBATCH --time=00:10:00"))
         let run = try cli.run(["run", "sub"])
         #expect(run.status != .exited(0))
         let err = cli.read(cli.path("sub/logs/copy.0.err"))
