@@ -79,7 +79,7 @@ public enum Snapshot {
         ["submission": meta.submission, "repo": meta.repo, "datastoreRoot": meta.datastoreRoot,
          "outputRun": meta.outputRun, "output": meta.output ?? "",
          "inputCollections": meta.inputCollections.joined(separator: "\n"), "graph": meta.graph,
-         "validation": meta.validation.json, "formatVersion": "2"]
+         "validation": meta.validation.json, "formatVersion": "3"]
     }
 
     static func meta(from m: [String: String]) -> SnapshotMeta {
@@ -124,14 +124,12 @@ public enum Snapshot {
     public static func job(path: String, array: String, index: Int) throws -> JobSpec {
         guard let old = legacy(path) else {
             let r = try SnapshotFile.Reader(path)
-            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < r.jobCount(array: a) else {
-                let known = r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
+            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < (try r.jobCount(array: a)) else {
+                let known = try r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(try r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
                 throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
             }
-            let quanta: [QuantumSpec]
-            do { quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) } } catch {
-                throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
-            }
+            // The reader's errors name the file, the damage and the fix.
+            let quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) }
             var tasks: [String: TaskExecution] = [:]
             for label in Set(quanta.map(\.task)) {
                 if let t = r.header.tasks[label], t.count == 3, let executor = t[0] {
@@ -187,8 +185,8 @@ public enum Snapshot {
             let r = try SnapshotFile.Reader(path)
             var out: [JobSummary] = []
             for (a, names) in r.header.arrays.enumerated() {
-                for i in 0..<r.jobCount(array: a) {
-                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: r.quanta(array: a, index: i).map(r.taskLabel)))
+                for i in 0..<(try r.jobCount(array: a)) {
+                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: try r.quanta(array: a, index: i).map(r.taskLabel)))
                 }
             }
             return out
