@@ -131,7 +131,10 @@ public enum NativeGraphFormat {
     }
 
     public static func summary(path: String) throws -> Summary {
-        let bytes = try readFile(path)
+        try summary(try readFile(path), source: path)
+    }
+
+    public static func summary(_ bytes: [UInt8], source path: String) throws -> Summary {
         var out = Summary(graph: QuantumGraph(), quantaPerTask: [], quanta: 0, datasets: 0, overallInputs: 0)
         try bytes.withUnsafeBytes { raw in
             let file = try Sections(raw, source: path)
