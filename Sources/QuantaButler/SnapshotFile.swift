@@ -306,7 +306,7 @@ enum SnapshotFile {
             func place(_ name: String) throws -> (Int, Int) {
                 guard let at = header.sections[name], at.count == 2 else { throw damaged("no \(name) section") }
                 guard at[0] >= 0, at[1] >= 0, at[0] <= data.count - base, at[1] <= data.count - base - at[0] else {
-                    throw QuantaError(.io, "\(path): the snapshot is truncated (section \(name)); plan the submission again")
+                    throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again")
                 }
                 return (base + at[0], at[1])
             }
