@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "quanta", targets: ["quanta"]),
         .executable(name: "run-quantum", targets: ["run-quantum"]),
+        // For Fuzz/ (a package of libFuzzer targets, one per binary reader), not an API.
+        .library(name: "QuantaReaders", targets: ["QuantaCore", "QuantaGraphIO", "QuantaButler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -13,12 +13,12 @@ public enum SimulatedRun {
         let host = ProcessInfo.processInfo.hostName
         let now = Timestamp.iso8601(Date())
         var jobs = 0, outputs = 0
-        let total = r.header.arrays.indices.reduce(0) { $0 + r.jobCount(array: $1) }
+        let total = try r.header.arrays.indices.reduce(0) { $0 + (try r.jobCount(array: $1)) }
         var madeDirs = Set<String>()
         for (a, names) in r.header.arrays.enumerated() {
-            for index in 0..<r.jobCount(array: a) {
+            for index in 0..<(try r.jobCount(array: a)) {
                 var records: [QuantumRecord] = []
-                for q in r.quanta(array: a, index: index) {
+                for q in try r.quanta(array: a, index: index) {
                     let spec = try r.quantum(q)
                     var outs: [OutputRecord] = []
                     for o in spec.outputs {

@@ -81,7 +81,7 @@ public enum Snapshot {
         ["submission": meta.submission, "repo": meta.repo, "datastoreRoot": meta.datastoreRoot,
          "outputRun": meta.outputRun, "output": meta.output ?? "",
          "inputCollections": meta.inputCollections.joined(separator: "\n"), "graph": meta.graph,
-         "validation": meta.validation.json, "repoID": meta.repoID, "formatVersion": "2"]
+         "validation": meta.validation.json, "repoID": meta.repoID, "formatVersion": "3"]
     }
 
     static func meta(from m: [String: String]) -> SnapshotMeta {
@@ -128,14 +128,12 @@ public enum Snapshot {
     public static func job(path: String, array: String, index: Int) throws -> JobSpec {
         guard let old = legacy(path) else {
             let r = try SnapshotFile.Reader(path)
-            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < r.jobCount(array: a) else {
-                let known = r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
+            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < (try r.jobCount(array: a)) else {
+                let known = try r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(try r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
                 throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
             }
-            let quanta: [QuantumSpec]
-            do { quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) } } catch {
-                throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
-            }
+            // The reader's errors name the file, the damage and the fix.
+            let quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) }
             var tasks: [String: TaskExecution] = [:]
             for label in Set(quanta.map(\.task)) {
                 if let t = r.header.tasks[label], t.count == 3, let executor = t[0] {
@@ -191,8 +189,8 @@ public enum Snapshot {
             let r = try SnapshotFile.Reader(path)
             var out: [JobSummary] = []
             for (a, names) in r.header.arrays.enumerated() {
-                for i in 0..<r.jobCount(array: a) {
-                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: r.quanta(array: a, index: i).map(r.taskLabel)))
+                for i in 0..<(try r.jobCount(array: a)) {
+                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: try r.quanta(array: a, index: i).map(r.taskLabel)))
                 }
             }
             return out
@@ -239,10 +237,12 @@ public struct PredictedOutput: Sendable, Equatable {
 }
 
 /// The plan's predicted outputs, job by job (issue 12: the merge registers nothing else).
-public struct OutputPredictions: Sendable {
+/// Shared by the merge's threads: the reader memoises verified chunks, so reads take a lock.
+public final class OutputPredictions: @unchecked Sendable {
     let path: String
     let reader: SnapshotFile.Reader?
     let arrays: [String: Int]
+    let lock = NSLock()
 
     public init(path: String) throws {
         self.path = path
@@ -266,11 +266,13 @@ public struct OutputPredictions: Sendable {
             for q in try Snapshot.job(path: path, array: array, index: index).quanta { q.outputs.forEach(add) }
             return out
         }
-        guard index >= 0, index < r.jobCount(array: a) else {
+        lock.lock()
+        defer { lock.unlock() }
+        guard index >= 0, index < (try r.jobCount(array: a)) else {
             throw QuantaError(.usage, "\(path): no job \(array):\(index)")
         }
         do {
-            for q in r.quanta(array: a, index: index) { try r.outputs(ofQuantum: q).forEach(add) }
+            for q in try r.quanta(array: a, index: index) { try r.datasets(.qOut, of: q).forEach(add) }
         } catch {
             throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
         }

@@ -4,15 +4,18 @@ import Glibc
 import Foundation
 import QuantaCore
 
-/// The binary snapshot (`snapshot.bin`, issue 6): the graph's own records at fixed widths plus
-/// a job index, so plan writes it in one pass and a job reads only its own records through a
-/// memory map. Layout: `QSNAP002`, u64 header length, a JSON header (meta, tasks, dataset types,
+/// The binary snapshot (`snapshot.bin`, issue 6; checksums issue 12): the graph's own records at
+/// fixed widths plus a job index, so plan writes it in one pass and a job reads only its own
+/// records through a memory map. Layout in docs/snapshot-format.md: `QSNAP003`, u64 header
+/// length, u32 chunk size, u32 CRC-32 of the header, a JSON header (meta, tasks, dataset types,
 /// arrays, name tables, section offsets), then little-endian sections:
 ///   elemStart (u32 per array + 1) → elemJob (u32 per element: job)
 ///   jobQStart (u32 per job + 1) → jobQ (u32: quantum indices in run order)
 ///   quanta (40 B: uuid, task, dataID, inStart, inCount, outStart, outCount) → qIn, qOut (u32 dataset)
 ///   datasets (32 B: uuid, type, dataID, run, location or 0xFFFFFFFF)
 ///   locOff/locText (overall inputs' datastore paths), didOff/didText (data IDs as JSON)
+/// and last the chunk table: a CRC-32 per `chunkSize` bytes of each section, so a job verifies
+/// only the chunks it reads (a 1M-quantum snapshot is hundreds of MB; a job reads a few records).
 /// Output paths are not stored: the repository's file template makes them when a job reads them.
 /// Little-endian fields appended to bytes: the snapshot's sections and `status-cache.bin`.
 struct ByteWriter {
@@ -25,7 +28,11 @@ struct ByteWriter {
 }
 
 enum SnapshotFile {
-    static let magic = Array("QSNAP002".utf8)
+    static let magic = Array("QSNAP003".utf8)
+    /// Bytes per checksummed chunk: a job's few records cost a few 16 KiB CRCs (~µs each).
+    static let chunkSize = 16_384
+    /// magic, u64 header length, u32 chunk size, u32 header CRC.
+    static let prefix = 24
 
     /// The sections, in file order; the header maps each name to [offset, length].
     enum Section: Int, CaseIterable {
@@ -172,10 +179,19 @@ enum SnapshotFile {
                                              (.locOff, locOff), (.locText, locText), (.didOff, didOff), (.didText, didText)]
         var offsets: [String: [Int]] = [:]
         var at = 0
+        var table = Buffer()
         for (name, b) in sections {
             offsets[name.name] = [at, b.bytes.count]
             at += (b.bytes.count + 7) / 8 * 8
+            b.bytes.withUnsafeBytes { raw in
+                for lo in stride(from: 0, to: raw.count, by: chunkSize) {
+                    var crc = CRC32()
+                    crc.update(UnsafeRawBufferPointer(rebasing: raw[lo..<min(raw.count, lo + chunkSize)]))
+                    table.u32(crc.value)
+                }
+            }
         }
+        offsets[checksumTable] = [at, table.bytes.count]
         let header = Header(meta: meta, tasks: tasks.mapValues { [$0.executor, $0.command, $0.builtin] },
                             datasetTypes: graph.datasetTypes.map { [$0.name, $0.dimensions.joined(separator: ","), $0.storageClass] },
                             taskLabels: graph.tasks.map(\.label), typeNames: graph.datasetTypes.map(\.name),
@@ -184,20 +200,24 @@ enum SnapshotFile {
                             sections: offsets)
         var head = Array(try JSONEncoder().encode(header))
         head += [UInt8](repeating: 0x20, count: (8 - head.count % 8) % 8)
+        var lead = Buffer()
+        lead.bytes = magic
+        lead.u64(UInt64(head.count))
+        lead.u32(chunkSize)
+        lead.u32(headerChecksum(lead.bytes, head))
         let tmp = path + ".tmp-\(getpid())"
         unlink(tmp)
         guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else {
             throw QuantaError(.io, "\(path): cannot create the snapshot; is the directory writable?")
         }
         do {
-            var lead = magic
-            withUnsafeBytes(of: UInt64(head.count).littleEndian) { lead.append(contentsOf: $0) }
-            try h.write(contentsOf: lead + head)
+            try h.write(contentsOf: lead.bytes + head)
             for (_, b) in sections {
                 try h.write(contentsOf: b.bytes)
                 let pad = (8 - b.bytes.count % 8) % 8
                 if pad > 0 { try h.write(contentsOf: [UInt8](repeating: 0, count: pad)) }
             }
+            try h.write(contentsOf: table.bytes)
             try h.close()
         } catch {
             try? h.close()
@@ -210,108 +230,237 @@ enum SnapshotFile {
         }
     }
 
-    /// A memory-mapped snapshot.
-    struct Reader {
+    /// The header's name for the chunk table's [offset, length].
+    static let checksumTable = "chunkCRCs"
+
+    /// CRC-32 of the fixed fields before it (magic, header length, chunk size) and the JSON header.
+    static func headerChecksum(_ lead: some Collection<UInt8>, _ json: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = CRC32()
+        crc.update(Array(lead.prefix(prefix - 4)))
+        crc.update(json)
+        return crc.value
+    }
+
+    static func headerChecksum(_ lead: [UInt8], _ json: [UInt8]) -> UInt32 {
+        json.withUnsafeBytes { headerChecksum(lead, $0) }
+    }
+
+    /// A memory-mapped snapshot. Every read is bounds-checked and every chunk it touches is
+    /// verified against the chunk table on first use, so a damaged file is a `QuantaError` naming
+    /// it, never a trap or other data.
+    final class Reader {
         let path: String
         let data: Data
         let header: Header
-        /// Absolute file offset of each section, by `Section` order: resolved once, not per read.
+        /// Absolute file offset and length of each section, by `Section` order: resolved once, not per read.
         let starts: [Int]
+        let lengths: [Int]
+        /// Each section's first entry in the chunk table.
+        let firstChunk: [Int]
+        let chunkSize: Int
+        let table: Int
+        /// Chunks already verified, one bit each over the whole table.
+        private var verified: [UInt64]
+        private let checksums: Bool
 
-        init(_ path: String) throws {
+        convenience init(_ path: String) throws {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw QuantaError(.io, "\(path): no snapshot; is this a submit directory written by 'quanta plan'?")
             }
+            let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
                 throw QuantaError(.io, "\(path): cannot open the snapshot (\(error.localizedDescription))")
             }
+            try self.init(data: data, path: path)
+        }
+
+        /// `checksums: false` only for the fuzz target, so it reaches the checks behind them.
+        init(data: Data, path: String, checksums: Bool = true) throws {
             self.path = path
-            guard data.count >= 16, Array(data.prefix(8)) == SnapshotFile.magic else {
+            self.data = data
+            self.checksums = checksums
+            func damaged(_ what: String) -> QuantaError { QuantaError(.io, "\(path): damaged (\(what)); plan the submission again") }
+            guard data.count >= prefix, Array(data.prefix(8)) == SnapshotFile.magic else {
+                if data.count >= 8, Array(data.prefix(8)) == Array("QSNAP002".utf8) {
+                    throw QuantaError(.io, "\(path): a snapshot from an older quanta (QSNAP002, without checksums); plan the submission again")
+                }
                 throw QuantaError(.io, "\(path): not a Quanta snapshot (or from another version); plan the submission again")
             }
-            let len = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian })
-            guard len <= data.count - 16 else { throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again") }
-            do { header = try data.withUnsafeBytes { try Header.decode(UnsafeRawBufferPointer(rebasing: $0[16..<(16 + len)])) } } catch {
+            let (declared, chunk, recorded) = data.withUnsafeBytes {
+                ($0.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian,
+                 Int($0.loadUnaligned(fromByteOffset: 16, as: UInt32.self).littleEndian),
+                 $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self).littleEndian)
+            }
+            guard declared <= UInt64(data.count - prefix) else { throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again") }
+            let len = Int(declared), base = prefix + len
+            if checksums {
+                let actual = data.withUnsafeBytes { SnapshotFile.headerChecksum($0[0..<prefix], UnsafeRawBufferPointer(rebasing: $0[prefix..<base])) }
+                guard actual == recorded else { throw damaged("checksum mismatch in the header") }
+            }
+            guard chunk >= 8, chunk % 8 == 0, chunk <= 1 << 30 else { throw damaged("chunk size \(chunk)") }
+            let header: Header
+            do { header = try data.withUnsafeBytes { try Header.decode(UnsafeRawBufferPointer(rebasing: $0[prefix..<base])) } } catch {
                 throw QuantaError(.io, "\(path): the snapshot header is unreadable (\(error)); plan the submission again")
             }
-            let base = 16 + len
-            var starts: [Int] = []
-            for section in Section.allCases {
-                guard let at = header.sections[section.name], at.count == 2 else {
-                    throw QuantaError(.io, "\(path): the snapshot has no \(section.name) section; plan the submission again")
+            /// [offset, length] relative to the sections' base, inside the file.
+            func place(_ name: String) throws -> (Int, Int) {
+                guard let at = header.sections[name], at.count == 2 else { throw damaged("no \(name) section") }
+                guard at[0] >= 0, at[1] >= 0, at[0] <= data.count - base, at[1] <= data.count - base - at[0] else {
+                    throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again")
                 }
-                guard base + at[0] + at[1] <= data.count else { throw QuantaError(.io, "\(path): the snapshot is truncated; plan the submission again") }
-                starts.append(base + at[0])
+                return (base + at[0], at[1])
             }
+            var starts: [Int] = [], lengths: [Int] = [], firstChunk: [Int] = []
+            var chunks = 0
+            for section in Section.allCases {
+                let (start, length) = try place(section.name)
+                starts.append(start)
+                lengths.append(length)
+                firstChunk.append(chunks)
+                chunks += (length + chunk - 1) / chunk
+            }
+            let (table, tableLength) = try place(SnapshotFile.checksumTable)
+            guard tableLength == 4 * chunks else { throw damaged("the chunk table has \(tableLength / 4) entries for \(chunks) chunks") }
+            // What every reader relies on: record sizes, one offset more than entries, named arrays and types.
+            func entries(_ s: Section, _ size: Int, atLeast: Int = 0) -> Bool { lengths[s.rawValue] % size == 0 && lengths[s.rawValue] / size >= atLeast }
+            guard entries(.elemStart, 4, atLeast: header.arrays.count + 1), entries(.elemJob, 4), entries(.jobQStart, 4, atLeast: 1),
+                  entries(.jobQ, 4), entries(.quanta, 40), entries(.qIn, 4), entries(.qOut, 4), entries(.datasets, 32),
+                  entries(.locOff, 4, atLeast: 1), entries(.didOff, 4, atLeast: 1),
+                  header.arrays.allSatisfy({ $0.count == 2 }), header.datasetTypes.allSatisfy({ $0.count == 3 }),
+                  header.typeNames.count == header.storageClasses.count
+            else { throw damaged("section sizes do not match the header") }
+            self.header = header
             self.starts = starts
+            self.lengths = lengths
+            self.firstChunk = firstChunk
+            self.chunkSize = chunk
+            self.table = table
+            verified = [UInt64](repeating: 0, count: (chunks + 63) / 64)
         }
 
         func start(_ section: Section) -> Int { starts[section.rawValue] }
+        func length(_ section: Section) -> Int { lengths[section.rawValue] }
+        func count(_ section: Section, size: Int) -> Int { lengths[section.rawValue] / size }
 
-        func u32(_ section: Section, _ i: Int) -> Int {
+        func damaged(_ section: Section, _ what: String) -> QuantaError {
+            QuantaError(.io, "\(path): damaged (\(what) in section \(section.name)); plan the submission again")
+        }
+
+        /// Bytes `at..<at+n` of a section exist and their chunks match the table.
+        func check(_ section: Section, _ at: Int, _ n: Int) throws {
+            let s = section.rawValue
+            guard at >= 0, n >= 0, at <= lengths[s] - n else { throw damaged(section, "a reference past the end") }
+            guard checksums, n > 0 else { return }
+            for k in (at / chunkSize)...((at + n - 1) / chunkSize) {
+                let g = firstChunk[s] + k
+                if verified[g >> 6] & (1 << UInt64(g & 63)) != 0 { continue }
+                let lo = starts[s] + k * chunkSize, hi = starts[s] + min(lengths[s], (k + 1) * chunkSize)
+                let (actual, expected) = data.withUnsafeBytes { raw in
+                    var crc = CRC32()
+                    crc.update(UnsafeRawBufferPointer(rebasing: raw[lo..<hi]))
+                    return (crc.value, raw.loadUnaligned(fromByteOffset: table + 4 * g, as: UInt32.self).littleEndian)
+                }
+                guard actual == expected else { throw damaged(section, "checksum mismatch") }
+                verified[g >> 6] |= 1 << UInt64(g & 63)
+            }
+        }
+
+        func u32(_ section: Section, _ i: Int) throws -> Int {
+            try check(section, 4 * i, 4)
             let off = start(section) + 4 * i
             return Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: off, as: UInt32.self).littleEndian })
         }
 
-        func uuid(_ section: Section, _ at: Int) -> UUID {
+        func uuid(_ section: Section, _ at: Int) throws -> UUID {
+            try check(section, at, 16)
             let off = start(section) + at
-            return data.withUnsafeBytes { raw in
-                let b = UnsafeRawBufferPointer(rebasing: raw[off..<(off + 16)])
-                return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
-            }
+            return data.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(fromByteOffset: off, as: uuid_t.self)) }
         }
 
-        func text(_ offsets: Section, _ texts: Section, _ i: Int) -> String {
-            let a = u32(offsets, i), b = u32(offsets, i + 1)
+        /// Entry `i` of a text table: its offsets ordered and inside the text section.
+        func text(_ offsets: Section, _ texts: Section, _ i: Int) throws -> String {
+            let a = try u32(offsets, i), b = try u32(offsets, i + 1)
+            guard a <= b else { throw damaged(offsets, "offsets out of order") }
+            try check(texts, a, b - a)
             let off = start(texts)
             return String(decoding: data[(off + a)..<(off + b)], as: UTF8.self)
         }
 
+        func dataID(_ i: Int) throws -> DataID {
+            let json = try text(.didOff, .didText, i)
+            do { return try DataID(json: json) } catch { throw damaged(.didText, "data ID #\(i) is not one") }
+        }
+
         var meta: SnapshotMeta { Snapshot.meta(from: header.meta) }
 
-        func jobCount(array a: Int) -> Int { u32(.elemStart, a + 1) - u32(.elemStart, a) }
+        /// The index below `limit` stored at entry `i` of a section (a cross-reference).
+        func ref(_ section: Section, _ i: Int, below limit: Int, _ what: String) throws -> Int {
+            let v = try u32(section, i)
+            guard v < limit else { throw damaged(section, "\(what) #\(v) of \(limit)") }
+            return v
+        }
+
+        /// Entries `i` and `i + 1` of a start table: an ordered range below `limit`.
+        func range(_ section: Section, _ i: Int, limit: Int) throws -> Range<Int> {
+            let a = try u32(section, i), b = try u32(section, i + 1)
+            guard a <= b, b <= limit else { throw damaged(section, "a range outside its table") }
+            return a..<b
+        }
+
+        func jobCount(array a: Int) throws -> Int {
+            guard a >= 0, a < header.arrays.count else { throw damaged(.elemStart, "array #\(a) of \(header.arrays.count)") }
+            return try range(.elemStart, a, limit: count(.elemJob, size: 4)).count
+        }
 
         /// Quantum indices of element `index` of array `a`.
-        func quanta(array a: Int, index: Int) -> [Int] {
-            let j = u32(.elemJob, u32(.elemStart, a) + index)
-            return (u32(.jobQStart, j)..<u32(.jobQStart, j + 1)).map { u32(.jobQ, $0) }
+        func quanta(array a: Int, index: Int) throws -> [Int] {
+            let elements = try range(.elemStart, a, limit: count(.elemJob, size: 4))
+            guard index >= 0, index < elements.count else { throw damaged(.elemJob, "element \(index) of \(elements.count)") }
+            let j = try ref(.elemJob, elements.lowerBound + index, below: count(.jobQStart, size: 4) - 1, "job")
+            let quanta = count(.quanta, size: 40)
+            return try range(.jobQStart, j, limit: count(.jobQ, size: 4)).map { try ref(.jobQ, $0, below: quanta, "quantum") }
         }
 
         func dataset(_ d: Int, repo: (template: String, butler: Bool)) throws -> DatasetSpec {
             let at = 32 * d
             let rec = at / 4 + 4  // u32 index of the type field
-            let type = u32(.datasets, rec), did = u32(.datasets, rec + 1), run = u32(.datasets, rec + 2), loc = u32(.datasets, rec + 3)
-            let id = try DataID(json: text(.didOff, .didText, did))
+            let type = try ref(.datasets, rec, below: header.typeNames.count, "dataset type")
+            let did = try u32(.datasets, rec + 1)
+            let run = try ref(.datasets, rec + 2, below: header.runs.count, "run")
+            let loc = try u32(.datasets, rec + 3)
+            let id = try dataID(did)
             let path: String
             if loc != Int(SnapshotFile.none) {
-                path = text(.locOff, .locText, loc)
+                path = try text(.locOff, .locText, loc)
             } else if repo.butler {
                 path = ""
             } else {
                 path = Repository.expand(repo.template, run: header.runs[run], datasetType: header.typeNames[type],
                                          storageClass: header.storageClasses[type], dataID: id)
             }
-            return DatasetSpec(id: uuid(.datasets, at), type: header.typeNames[type], dataID: id, run: header.runs[run], path: path)
+            return DatasetSpec(id: try uuid(.datasets, at), type: header.typeNames[type], dataID: id, run: header.runs[run], path: path)
         }
 
         func quantum(_ q: Int) throws -> QuantumSpec {
             let f = 10 * q + 4  // u32 index of the task field (40-byte records)
-            let task = u32(.quanta, f), did = u32(.quanta, f + 1)
-            let inStart = u32(.quanta, f + 2), inCount = u32(.quanta, f + 3), outStart = u32(.quanta, f + 4), outCount = u32(.quanta, f + 5)
-            let repo = (header.template, header.repoKind == Repository.Kind.butler.rawValue)
-            return QuantumSpec(id: uuid(.quanta, 40 * q), task: header.taskLabels[task], dataID: try DataID(json: text(.didOff, .didText, did)),
-                               inputs: try (inStart..<(inStart + inCount)).map { try dataset(u32(.qIn, $0), repo: repo) },
-                               outputs: try (outStart..<(outStart + outCount)).map { try dataset(u32(.qOut, $0), repo: repo) })
+            let task = try ref(.quanta, f, below: header.taskLabels.count, "task")
+            let did = try u32(.quanta, f + 1)
+            return QuantumSpec(id: try uuid(.quanta, 40 * q), task: header.taskLabels[task], dataID: try dataID(did),
+                               inputs: try datasets(.qIn, of: q), outputs: try datasets(.qOut, of: q))
         }
 
-        /// Quantum `q`'s predicted outputs only (the merge reads these for every job).
-        func outputs(ofQuantum q: Int) throws -> [DatasetSpec] {
-            let f = 10 * q + 4
-            let outStart = u32(.quanta, f + 4), outCount = u32(.quanta, f + 5)
+        /// Quantum `q`'s inputs (`.qIn`) or outputs (`.qOut`); the merge reads only the outputs.
+        func datasets(_ refs: Section, of q: Int) throws -> [DatasetSpec] {
+            let at = 10 * q + 4 + (refs == .qIn ? 2 : 4)
+            let start = try u32(.quanta, at), n = try u32(.quanta, at + 1)
+            guard n <= count(refs, size: 4) - start else { throw damaged(.quanta, "a dataset list outside \(refs.name)") }
             let repo = (header.template, header.repoKind == Repository.Kind.butler.rawValue)
-            return try (outStart..<(outStart + outCount)).map { try dataset(u32(.qOut, $0), repo: repo) }
+            let datasets = count(.datasets, size: 32)
+            return try (start..<(start + n)).map { try dataset(try ref(refs, $0, below: datasets, "dataset"), repo: repo) }
         }
 
-        func taskLabel(ofQuantum q: Int) -> String { header.taskLabels[u32(.quanta, 10 * q + 4)] }
+        func taskLabel(ofQuantum q: Int) throws -> String {
+            header.taskLabels[try ref(.quanta, 10 * q + 4, below: header.taskLabels.count, "task")]
+        }
     }
 }

@@ -228,11 +228,18 @@ public struct JSONReader {
         }
     }
 
+    /// How deep `skip` goes into arrays and objects (JSONDecoder's limit): each level is a stack
+    /// frame, and 64 KB of `[` overflowed the stack.
+    static let maxDepth = 512
+
     /// Skips one value of any kind.
-    public mutating func skip() throws {
+    public mutating func skip() throws { try skip(depth: 0) }
+
+    mutating func skip(depth: Int) throws {
+        guard depth < Self.maxDepth else { throw fail("more than \(Self.maxDepth) levels of nesting") }
         switch peek() {
-        case UInt8(ascii: "{"): try object { _, r in try r.skip() }
-        case UInt8(ascii: "["): try array { try $0.skip() }
+        case UInt8(ascii: "{"): try object { _, r in try r.skip(depth: depth + 1) }
+        case UInt8(ascii: "["): try array { try $0.skip(depth: depth + 1) }
         case UInt8(ascii: "\""): try skipString()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try bool()
         case UInt8(ascii: "n"): try literal("null")

@@ -60,7 +60,6 @@ public enum LSSTGraphFormat {
         let zstd: ZstdDecoder
 
         init(path: String) throws {
-            self.path = path
             if let h = FileHandle(forReadingAtPath: path) {
                 let head = (try? h.read(upToCount: 8)) ?? Data()
                 try? h.close()
@@ -68,7 +67,17 @@ public enum LSSTGraphFormat {
                     throw QuantaError(.invalidGraph, "\(path): the old .qgraph format (pipe_base before format version 1); rebuild it with 'pipetask qgraph ... --save-qgraph X.qg' from a current pipe_base")
                 }
             }
-            zip = try ZipArchive(path: path)
+            try self.init(zip: try ZipArchive(path: path))
+        }
+
+        /// A `.qg` already in memory (the fuzz target); `source` names it in errors.
+        init(bytes: Data, source: String) throws {
+            try self.init(zip: try ZipArchive(bytes: bytes, path: source))
+        }
+
+        private init(zip: ZipArchive) throws {
+            path = zip.path
+            self.zip = zip
             let dict = zip.members["compression_dict"] != nil ? try zip.data("compression_dict") : nil
             zstd = try ZstdDecoder(dictionary: dict, source: path)
         }
@@ -170,7 +179,7 @@ public enum LSSTGraphFormat {
                 var len = 0
                 for k in 0..<intSize { len = len << 8 | Int(mb[pos + k]) }
                 let start = pos + intSize
-                guard len >= 0, start + len <= mb.endIndex else { throw fail("quantum_datasets.mb: block \(count) runs past the member (truncated or corrupt)") }
+                guard len >= 0, len <= mb.endIndex - start else { throw fail("quantum_datasets.mb: block \(count) runs past the member (truncated or corrupt)") }
                 let raw = try zstd.decompress(mb[start..<(start + len)], what: "quantum block \(count)")
                 let q: QuantumBlock
                 do { q = try QuantumBlockParser.parse(raw) } catch {
@@ -265,6 +274,10 @@ struct Universe {
         // Skypix dimensions: htm1…htm24, healpix1…healpix17, from the skypix section.
         for (system, v) in config["skypix"] as? [String: Any] ?? [:] {
             guard let s = v as? [String: Any], let maxLevel = s["max_level"] as? Int else { continue }
+            // htm goes to 24 and healpix to 17: a larger level is a damaged file, not a billion names.
+            guard maxLevel <= 64 else {
+                throw QuantaError(.invalidGraph, "\(source): skypix system \(system) claims \(maxLevel) levels; the file is corrupt")
+            }
             for level in 1...max(1, maxLevel) { requires["\(system)\(level)"] = []; implies["\(system)\(level)"] = [] }
         }
         var level: [String: Int] = [:]
@@ -279,7 +292,8 @@ struct Universe {
         for n in requires.keys { _ = depth(n, []) }
         func key(_ n: String) -> (String, Int) {
             let digits = n.reversed().prefix { $0.isNumber }
-            return digits.isEmpty ? (n, -1) : (String(n.dropLast(digits.count)), Int(String(digits.reversed()))!)
+            // Not every Unicode number is an Int ("½", or more digits than fit): those sort last.
+            return digits.isEmpty ? (n, -1) : (String(n.dropLast(digits.count)), Int(String(digits.reversed())) ?? Int.max)
         }
         order = requires.keys.sorted { a, b in
             let la = level[a]!, lb = level[b]!
@@ -331,8 +345,14 @@ final class ZstdDecoder {
             if size == quanta_zstd_content_size_error() {
                 throw QuantaError(.invalidGraph, "\(source): \(what) is not a zstd frame (corrupt file)")
             }
-            if size == quanta_zstd_content_size_unknown() { return try stream(src, what: what) }
-            guard size < 1 << 34 else { throw QuantaError(.invalidGraph, "\(source): \(what) claims \(size) bytes (corrupt)") }
+            guard size < 1 << 34 || size == quanta_zstd_content_size_unknown() else {
+                throw QuantaError(.invalidGraph, "\(source): \(what) claims \(size) bytes (corrupt)")
+            }
+            // A size the frame only claims is allocated up front when it is plausible for its
+            // compressed size; otherwise the output grows with what really decompresses.
+            if size == quanta_zstd_content_size_unknown() || (size > 1 << 26 && size / 1024 > UInt64(src.count)) {
+                return try stream(src, what: what)
+            }
             var out = Data(count: Int(size))
             let rc = out.withUnsafeMutableBytes { dst -> Int in
                 if let ddict { return ZSTD_decompress_usingDDict(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count, ddict) }

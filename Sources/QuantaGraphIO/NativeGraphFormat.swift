@@ -131,16 +131,18 @@ public enum NativeGraphFormat {
     }
 
     public static func summary(path: String) throws -> Summary {
-        let bytes = try readFile(path)
+        try summary(try readFile(path), source: path)
+    }
+
+    public static func summary(_ bytes: [UInt8], source path: String) throws -> Summary {
         var out = Summary(graph: QuantumGraph(), quantaPerTask: [], quanta: 0, datasets: 0, overallInputs: 0)
         try bytes.withUnsafeBytes { raw in
             let file = try Sections(raw, source: path)
             out.graph = try file.smallSections()
-            var datasets = try file.reader("DSET")
-            out.datasets = Int(try datasets?.u32() ?? 0)
+            if var datasets = try file.reader("DSET") { out.datasets = try datasets.count(minBytes: 29) }
             try file.verifyChecksum()
             guard var s = try file.reader("QNTA") else { return }
-            let n = Int(try s.u32())
+            let n = try s.count(minBytes: 32)
             var produced = [Bool](repeating: false, count: out.datasets)
             var perTask = [Int](repeating: 0, count: out.graph.tasks.count)
             for _ in 0..<n {
@@ -213,10 +215,12 @@ public enum NativeGraphFormat {
             while r.offset < raw.count {
                 let sectionStart = r.offset
                 let tag = String(decoding: try r.bytes(4), as: UTF8.self)
-                let length = Int(try r.u64())
-                guard length >= 0, length <= raw.count - r.offset else {
-                    throw QuantaError(.invalidGraph, "\(source): truncated: section \(tag) declares \(length) bytes but only \(raw.count - r.offset) remain; the file was cut short — copy or write it again")
+                // Compared as read: a length with its top bit set does not fit an Int (it trapped).
+                let declared = try r.u64()
+                guard declared <= UInt64(raw.count - r.offset) else {
+                    throw QuantaError(.invalidGraph, "\(source): truncated: section \(tag) declares \(declared) bytes but only \(raw.count - r.offset) remain; the file was cut short — copy or write it again")
                 }
+                let length = Int(declared)
                 if tag == "END!" {
                     var s = ByteReader(raw: raw, source: source, offset: r.offset, end: r.offset + length, section: tag)
                     expectedChecksum = try s.u32()
@@ -245,17 +249,17 @@ public enum NativeGraphFormat {
         func smallSections() throws -> QuantumGraph {
             var g = QuantumGraph()
             if var s = try reader("META") {
-                for _ in 0..<(try s.u32()) { let k = try s.string(); g.metadata[k] = try s.string() }
+                for _ in 0..<(try s.count(minBytes: 8)) { let k = try s.string(); g.metadata[k] = try s.string() }
             }
-            if var s = try reader("UNIV") { g.universe = try (0..<s.u32()).map { _ in try s.string() } }
+            if var s = try reader("UNIV") { g.universe = try (0..<s.count(minBytes: 4)).map { _ in try s.string() } }
             if var s = try reader("DTYP") {
-                g.datasetTypes = try (0..<s.u32()).map { _ in
+                g.datasetTypes = try (0..<s.count(minBytes: 12)).map { _ in
                     let name = try s.string(), sc = try s.string()
                     return DatasetTypeNode(name: name, dimensions: try s.u32s().map { try dimName($0, g, s) }, storageClass: sc)
                 }
             }
             if var s = try reader("TASK") {
-                g.tasks = try (0..<s.u32()).map { _ in
+                g.tasks = try (0..<s.count(minBytes: 16)).map { _ in
                     let label = try s.string()
                     let dims = try s.u32s().map { try dimName($0, g, s) }
                     let ins = try s.u32s().map { try typeName($0, g, s) }
@@ -263,7 +267,7 @@ public enum NativeGraphFormat {
                     return TaskNode(label: label, dimensions: dims, inputTypes: ins, outputTypes: outs)
                 }
             }
-            if var s = try reader("RUNS") { g.runs = try (0..<s.u32()).map { _ in try s.string() } }
+            if var s = try reader("RUNS") { g.runs = try (0..<s.count(minBytes: 4)).map { _ in try s.string() } }
             return g
         }
     }
@@ -423,9 +427,15 @@ struct ByteReader {
     mutating func u64() throws -> UInt64 { try load(UInt64.self) }
     mutating func i64() throws -> Int64 { try load(Int64.self) }
     mutating func string() throws -> String { String(decoding: try bytes(Int(try u32())), as: UTF8.self) }
-    mutating func u32s() throws -> [UInt32] {
+    /// A u32 count of records of at least `minBytes` each, checked against what is left of the
+    /// section: a damaged count is an error, not a request for gigabytes (`map` reserves it).
+    mutating func count(minBytes: Int) throws -> Int {
         let n = Int(try u32())
-        guard n <= (end - offset) / 4 else { throw corrupt("a list of \(n) entries runs past the end of the section") }
+        guard n <= (end - offset) / minBytes else { throw corrupt("\(n) entries cannot fit in the \(end - offset) bytes left of the section") }
+        return n
+    }
+    mutating func u32s() throws -> [UInt32] {
+        let n = try count(minBytes: 4)
         return try (0..<n).map { _ in try u32() }
     }
     /// A u32-counted list appended as `Int32`s, without a temporary array.

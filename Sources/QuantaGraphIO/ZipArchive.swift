@@ -17,16 +17,26 @@ struct ZipArchive {
     private(set) var order: [String] = []
 
     init(path: String) throws {
-        self.path = path
+        let bytes: Data
         do { bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw QuantaError(.invalidGraph, "\(path): cannot read (\(error.localizedDescription))")
         }
+        try self.init(bytes: bytes, path: path)
+    }
+
+    /// An archive already in memory; `path` names it in errors.
+    init(bytes: Data, path: String) throws {
+        self.path = path
+        self.bytes = bytes
         try readCentralDirectory()
     }
 
     private func fail(_ what: String) -> QuantaError {
         QuantaError(.invalidGraph, "\(path): \(what)")
     }
+
+    /// `count` bytes at `at` lie inside the file (offsets read as u64 can be negative or huge).
+    func inside(_ at: Int, _ count: Int) -> Bool { at >= 0 && count >= 0 && at <= bytes.count - count }
 
     func u16(_ at: Int) -> Int { Int(bytes[bytes.startIndex + at]) | Int(bytes[bytes.startIndex + at + 1]) << 8 }
     func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
@@ -51,15 +61,15 @@ struct ZipArchive {
         // zip64: the locator sits just before the EOCD and points at the zip64 EOCD record.
         if eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
             let z = u64(eocd - 20 + 8)
-            guard z + 56 <= n, u32(z) == 0x0606_4b50 else { throw fail("corrupt zip64 end record; truncated?") }
+            guard inside(z, 56), u32(z) == 0x0606_4b50 else { throw fail("corrupt zip64 end record; truncated?") }
             count = u64(z + 32)
             cdSize = u64(z + 40)
             cdOffset = u64(z + 48)
         }
-        guard cdOffset + cdSize <= n else { throw fail("central directory runs past the end of the file; truncated?") }
+        guard count >= 0, inside(cdOffset, cdSize) else { throw fail("central directory runs past the end of the file; truncated?") }
         var p = cdOffset
         for _ in 0..<count {
-            guard p + 46 <= n, u32(p) == 0x0201_4b50 else { throw fail("corrupt central directory entry at byte \(p)") }
+            guard inside(p, 46), u32(p) == 0x0201_4b50 else { throw fail("corrupt central directory entry at byte \(p)") }
             let method = UInt16(u16(p + 10))
             var size = u32(p + 24)
             var local = u32(p + 42)
@@ -73,15 +83,16 @@ struct ZipArchive {
                 let id = u16(e), len = u16(e + 2)
                 if id == 0x0001 {
                     var f = e + 4
-                    if u32(p + 24) == 0xffff_ffff { size = u64(f); f += 8 }
+                    let fieldEnd = min(extraEnd, f + len)
+                    if u32(p + 24) == 0xffff_ffff, f + 8 <= fieldEnd { size = u64(f); f += 8 }
                     if u32(p + 20) == 0xffff_ffff { f += 8 }
-                    if u32(p + 42) == 0xffff_ffff { local = u64(f) }
+                    if u32(p + 42) == 0xffff_ffff, f + 8 <= fieldEnd { local = u64(f) }
                 }
                 e += 4 + len
             }
-            guard local + 30 <= n, u32(local) == 0x0403_4b50 else { throw fail("member \(name): corrupt local header") }
+            guard inside(local, 30), u32(local) == 0x0403_4b50 else { throw fail("member \(name): corrupt local header") }
             let data = local + 30 + u16(local + 26) + u16(local + 28)
-            guard data + size <= n else { throw fail("member \(name) runs past the end of the file (truncated)") }
+            guard inside(data, size) else { throw fail("member \(name) runs past the end of the file (truncated)") }
             members[name] = Member(name: name, method: method, size: size, dataOffset: data)
             order.append(name)
             p += 46 + nameLen + extraLen + commentLen

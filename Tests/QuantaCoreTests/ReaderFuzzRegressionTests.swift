@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+@testable import QuantaButler
+@testable import QuantaCore
+@testable import QuantaGraphIO
+
+/// Inputs that trapped or overflowed the stack in a reader (issue 12): each is an error now. The
+/// same bytes are regression inputs in Fuzz/corpus/<reader>/.
+@Suite struct ReaderFuzzRegressionTests {
+    static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    @Test func deeplyNestedManifestValueIsAnError() throws {
+        // An unknown key's value is skipped: 100,000 levels of '[' were 100,000 stack frames.
+        let text = Array(#"{"note": "#.utf8) + [UInt8](repeating: UInt8(ascii: "["), count: 100_000)
+        #expect {
+            try text.withUnsafeBytes { try Manifest.decode($0) }
+        } throws: { "\($0)".contains("levels of nesting") }
+    }
+
+    @Test func zip64RecordAtANegativeOffsetIsAnError() throws {
+        // A local header, then a zip64 locator pointing at offset 2^63 (an Int below zero), then the end record.
+        var bytes: [UInt8] = [0x50, 0x4b, 0x03, 0x04] + [UInt8](repeating: 0, count: 26)
+        bytes += Self.le(UInt32(0x0706_4b50)) + Self.le(UInt32(0)) + Self.le(UInt64(1) << 63) + Self.le(UInt32(1))
+        bytes += Self.le(UInt32(0x0605_4b50)) + [UInt8](repeating: 0, count: 18)
+        let dir = try temporaryDirectory()
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/z.qg"))
+        #expect {
+            try LSSTGraphFormat.read(path: dir + "/z.qg")
+        } throws: { "\($0)".hasPrefix(dir + "/z.qg: corrupt zip64 end record") }
+    }
+}
+
+extension ReaderFuzzRegressionTests {
+    @Test func quantumBlockLengthNearIntMaxIsAnError() throws {
+        // The fuzz seed .qg (Fuzz/make_qg.py) with its first block length set to Int.max: start + length overflowed.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: repoRoot + "/Fuzz/corpus/qg/seed-minimal.qg")))
+        let name = Array("quantum_datasets.mb".utf8)
+        let member = try #require(bytes.indices.first { bytes[$0...].starts(with: name) })
+        let frame = try #require((member...).first { bytes[$0...].starts(with: [0x28, 0xb5, 0x2f, 0xfd]) })
+        bytes.replaceSubrange((frame - 8)..<frame, with: [0x7f] + [UInt8](repeating: 0xff, count: 7))
+        let dir = try temporaryDirectory()
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/b.qg"))
+        #expect {
+            try LSSTGraphFormat.read(path: dir + "/b.qg")
+        } throws: { "\($0)".hasPrefix(dir + "/b.qg: quantum_datasets.mb: block 0 runs past the member") }
+    }
+}
