@@ -45,3 +45,22 @@ extension ReaderFuzzRegressionTests {
         } throws: { "\($0)".hasPrefix(dir + "/b.qg: quantum_datasets.mb: block 0 runs past the member") }
     }
 }
+
+extension ReaderFuzzRegressionTests {
+    @Test func skypixLevelsAreBounded() throws {
+        // pipeline_graph.json's universe: a damaged max_level made one dimension name per level.
+        #expect {
+            try Universe(["skypix": ["htm": ["max_level": 100_000]]], source: "u.qg")
+        } throws: { "\($0)".hasPrefix("u.qg: skypix system htm claims 100000 levels") }
+        #expect(try Universe(["skypix": ["htm": ["max_level": 24]]], source: "u.qg").order.count == 24)
+    }
+
+    @Test func dimensionNamesEndingInNonIntNumbersSortLast() throws {
+        // "٣" (Arabic-Indic three) is a number but not an Int; 30 digits overflow one: both trapped.
+        let names = ["visit", "visit\u{663}", "htm" + String(repeating: "9", count: 30), "htm7"]
+        let u = try Universe(["elements": Dictionary(uniqueKeysWithValues: names.map { ($0, ["requires": [String](), "implies": [String]()]) })],
+                             source: "u.qg")
+        #expect(Set(u.order) == Set(names))
+        #expect(u.order.firstIndex(of: "htm7")! < u.order.firstIndex(of: "htm" + String(repeating: "9", count: 30))!)
+    }
+}
