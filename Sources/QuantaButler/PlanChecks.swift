@@ -12,35 +12,47 @@ public enum PlanChecks {
     }
 
     /// A location is a path inside the datastore (relative, no `..` component) or an absolute path
-    /// for data ingested in place.
+    /// for data ingested in place. Scanned as bytes: plan checks every input of a million-quantum graph.
     public static func confined(_ location: String) -> Bool {
-        if location.hasPrefix("/") { return !location.split(separator: "/").contains("..") }
-        return !location.isEmpty && !location.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == ".." }
-    }
-
-    public static func inputLocations(_ graph: QuantumGraph, source: String) throws {
-        for d in overallInputs(graph) {
-            guard let loc = graph.datasets[d].location else { continue }
-            guard confined(loc) else {
-                throw QuantaError(.planning, "\(source): input \(graph.describe(dataset: d)) has location '\(loc)', which climbs out of the datastore; an input is a path inside the datastore or an absolute path")
+        var l = location
+        return l.withUTF8 { u in
+            if u.isEmpty { return false }
+            let dot = UInt8(ascii: "."), slash = UInt8(ascii: "/")
+            var start = 0
+            for i in 0...u.count where i == u.count || u[i] == slash {
+                if i - start == 2 && u[start] == dot && u[start + 1] == dot { return false }
+                start = i + 1
             }
+            return true
         }
     }
 
-    /// Every overall input is registered in `repo` under its UUID, with its run and path, and its
-    /// file exists. Returns the number checked.
+    /// Every overall input stays inside the datastore and, in a Quanta repository, is registered
+    /// under its UUID in its run at the graph's path with its file on disk. Returns how many were
+    /// checked.
     @discardableResult
-    public static func inputsExist(_ graph: QuantumGraph, repo: Repository, source: String) throws -> Int {
-        guard repo.kind == .quanta else { return 0 }
+    public static func inputs(_ graph: QuantumGraph, repo: Repository, source: String) throws -> Int {
         let inputs = overallInputs(graph).filter { graph.datasets[$0].location != nil }
-        guard !inputs.isEmpty else { return 0 }
-        let registry = try Registry(path: repo.registryPath)
-        let found = try registry.locate(ids: inputs.map { graph.datasets[$0].id.lowercased })
+        for d in inputs where !confined(graph.datasets[d].location!) {
+            throw QuantaError(.planning, "\(source): input \(graph.describe(dataset: d)) has location '\(graph.datasets[d].location!)', which climbs out of the datastore; an input is a path inside the datastore or an absolute path")
+        }
+        guard repo.kind == .quanta, !inputs.isEmpty else { return 0 }
+        // One registry connection per core, each stepping through half of the inputs.
+        let half = inputs.count / 2
+        let expected = { (range: Range<Int>) in
+            range.map { k -> (id: String, run: String, path: String) in
+                let ds = graph.datasets[inputs[k]]
+                return (ds.id.lowercased, graph.runs[Int(ds.run)], ds.location!)
+            }
+        }
+        let (a, b) = try Parallel.both({ try Registry(path: repo.registryPath).verify(expected(0..<half)) },
+                                       { try Registry(path: repo.registryPath).verify(expected(half..<inputs.count)) })
         var missing: [Int] = [], moved: [(Int, String)] = []
-        for d in inputs {
-            let ds = graph.datasets[d]
-            guard let (run, path) = found[ds.id.lowercased], run == graph.runs[Int(ds.run)] else { missing.append(d); continue }
-            if path != ds.location { moved.append((d, path)) }
+        for (k, why) in a + b.map({ ($0.0 + half, $0.1) }) {
+            switch why {
+            case .missing: missing.append(inputs[k])
+            case .elsewhere(let path): moved.append((inputs[k], path))
+            }
         }
         if let first = missing.first {
             throw QuantaError(.planning, "\(source): \(missing.count) of the graph's \(inputs.count) overall inputs are not registered in \(repo.root) (first: \(graph.describe(dataset: first)), UUID \(graph.datasets[first].id.lowercased)); the graph was built against another repository — build it against this one, or ingest the inputs")

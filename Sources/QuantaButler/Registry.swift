@@ -310,6 +310,44 @@ public final class Registry: Sendable {
         }
     }
 
+    /// What is wrong with each expected dataset: `.missing` (no dataset with that UUID in that
+    /// run), `.elsewhere(path)` (registered at another path), nil when it is as expected. One
+    /// prepared statement stepped per dataset, compared as bytes (plan checks 500,000 inputs:
+    /// the batched `locate` took 3.5 s building strings and rows, this ~0.8 s).
+    public enum Discrepancy: Sendable, Equatable { case missing, elsewhere(String) }
+
+    public func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, Discrepancy)] {
+        try wrap("checking \(expected.count) datasets") {
+            try db.read { db in
+                // Pages through a memory map: a B-tree descent per dataset otherwise cost a read() per page.
+                try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+                let statement = try db.makeStatement(sql: "SELECT run, path FROM dataset WHERE id = ?")
+                // The Statement owns the sqlite3_stmt: it must outlive every use of the raw handle.
+                defer { withExtendedLifetime(statement) {} }
+                let s = statement.sqliteStatement
+                var out: [(Int, Discrepancy)] = []
+                func equal(_ column: Int32, _ text: String) -> Bool {
+                    guard let p = sqlite3_column_text(s, column) else { return false }
+                    let n = Int(sqlite3_column_bytes(s, column))
+                    var t = text
+                    return t.withUTF8 { u in u.count == n && (n == 0 || memcmp(u.baseAddress!, p, n) == 0) }
+                }
+                for (k, e) in expected.enumerated() {
+                    sqlite3_reset(s)
+                    Self.bind(s, 1, e.id)
+                    let rc = sqlite3_step(s)
+                    if rc == SQLITE_DONE { out.append((k, .missing)); continue }
+                    guard rc == SQLITE_ROW else {
+                        throw QuantaError(.registry, "\(self.path): looking up \(e.id) failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                    }
+                    if !equal(0, e.run) { out.append((k, .missing)); continue }
+                    if !equal(1, e.path) { out.append((k, .elsewhere(String(cString: sqlite3_column_text(s, 1))))) }
+                }
+                return out
+            }
+        }
+    }
+
     public func count(run: String? = nil) throws -> Int {
         try wrap("counting datasets") {
             try db.read { db in

@@ -73,8 +73,7 @@ public enum Planner {
             if existing > 0 {
                 throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
             }
-            try PlanChecks.inputLocations(graph, source: req.graphPath)
-            try PlanChecks.inputsExist(graph, repo: req.repo, source: req.graphPath)
+            try PlanChecks.inputs(graph, repo: req.repo, source: req.graphPath)
         }
         var notes = try req.config.checkLabels(graph.tasks.map(\.label), strict: !lsst)
         let executions = try lsst ? lsstExecutions(graph, req) : taskExecutions(graph, req.config)

@@ -153,3 +153,30 @@ import QuantaCore
         #expect(try registry.count(run: "u/b") == 0)
     }
 }
+
+/// Issue 12: an input location stays inside the datastore; the registry check finds what is
+/// missing or elsewhere (real SQLite).
+@Suite struct PlanCheckTests {
+    @Test func locationsThatClimbOutAreRefused() {
+        for ok in ["a/b.fits", "/abs/raw.fits", "a/..b", "...", "a//b", "x/.hidden"] { #expect(PlanChecks.confined(ok), "\(ok)") }
+        for bad in ["", "..", "../x", "x/..", "a/../b", "/a/../../etc/hostname"] { #expect(!PlanChecks.confined(bad), "\(bad)") }
+    }
+
+    @Test func registryVerifyNamesMissingAndMovedDatasets() throws {
+        let dir = NSTemporaryDirectory() + "quanta-verify-" + UUID().uuidString
+        let repo = try Repository.create(at: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = try Registry(path: repo.registryPath)
+        try registry.registerDatasetType(name: "raw", dimensions: ["visit"], storageClass: "Text")
+        try registry.registerCollection("in", type: .run)
+        let ids = (0..<3).map { _ in UUID().uuidString.lowercased() }
+        _ = try registry.insert(ids.enumerated().map { k, id in
+            DatasetRecord(id: id, datasetType: "raw", run: "in", dataID: "[[\"visit\",\(k)]]", path: "raw/\(k).txt", size: 1, checksum: nil)
+        })
+        let expected = [(ids[0], "in", "raw/0.txt"), (ids[1], "in", "raw/other.txt"), (ids[2], "elsewhere", "raw/2.txt"),
+                        (UUID().uuidString.lowercased(), "in", "raw/3.txt")]
+        let found = try registry.verify(expected.map { (id: $0.0, run: $0.1, path: $0.2) })
+        #expect(found.map(\.0) == [1, 2, 3])
+        #expect(found.map(\.1) == [.elsewhere("raw/1.txt"), .missing, .missing])
+    }
+}
