@@ -31,26 +31,9 @@ public struct RegisteredOutputs: Sendable {
     public func downstream(_ dir: SubmitDirectory) throws -> [String] {
         let meta = try Snapshot.meta(path: dir.snapshot)
         let repo = try Repository(root: meta.repo)
-        var stale = Set(datasets.map(\.id))
-        var made: [PredictedOutput] = []
-        // Jobs in snapshot order follow the graph's order within an array; iterate until nothing new.
-        let jobs = try Snapshot.jobs(path: dir.snapshot)
-        var changed = true
-        var seen = Set<String>()
-        while changed {
-            changed = false
-            for job in jobs {
-                let spec = try Snapshot.job(path: dir.snapshot, array: job.array, index: job.index)
-                for q in spec.quanta where q.inputs.contains(where: { stale.contains($0.id.lowercased) }) {
-                    for o in q.outputs where stale.insert(o.id.lowercased).inserted {
-                        changed = true
-                        made.append(PredictedOutput(id: o.id.lowercased, type: o.type, run: o.run, dataID: o.dataID.json, path: o.path))
-                    }
-                }
-            }
-        }
+        let made = try Snapshot.downstream(path: dir.snapshot, of: datasets.compactMap { UUID(uuidString: $0.id) })
         let registered = try Registry(path: repo.registryPath).locate(ids: made.map(\.id))
-        return made.filter { registered[$0.id] != nil && seen.insert($0.id).inserted }
+        return made.filter { registered[$0.id] != nil }
             .map { "\($0.type) {\((try? DataID(json: $0.dataID))?.description ?? $0.dataID)}" }
     }
 

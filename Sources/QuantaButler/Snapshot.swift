@@ -224,6 +224,21 @@ public enum Snapshot {
     }
 }
 
+extension Snapshot {
+    /// The outputs made, directly or further down, from the datasets with these UUIDs
+    /// (`rerun --replace` names them); an old `snapshot.sqlite` has no answer (empty).
+    public static func downstream(path: String, of ids: [UUID]) throws -> [PredictedOutput] {
+        guard legacy(path) == nil else { return [] }
+        let r = try SnapshotFile.Reader(path)
+        let repo = (r.header.template, r.header.repoKind == Repository.Kind.butler.rawValue)
+        let start = try r.datasetIndices(of: Set(ids))
+        return try r.downstream(of: start).map { d in
+            let spec = try r.dataset(d, repo: repo)
+            return PredictedOutput(id: spec.id.lowercased, type: spec.type, run: spec.run, dataID: spec.dataID.json, path: spec.path)
+        }
+    }
+}
+
 /// One output the plan predicts a job writes: what the merge compares a manifest's record with.
 public struct PredictedOutput: Sendable, Equatable {
     /// Lower-case UUID text, as manifests and the registry spell it.

@@ -459,6 +459,40 @@ enum SnapshotFile {
             return try (start..<(start + n)).map { try dataset(try ref(refs, $0, below: datasets, "dataset"), repo: repo) }
         }
 
+        /// Datasets made, directly or further down, from `datasets` (indices), by the graph's own
+        /// references: one pass over the quanta per level, no dataset decoded.
+        func downstream(of datasets: Set<Int>) throws -> [Int] {
+            let quanta = count(.quanta, size: 40), all = count(.datasets, size: 32)
+            func refs(_ section: Section, _ q: Int) throws -> Range<Int> {
+                let at = 10 * q + 4 + (section == .qIn ? 2 : 4)
+                let start = try u32(.quanta, at), n = try u32(.quanta, at + 1)
+                guard n <= count(section, size: 4) - start else { throw damaged(.quanta, "a dataset list outside \(section.name)") }
+                return start..<(start + n)
+            }
+            var stale = datasets, made: [Int] = [], done = [Bool](repeating: false, count: quanta)
+            var changed = true
+            while changed {
+                changed = false
+                for q in 0..<quanta where !done[q] {
+                    guard try refs(.qIn, q).contains(where: { stale.contains(try ref(.qIn, $0, below: all, "dataset")) }) else { continue }
+                    done[q] = true
+                    changed = true
+                    for r in try refs(.qOut, q) {
+                        let d = try ref(.qOut, r, below: all, "dataset")
+                        if stale.insert(d).inserted { made.append(d) }
+                    }
+                }
+            }
+            return made
+        }
+
+        /// The datasets with these UUIDs, by one scan of the dataset records.
+        func datasetIndices(of ids: Set<UUID>) throws -> Set<Int> {
+            var out = Set<Int>()
+            for d in 0..<count(.datasets, size: 32) where ids.contains(try uuid(.datasets, 32 * d)) { out.insert(d) }
+            return out
+        }
+
         func taskLabel(ofQuantum q: Int) throws -> String {
             header.taskLabels[try ref(.quanta, 10 * q + 4, below: header.taskLabels.count, "task")]
         }
