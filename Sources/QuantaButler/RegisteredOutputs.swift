@@ -5,50 +5,44 @@ import QuantaCore
 /// registry vouches for, so it is refused unless asked to replace them, and then the registry
 /// follows and the datasets made downstream from the old files are named.
 public struct RegisteredOutputs: Sendable {
-    public struct Dataset: Sendable {
-        public var id: String
-        public var description: String
-        public var path: String
-    }
     /// This job's outputs that are registered.
-    public var datasets: [Dataset]
+    public var datasets: [PredictedOutput]
+    let dir: SubmitDirectory
+    let registryPath: String
 
-    public init(datasets: [Dataset]) { self.datasets = datasets }
+    /// Nothing registered: a job that will not run replaces nothing.
+    public static func none(_ dir: SubmitDirectory) -> RegisteredOutputs {
+        RegisteredOutputs(datasets: [], dir: dir, registryPath: "")
+    }
 
     /// The registered outputs of job `array:index` (none for a butler repository: its merge is LSST's).
     public static func of(_ dir: SubmitDirectory, array: String, index: Int) throws -> RegisteredOutputs {
         let meta = try Snapshot.meta(path: dir.snapshot)
         let repo = try Repository(root: meta.repo)
-        guard repo.kind == .quanta else { return RegisteredOutputs(datasets: []) }
+        guard repo.kind == .quanta else { return none(dir) }
+        try Repository.checkIdentity(root: meta.repo, expected: meta.repoID, what: "replacing registered outputs")
         let predicted = try OutputPredictions(path: dir.snapshot).outputs(array: array, index: index)
         let found = try Registry(path: repo.registryPath).locate(ids: Array(predicted.keys))
-        let datasets = predicted.values.filter { found[$0.id] != nil }.sorted { $0.path < $1.path }
-            .map { Dataset(id: $0.id, description: "\($0.type) {\((try? DataID(json: $0.dataID))?.description ?? $0.dataID)}", path: $0.path) }
-        return RegisteredOutputs(datasets: datasets)
+        return RegisteredOutputs(datasets: predicted.values.filter { found[$0.id] != nil }.sorted { $0.path < $1.path },
+                                 dir: dir, registryPath: repo.registryPath)
     }
 
     /// Registered datasets made, directly or further down, from these (by the graph in the snapshot).
-    public func downstream(_ dir: SubmitDirectory) throws -> [String] {
-        let meta = try Snapshot.meta(path: dir.snapshot)
-        let repo = try Repository(root: meta.repo)
+    public func downstream() throws -> [String] {
         let made = try Snapshot.downstream(path: dir.snapshot, of: datasets.compactMap { UUID(uuidString: $0.id) })
-        let registered = try Registry(path: repo.registryPath).locate(ids: made.map(\.id))
-        return made.filter { registered[$0.id] != nil }
-            .map { "\($0.type) {\((try? DataID(json: $0.dataID))?.description ?? $0.dataID)}" }
+        let registered = try Registry(path: registryPath).locate(ids: made.map(\.id))
+        return made.filter { registered[$0.id] != nil }.map(\.description)
     }
 
     /// After a rerun replaced the files: the registry takes each dataset's new size and checksum
-    /// from the job's new manifest. Returns how many records changed.
-    public static func adopt(_ manifest: Manifest, dir: SubmitDirectory) throws -> Int {
-        let meta = try Snapshot.meta(path: dir.snapshot)
-        let repo = try Repository(root: meta.repo)
-        try Repository.checkIdentity(root: meta.repo, expected: meta.repoID, what: "replacing registered outputs")
-        let predicted = try OutputPredictions(path: dir.snapshot).outputs(array: manifest.array, index: manifest.index)
+    /// from the job's new manifest, for the records that match the plan. Returns how many changed.
+    public func adopt(_ manifest: Manifest) throws -> Int {
+        let predicted = Dictionary(uniqueKeysWithValues: datasets.map { ($0.id, $0) })
         var seen = Set<String>()
         let records = manifest.quanta.filter { $0.status == .succeeded }.flatMap(\.outputs).filter {
             Merger.refusal($0, predicted[$0.id.lowercased()], seen: &seen) == nil
         }
-        return try Registry(path: repo.registryPath).replace(records.map {
+        return try Registry(path: registryPath).replace(records.map {
             DatasetRecord(id: $0.id, datasetType: $0.type, run: $0.run, dataID: $0.dataID, path: $0.path, size: $0.size, checksum: $0.checksum)
         })
     }

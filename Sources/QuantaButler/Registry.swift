@@ -310,12 +310,13 @@ public final class Registry: Sendable {
         }
     }
 
-    /// What is wrong with each expected dataset: `.missing` (no dataset with that UUID in that
-    /// run), `.elsewhere(path)` (registered at another path), nil when it is as expected. One
-    /// prepared statement stepped per dataset, compared as bytes (plan checks 500,000 inputs:
-    /// the batched `locate` took 3.5 s building strings and rows, this ~0.8 s).
+    /// How a dataset differs from what was expected: no dataset with that UUID in that run, or
+    /// registered at another path.
     public enum Discrepancy: Sendable, Equatable { case missing, elsewhere(String) }
 
+    /// The expected datasets that are not registered as expected, by their position in
+    /// `expected`. One prepared statement stepped per dataset, compared as bytes (plan checks
+    /// 500,000 inputs: the batched `locate` took 3.5 s building strings and rows).
     public func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, Discrepancy)] {
         try wrap("checking \(expected.count) datasets") {
             try db.read { db in

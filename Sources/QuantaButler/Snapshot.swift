@@ -232,10 +232,7 @@ extension Snapshot {
         let r = try SnapshotFile.Reader(path)
         let repo = (r.header.template, r.header.repoKind == Repository.Kind.butler.rawValue)
         let start = try r.datasetIndices(of: Set(ids))
-        return try r.downstream(of: start).map { d in
-            let spec = try r.dataset(d, repo: repo)
-            return PredictedOutput(id: spec.id.lowercased, type: spec.type, run: spec.run, dataID: spec.dataID.json, path: spec.path)
-        }
+        return try r.downstream(of: start).map { PredictedOutput(try r.dataset($0, repo: repo)) }
     }
 }
 
@@ -249,6 +246,21 @@ public struct PredictedOutput: Sendable, Equatable {
     public var dataID: String
     /// Relative to the datastore root.
     public var path: String
+
+    init(_ d: DatasetSpec) {
+        self.init(id: d.id.lowercased, type: d.type, run: d.run, dataID: d.dataID.json, path: d.path)
+    }
+
+    init(id: String, type: String, run: String, dataID: String, path: String) {
+        self.id = id
+        self.type = type
+        self.run = run
+        self.dataID = dataID
+        self.path = path
+    }
+
+    /// `calexp {visit=1, detector=2}`, for messages.
+    public var description: String { "\(type) \(Merger.describe(dataID))" }
 }
 
 /// The plan's predicted outputs, job by job (issue 12: the merge registers nothing else).
@@ -274,9 +286,7 @@ public final class OutputPredictions: @unchecked Sendable {
     /// Every output of job `array:index`'s quanta, by UUID.
     public func outputs(array: String, index: Int) throws -> [String: PredictedOutput] {
         var out: [String: PredictedOutput] = [:]
-        func add(_ d: DatasetSpec) {
-            out[d.id.lowercased] = PredictedOutput(id: d.id.lowercased, type: d.type, run: d.run, dataID: d.dataID.json, path: d.path)
-        }
+        func add(_ d: DatasetSpec) { out[d.id.lowercased] = PredictedOutput(d) }
         guard let r = reader, let a = arrays[array] else {
             for q in try Snapshot.job(path: path, array: array, index: index).quanta { q.outputs.forEach(add) }
             return out
@@ -286,11 +296,8 @@ public final class OutputPredictions: @unchecked Sendable {
         guard index >= 0, index < (try r.jobCount(array: a)) else {
             throw QuantaError(.usage, "\(path): no job \(array):\(index)")
         }
-        do {
-            for q in try r.quanta(array: a, index: index) { try r.datasets(.qOut, of: q).forEach(add) }
-        } catch {
-            throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error)); plan the submission again")
-        }
+        // The reader's errors name the file, the damage and the fix.
+        for q in try r.quanta(array: a, index: index) { try r.datasets(.qOut, of: q).forEach(add) }
         return out
     }
 }

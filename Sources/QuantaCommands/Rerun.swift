@@ -55,7 +55,7 @@ struct Rerun: ParsableCommand {
         // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
         let latest = (try? Manifest.read(path: d.manifest(array: array.name, index: slot), outputs: false)) ?? nil
         let runs = force || latest?.status != .succeeded
-        let registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : RegisteredOutputs(datasets: [])
+        let registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : .none(d)
         if !registered.datasets.isEmpty && !replace {
             let first = registered.datasets[0]
             throw ValidationError("job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")
@@ -74,9 +74,9 @@ struct Rerun: ParsableCommand {
         }
         let manifest = try Manifest.read(path: d.manifest(array: array.name, index: slot))
         if replace, !registered.datasets.isEmpty, let m = manifest {
-            let changed = try RegisteredOutputs.adopt(m, dir: d)
+            let changed = try registered.adopt(m)
             print("replaced \(changed) registered datasets; their registry records now carry the new files' size and checksum")
-            let stale = try registered.downstream(d)
+            let stale = try registered.downstream()
             if !stale.isEmpty {
                 print("\(stale.count) registered datasets downstream were made from the old files and may now be stale:")
                 for line in stale.prefix(20) { print("  \(line)") }

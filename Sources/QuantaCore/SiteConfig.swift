@@ -219,6 +219,9 @@ private func safeSlurmWord(_ s: String, r: YAMLReader, path: String) throws -> S
 }
 
 extension SiteConfig {
+    /// Where the final job runs: the default partition, else the first.
+    public var finalJobPartition: String? { defaultPartition ?? partitions.first?.name }
+
     /// The final job's time limit (seconds): ten minutes plus a second per hundred outputs to
     /// register (a merge registers ~100,000 a second into SQLite; LSST's aggregate-graph ~500), at
     /// most twelve hours and within the partition's maximum. Every final job has one (issue 12):

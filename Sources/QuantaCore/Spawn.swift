@@ -106,18 +106,37 @@ public enum Spawn {
     /// and its run-quantum, killed outright, could no longer stop. Returns how many were signalled.
     @discardableResult
     public static func killSession(_ sid: pid_t, signal: Int32 = SIGKILL) -> Int {
-        guard sid > 1, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        // Runs after every local element: plain readdir/read, no Foundation strings per process.
+        guard sid > 1, let proc = opendir("/proc") else { return 0 }
+        defer { closedir(proc) }
+        let me = getpid()
         var n = 0
-        for name in entries {
-            guard let pid = pid_t(name), pid != getpid(),
-                  let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // After "pid (comm)": state ppid pgrp session …
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 3, pid_t(fields[3]) == sid else { continue }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while let entry = readdir(proc) {
+            let pid = withUnsafeBytes(of: entry.pointee.d_name) { name -> pid_t in
+                var v: pid_t = 0
+                for c in name { if c == 0 { break }; guard c >= 48, c <= 57 else { return 0 }; v = v * 10 + pid_t(c - 48) }
+                return v
+            }
+            guard pid > 0, pid != me else { continue }
+            let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            close(fd)
+            guard count > 0, sessionOf(stat: buffer[0..<count]) == sid else { continue }
             if kill(pid, signal) == 0 { n += 1 }
         }
         return n
+    }
+
+    /// The session field of a `/proc/PID/stat` line: after "pid (comm)", state ppid pgrp session.
+    static func sessionOf(stat: ArraySlice<UInt8>) -> pid_t? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
+        guard fields.count > 3 else { return nil }
+        var v: pid_t = 0
+        for c in fields[3] { guard c >= 48, c <= 57 else { return nil }; v = v * 10 + pid_t(c - 48) }
+        return v
     }
 
     /// Waits for one child, retrying on EINTR.

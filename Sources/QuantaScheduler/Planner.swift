@@ -117,8 +117,7 @@ public enum Planner {
         // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         let finalPlan = plan
-        let finalWalltime = req.site.finalJobWalltime(partition: req.site.defaultPartition ?? req.site.partitions.first?.name,
-                                                      outputs: graph.quantumOutputs.count)
+        let finalWalltime = req.site.finalJobWalltime(partition: req.site.finalJobPartition, outputs: graph.quantumOutputs.count)
         _ = try Parallel.both({
             try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: finalPlan, repo: req.repo, tasks: executions)
         }, {
@@ -239,8 +238,7 @@ public enum Planner {
         }
         var mctx = common
         mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
-        let mergePartition = site.defaultPartition ?? site.partitions[0].name
-        if !mergePartition.isEmpty { mctx["partition"] = mergePartition }
+        if let p = site.finalJobPartition, !p.isEmpty { mctx["partition"] = p }
         mctx["walltime"] = Units.slurmTime(finalWalltime)
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
 

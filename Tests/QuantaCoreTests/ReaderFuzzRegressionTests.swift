@@ -9,6 +9,16 @@ import Testing
 @Suite struct ReaderFuzzRegressionTests {
     static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
+    /// Writes `bytes` as `name` in a fresh directory; the `.qg` reader must refuse it with a
+    /// message that starts with the file's path and `message`.
+    func expectQGRefused(_ bytes: [UInt8], as name: String, saying message: String) throws {
+        let path = try temporaryDirectory() + "/" + name
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try LSSTGraphFormat.read(path: path)
+        } throws: { "\($0)".hasPrefix(path + ": " + message) }
+    }
+
     @Test func deeplyNestedManifestValueIsAnError() throws {
         // An unknown key's value is skipped: 100,000 levels of '[' were 100,000 stack frames.
         let text = Array(#"{"note": "#.utf8) + [UInt8](repeating: UInt8(ascii: "["), count: 100_000)
@@ -22,11 +32,7 @@ import Testing
         var bytes: [UInt8] = [0x50, 0x4b, 0x03, 0x04] + [UInt8](repeating: 0, count: 26)
         bytes += Self.le(UInt32(0x0706_4b50)) + Self.le(UInt32(0)) + Self.le(UInt64(1) << 63) + Self.le(UInt32(1))
         bytes += Self.le(UInt32(0x0605_4b50)) + [UInt8](repeating: 0, count: 18)
-        let dir = try temporaryDirectory()
-        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/z.qg"))
-        #expect {
-            try LSSTGraphFormat.read(path: dir + "/z.qg")
-        } throws: { "\($0)".hasPrefix(dir + "/z.qg: corrupt zip64 end record") }
+        try expectQGRefused(bytes, as: "z.qg", saying: "corrupt zip64 end record")
     }
 }
 
@@ -38,11 +44,7 @@ extension ReaderFuzzRegressionTests {
         let member = try #require(bytes.indices.first { bytes[$0...].starts(with: name) })
         let frame = try #require((member...).first { bytes[$0...].starts(with: [0x28, 0xb5, 0x2f, 0xfd]) })
         bytes.replaceSubrange((frame - 8)..<frame, with: [0x7f] + [UInt8](repeating: 0xff, count: 7))
-        let dir = try temporaryDirectory()
-        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/b.qg"))
-        #expect {
-            try LSSTGraphFormat.read(path: dir + "/b.qg")
-        } throws: { "\($0)".hasPrefix(dir + "/b.qg: quantum_datasets.mb: block 0 runs past the member") }
+        try expectQGRefused(bytes, as: "b.qg", saying: "quantum_datasets.mb: block 0 runs past the member")
     }
 }
 
