@@ -2,7 +2,12 @@ import Foundation
 import QuantaCore
 
 public enum QuantumStatus: String, Sendable, Codable {
-    case succeeded, failed, blocked
+    /// `noWork`: a success without (all of) its data outputs, as pipe_base's NoWorkFound — the
+    /// quantum ran, decided there was nothing to do, and its metadata and log (LSST) are registered.
+    case succeeded, noWork, failed, blocked
+
+    /// Succeeded or ended with no work: what `pipetask run` counts as a success.
+    public var isSuccess: Bool { self == .succeeded || self == .noWork }
 }
 
 public struct OutputRecord: Sendable, Codable, Equatable {

@@ -221,7 +221,7 @@ public struct ManifestCache: Sendable {
             out.bytes.append(contentsOf: s.utf8)
         }
         mutating func identity(_ i: Identity) { u64(i.inode); u64(i.size); u64(i.mtimeNS); u64(i.ctimeNS) }
-        mutating func status(_ s: QuantumStatus) { u8(s == .succeeded ? 0 : s == .failed ? 1 : 2) }
+        mutating func status(_ s: QuantumStatus) { u8(s == .succeeded ? 0 : s == .failed ? 1 : s == .blocked ? 2 : 3) }
         /// The fields `Manifest.forStatus` keeps.
         mutating func manifest(_ m: Manifest) {
             int(m.formatVersion); int(m.index); int(m.attempt); int(m.maxRSSKB); int(m.memoryLimitMB)
@@ -273,6 +273,7 @@ public struct ManifestCache: Sendable {
             case 0: return .succeeded
             case 1: return .failed
             case 2: return .blocked
+            case 3: return .noWork
             default: throw Damaged()
             }
         }

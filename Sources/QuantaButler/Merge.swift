@@ -130,7 +130,8 @@ public struct Merger: Sendable {
                 switch q.status {
                 case .failed: result.quantaFailed.append("\(q.task) \(Self.describe(q.dataID)): \(q.reason ?? "failed")")
                 case .blocked: result.quantaBlocked.append("\(q.task) \(Self.describe(q.dataID)): \(q.reason ?? "blocked")")
-                case .succeeded:
+                case .succeeded, .noWork:
+                    // A no-work quantum lists what it did write (an LSST quantum's metadata and log).
                     result.quantaSucceeded += 1
                     for o in q.outputs {
                         result.datasetsInManifests += 1
@@ -204,7 +205,7 @@ public struct Merger: Sendable {
         return nil
     }
 
-    static func describe(_ dataIDJSON: String) -> String {
+    public static func describe(_ dataIDJSON: String) -> String {
         ((try? DataID(json: dataIDJSON)).map { "{\($0)}" }) ?? dataIDJSON
     }
 }

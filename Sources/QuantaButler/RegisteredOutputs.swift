@@ -27,6 +27,11 @@ public struct RegisteredOutputs: Sendable {
                                  dir: dir, registryPath: repo.registryPath)
     }
 
+    /// Without the datasets a rerun keeps (outputs of quanta that succeeded and are intact).
+    public func excluding(kept ids: Set<String>) -> RegisteredOutputs {
+        RegisteredOutputs(datasets: datasets.filter { !ids.contains($0.id) }, dir: dir, registryPath: registryPath)
+    }
+
     /// Registered datasets made, directly or further down, from these (by the graph in the snapshot).
     public func downstream() throws -> [String] {
         let made = try Snapshot.downstream(path: dir.snapshot, of: datasets.compactMap { UUID(uuidString: $0.id) })
@@ -39,7 +44,7 @@ public struct RegisteredOutputs: Sendable {
     public func adopt(_ manifest: Manifest) throws -> Int {
         let predicted = Dictionary(uniqueKeysWithValues: datasets.map { ($0.id, $0) })
         var seen = Set<String>()
-        let records = manifest.quanta.filter { $0.status == .succeeded }.flatMap(\.outputs).filter {
+        let records = manifest.quanta.filter { $0.status.isSuccess }.flatMap(\.outputs).filter {
             Merger.refusal($0, predicted[$0.id.lowercased()], seen: &seen) == nil
         }
         return try Registry(path: registryPath).replace(records.map {

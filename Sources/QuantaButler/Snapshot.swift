@@ -10,6 +10,18 @@ public struct DatasetSpec: Sendable, Equatable {
     public var run: String
     /// Relative to the datastore root.
     public var path: String
+    /// For an input made inside the graph: the quantum that makes it and the job that runs that
+    /// quantum (what run-quantum asks before it runs a quantum: did the producer succeed?).
+    public var producer: ProducerRef? = nil
+}
+
+/// The quantum that produces a dataset, and where its outcome is recorded: job `array:index`'s manifest.
+public struct ProducerRef: Sendable, Equatable {
+    public var quantum: UUID
+    public var task: String
+    public var dataID: DataID
+    public var array: String
+    public var index: Int
 }
 
 public struct QuantumSpec: Sendable {

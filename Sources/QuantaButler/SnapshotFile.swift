@@ -28,7 +28,10 @@ struct ByteWriter {
 }
 
 enum SnapshotFile {
-    static let magic = Array("QSNAP003".utf8)
+    static let magic = Array("QSNAP004".utf8)
+    /// The format before the producer index (issue 13): read, with no producers (jobs then fall
+    /// back to checking their inputs' files).
+    static let previousMagic = Array("QSNAP003".utf8)
     /// Bytes per checksummed chunk: a job's few records cost a few 16 KiB CRCs (~µs each).
     static let chunkSize = 16_384
     /// magic, u64 header length, u32 chunk size, u32 header CRC.
@@ -37,7 +40,12 @@ enum SnapshotFile {
     /// The sections, in file order; the header maps each name to [offset, length].
     enum Section: Int, CaseIterable {
         case elemStart, elemJob, jobQStart, jobQ, quanta, qIn, qOut, datasets, locOff, locText, didOff, didText
+        /// QSNAP004: each dataset's producing quantum (or 0xFFFFFFFF), each quantum's job slot (its
+        /// position in elemJob), so a job finds the quantum, array and job that made each input.
+        case producer, qSlot
         var name: String { String(describing: self) }
+        /// Sections a QSNAP003 file does not have.
+        var sinceV4: Bool { self == .producer || self == .qSlot }
     }
     static let none: UInt32 = 0xFFFF_FFFF
 
@@ -149,6 +157,16 @@ enum SnapshotFile {
         graph.quantumInputs.forEach { qIn.u32(UInt32(bitPattern: $0)) }
         graph.quantumOutputs.forEach { qOut.u32(UInt32(bitPattern: $0)) }
         let producers = graph.producers()
+        var producer = Buffer(), qSlot = Buffer()
+        producer.bytes.reserveCapacity(4 * graph.datasets.count)
+        producers.forEach { producer.u32($0 < 0 ? none : UInt32($0)) }
+        var slotOfJob = [UInt32](repeating: none, count: plan.clustered.jobs.count)
+        var slot: UInt32 = 0
+        for a in plan.arrays.indices { for j in plan.elements[a].map(Int.init) { if j >= 0 && j < slotOfJob.count { slotOfJob[j] = slot }; slot += 1 } }
+        var slotOfQuantum = [UInt32](repeating: none, count: graph.quanta.count)
+        for (j, job) in plan.clustered.jobs.enumerated() { for q in job.quanta { slotOfQuantum[Int(q)] = slotOfJob[j] } }
+        qSlot.bytes.reserveCapacity(4 * graph.quanta.count)
+        slotOfQuantum.forEach { qSlot.u32($0) }
         var datasets = Buffer(), locOff = Buffer(), locText = Buffer()
         datasets.bytes.reserveCapacity(32 * graph.datasets.count)
         var locations = 0
@@ -176,7 +194,8 @@ enum SnapshotFile {
         didOff.u32(didText.bytes.count)
         let sections: [(Section, Buffer)] = [(.elemStart, elemStart), (.elemJob, elemJob), (.jobQStart, jobQStart), (.jobQ, jobQ),
                                              (.quanta, quanta), (.qIn, qIn), (.qOut, qOut), (.datasets, datasets),
-                                             (.locOff, locOff), (.locText, locText), (.didOff, didOff), (.didText, didText)]
+                                             (.locOff, locOff), (.locText, locText), (.didOff, didOff), (.didText, didText),
+                                             (.producer, producer), (.qSlot, qSlot)]
         var offsets: [String: [Int]] = [:]
         var at = 0
         var table = Buffer()
@@ -262,6 +281,8 @@ enum SnapshotFile {
         /// Chunks already verified, one bit each over the whole table.
         private var verified: [UInt64]
         private let checksums: Bool
+        /// False for a QSNAP003 file (planned before issue 13).
+        let hasProducers: Bool
 
         convenience init(_ path: String) throws {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -280,7 +301,8 @@ enum SnapshotFile {
             self.data = data
             self.checksums = checksums
             func damaged(_ what: String) -> QuantaError { QuantaError(.io, "\(path): damaged (\(what)); plan the submission again") }
-            guard data.count >= prefix, Array(data.prefix(8)) == SnapshotFile.magic else {
+            let v3 = data.count >= prefix && Array(data.prefix(8)) == SnapshotFile.previousMagic
+            guard data.count >= prefix, v3 || Array(data.prefix(8)) == SnapshotFile.magic else {
                 if data.count >= 8, Array(data.prefix(8)) == Array("QSNAP002".utf8) {
                     throw QuantaError(.io, "\(path): a snapshot from an older quanta (QSNAP002, without checksums); plan the submission again")
                 }
@@ -313,7 +335,7 @@ enum SnapshotFile {
             var starts: [Int] = [], lengths: [Int] = [], firstChunk: [Int] = []
             var chunks = 0
             for section in Section.allCases {
-                let (start, length) = try place(section.name)
+                let (start, length) = v3 && section.sinceV4 ? (base, 0) : try place(section.name)
                 starts.append(start)
                 lengths.append(length)
                 firstChunk.append(chunks)
@@ -326,10 +348,13 @@ enum SnapshotFile {
             guard entries(.elemStart, 4, atLeast: header.arrays.count + 1), entries(.elemJob, 4), entries(.jobQStart, 4, atLeast: 1),
                   entries(.jobQ, 4), entries(.quanta, 40), entries(.qIn, 4), entries(.qOut, 4), entries(.datasets, 32),
                   entries(.locOff, 4, atLeast: 1), entries(.didOff, 4, atLeast: 1),
+                  v3 || lengths[Section.producer.rawValue] == 4 * (lengths[Section.datasets.rawValue] / 32),
+                  v3 || lengths[Section.qSlot.rawValue] == 4 * (lengths[Section.quanta.rawValue] / 40),
                   header.arrays.allSatisfy({ $0.count == 2 }), header.datasetTypes.allSatisfy({ $0.count == 3 }),
                   header.typeNames.count == header.storageClasses.count
             else { throw damaged("section sizes do not match the header") }
             self.header = header
+            self.hasProducers = !v3
             self.starts = starts
             self.lengths = lengths
             self.firstChunk = firstChunk
@@ -441,6 +466,29 @@ enum SnapshotFile {
             return DatasetSpec(id: try uuid(.datasets, at), type: header.typeNames[type], dataID: id, run: header.runs[run], path: path)
         }
 
+        /// The quantum that makes dataset `d` and the job that runs it; nil for an overall input
+        /// (or a QSNAP003 file, which does not record producers).
+        func producer(ofDataset d: Int) throws -> ProducerRef? {
+            guard hasProducers else { return nil }
+            let quanta = count(.quanta, size: 40)
+            let q = try u32(.producer, d)
+            if q == Int(SnapshotFile.none) { return nil }
+            guard q < quanta else { throw damaged(.producer, "quantum #\(q) of \(quanta)") }
+            let slot = try ref(.qSlot, q, below: count(.elemJob, size: 4), "job slot")
+            // The array whose element range holds the slot: elemStart is ordered (checked as read).
+            var lo = 0, hi = header.arrays.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if try u32(.elemStart, mid) <= slot { lo = mid } else { hi = mid - 1 }
+            }
+            let first = try u32(.elemStart, lo), end = try u32(.elemStart, lo + 1)
+            guard first <= slot, slot < end else { throw damaged(.qSlot, "job slot #\(slot) outside every array") }
+            let f = 10 * q + 4
+            let task = try ref(.quanta, f, below: header.taskLabels.count, "task")
+            return ProducerRef(quantum: try uuid(.quanta, 40 * q), task: header.taskLabels[task], dataID: try dataID(try u32(.quanta, f + 1)),
+                               array: header.arrays[lo][0], index: slot - first)
+        }
+
         func quantum(_ q: Int) throws -> QuantumSpec {
             let f = 10 * q + 4  // u32 index of the task field (40-byte records)
             let task = try ref(.quanta, f, below: header.taskLabels.count, "task")
@@ -456,7 +504,12 @@ enum SnapshotFile {
             guard n <= count(refs, size: 4) - start else { throw damaged(.quanta, "a dataset list outside \(refs.name)") }
             let repo = (header.template, header.repoKind == Repository.Kind.butler.rawValue)
             let datasets = count(.datasets, size: 32)
-            return try (start..<(start + n)).map { try dataset(try ref(refs, $0, below: datasets, "dataset"), repo: repo) }
+            return try (start..<(start + n)).map {
+                let d = try ref(refs, $0, below: datasets, "dataset")
+                var spec = try dataset(d, repo: repo)
+                if refs == .qIn { spec.producer = try producer(ofDataset: d) }
+                return spec
+            }
         }
 
         /// Datasets made, directly or further down, from `datasets` (indices), by the graph's own

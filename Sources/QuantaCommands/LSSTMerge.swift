@@ -36,7 +36,7 @@ enum LSSTMerge {
         let failed = status.elements.filter { $0.state == .failed }.map { "\($0.array):\($0.index) \($0.reason ?? "")" }
         let blocked = status.elements.filter { $0.state == .blocked }.map { "\($0.array):\($0.index) \($0.reason ?? "")" }
         let result = MergeResult(outputRun: plan.outputRun, output: plan.output, registered: count, alreadyRegistered: 0,
-                                 datasetsInManifests: count, missingFiles: [], quantaSucceeded: status.quanta["succeeded"] ?? 0,
+                                 datasetsInManifests: count, missingFiles: [], quantaSucceeded: (status.quanta["succeeded"] ?? 0) + (status.quanta[SubmissionStatus.State.noWork.rawValue] ?? 0),
                                  quantaFailed: failed, quantaBlocked: blocked, jobsWithoutManifest: [],
                                  seconds: Date().timeIntervalSince(started))
         try AtomicFile.write(try JSONEncoder.pretty.encode(result), to: dir.mergeSummary)

@@ -53,9 +53,18 @@ struct Rerun: ParsableCommand {
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
         // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
         // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
-        let latest = (try? Manifest.read(path: d.manifest(array: array.name, index: slot), outputs: false)) ?? nil
+        let latest = (try? Manifest.read(path: d.manifest(array: array.name, index: slot))) ?? nil
         let runs = force || latest?.status != .succeeded
-        let registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : .none(d)
+        var registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : .none(d)
+        if !force, let latest {
+            // run-quantum keeps what an earlier attempt made and left intact (--skip-existing): not replaced.
+            let root = try Snapshot.meta(path: d.snapshot).datastoreRoot
+            let kept = latest.quanta.filter { $0.status.isSuccess }.flatMap(\.outputs).filter { o in
+                var st = stat()
+                return stat(root + "/" + o.path, &st) == 0 && Int64(st.st_size) == o.size
+            }
+            registered = registered.excluding(kept: Set(kept.map(\.id)))
+        }
         if !registered.datasets.isEmpty && !replace {
             let first = registered.datasets[0]
             throw ValidationError("job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")

@@ -18,14 +18,32 @@ struct LSSTJob {
         var failureClass: String?
     }
 
-    func run(log: (String) -> Void) -> Result {
+    func run(upstream: inout Upstream, log: (String) -> Void) -> Result {
         let dir = runner.dir
         let base = "\(dir.logs)/lsst/\(runner.array).\(runner.index).\(attempt)"
-        try? FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
         let reportPath = base + ".report.json", logPath = base + ".log"
+        // FAILED_DEP first, as pipetask decides it: a quantum whose producer (in an earlier job, or
+        // one of this job's own quanta already held back) failed, was blocked or never ran is not
+        // handed to run-qbb at all — run-qbb would run it on what inputs are left, or write its
+        // metadata and later skip it as "already successful".
+        var held: [String: QuantumRecord] = [:]
+        for q in job.quanta {
+            if case .blocked(let why) = upstream.verdict(for: q) {
+                let r = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: why,
+                                      seconds: 0, log: nil, outputs: [])
+                held[r.id] = r
+                upstream.record(r)
+            }
+        }
+        let runnable = job.quanta.filter { held[$0.id.lowercased] == nil }
+        if runnable.isEmpty {
+            log("every quantum of this job is blocked upstream; run-qbb not started")
+            return Result(records: job.quanta.map { held[$0.id.lowercased]! }, failureClass: nil)
+        }
+        try? FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
         unlink(reportPath)
         let driver = job.tasks[job.quanta[0].task]?.command ?? ""
-        let ids = job.quanta.map(\.id.lowercased).joined(separator: ",")
+        let ids = runnable.map(\.id.lowercased).joined(separator: ",")
         // python3 is the site environment's (the sbatch script's set-up lines ran before us).
         let args = ["-c", "exec python3 \"$@\"", "python3", driver, job.meta.repo, job.meta.graph, "--ids", ids,
                     "--report", reportPath, "--summary", base + ".summary.json", "--init-marker", dir.root + "/lsst-init.done"]
@@ -33,11 +51,12 @@ struct LSSTJob {
         o.stdoutPath = logPath
         o.stderrPath = logPath
         let started = Date()
-        log("pipetask run-qbb for \(job.quanta.count) quanta (log \(logPath))")
-        var records: [QuantumRecord] = []
+        log("pipetask run-qbb for \(runnable.count) quanta\(held.isEmpty ? "" : " (\(held.count) blocked upstream, not run)") (log \(logPath))")
         func all(_ status: QuantumStatus, _ reason: String) -> [QuantumRecord] {
-            job.quanta.map { QuantumRecord(id: $0.id.lowercased, task: $0.task, dataID: $0.dataID.json, status: status,
-                                           reason: reason, seconds: 0, log: logPath, outputs: []) }
+            job.quanta.map { q in
+                held[q.id.lowercased] ?? QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: status,
+                                                       reason: reason, seconds: 0, log: logPath, outputs: [])
+            }
         }
         let outcome: ChildSupervisor.Result
         do {
@@ -63,50 +82,90 @@ struct LSSTJob {
             return Result(records: all(.failed, "pre-exec-init-qbb failed: \(e)"), failureClass: nil)
         }
         let quanta = report["quanta"] as? [String: Any] ?? [:]
-        let summary = report["summary"] as? [String: Any] ?? [:]
         let runError = report["runQbbError"] as? String
-        let share = seconds / Double(max(1, job.quanta.count))
+        let share = seconds / Double(max(1, runnable.count))
+        var records: [QuantumRecord] = []
         for q in job.quanta {
             let id = q.id.lowercased
+            if let r = held[id] {
+                records.append(r)
+                continue
+            }
             var record = QuantumRecord(id: id, task: q.task, dataID: q.dataID.json, status: .failed, reason: nil,
                                        seconds: share, log: logPath, outputs: [])
+            defer { upstream.record(record); records.append(record) }
             guard let rep = quanta[id] as? [String: Any] else {
                 record.reason = (report["checkError"] as? String).map { "could not check outputs: \($0)" } ?? "no report for this quantum"
-                records.append(record)
                 continue
             }
             let outputs = rep["outputs"] as? [[String: Any]] ?? []
-            let missing = outputs.filter { ($0["exists"] as? Bool) != true }
-            if missing.isEmpty {
-                let specs = Dictionary(q.outputs.map { ($0.id.lowercased, $0) }, uniquingKeysWith: { a, _ in a })
-                do {
-                    for out in outputs {
-                        let oid = out["id"] as? String ?? ""
-                        let path = out["path"] as? String ?? ""
-                        let (size, crc) = try checksum(job.meta.datastoreRoot + "/" + path)
-                        let spec = specs[oid]
-                        record.outputs.append(OutputRecord(id: oid, type: out["type"] as? String ?? spec?.type ?? "",
-                                                           dataID: spec?.dataID.json ?? "[]", run: spec?.run ?? job.meta.outputRun,
-                                                           path: path, size: size, checksum: CRC32.text(crc)))
-                    }
-                    record.status = .succeeded
-                } catch {
-                    record.reason = "\(error)"
-                }
-            } else if let gone = (rep["producedInputs"] as? [[String: Any]] ?? []).first(where: { ($0["exists"] as? Bool) != true }) {
+            let present = outputs.filter { ($0["exists"] as? Bool) == true }
+            // pipe_base's definition of success: the quantum's metadata was written.
+            let metadata = "\(q.task)_metadata"
+            let succeeded = present.contains { $0["type"] as? String == metadata }
+            let summary = rep["summary"] as? [String: Any]
+            if !succeeded, let blocker = upstream.verdict(for: q).blockedReason {
+                // An in-job producer failed: run-qbb held this one back (FAILED_DEP).
                 record.status = .blocked
-                record.reason = "missing input \(gone["type"] as? String ?? "?") (\(gone["path"] as? String ?? "?")); its producer failed or did not run"
-            } else {
-                let status = (summary[id] as? [String: Any])?["status"] as? String
-                let first = missing[0]
-                var why = "no output \(first["type"] as? String ?? "?") (\(first["path"] as? String ?? "?"))"
-                why += ": run-qbb \(status.map { "reported \($0)" } ?? "exited \(report["runQbbExit"] ?? "?")")"
-                if let line = lsstErrorLine(logPath, task: q.task) ?? runError { why += "; \(line)" }
-                record.reason = why
+                record.reason = blocker
+                record.log = nil
+                continue
             }
-            records.append(record)
+            // What it wrote is recorded either way: a failed quantum's log is a dataset too.
+            let specs = Dictionary(q.outputs.map { ($0.id.lowercased, $0) }, uniquingKeysWith: { a, _ in a })
+            do {
+                for out in present {
+                    let oid = out["id"] as? String ?? ""
+                    let path = out["path"] as? String ?? ""
+                    let (size, crc) = try checksum(job.meta.datastoreRoot + "/" + path)
+                    let spec = specs[oid]
+                    record.outputs.append(OutputRecord(id: oid, type: out["type"] as? String ?? spec?.type ?? "",
+                                                       dataID: spec?.dataID.json ?? "[]", run: spec?.run ?? job.meta.outputRun,
+                                                       path: path, size: size, checksum: CRC32.text(crc)))
+                }
+            } catch {
+                record.outputs = []
+                record.reason = "\(error)"
+                continue
+            }
+            if succeeded {
+                let bookkeeping: Set<String> = [metadata, "\(q.task)_log"]
+                let data = outputs.filter { !bookkeeping.contains($0["type"] as? String ?? "") }
+                let made = data.filter { ($0["exists"] as? Bool) == true }
+                if !data.isEmpty && made.isEmpty {
+                    // NoWorkFound (raised by the task, or its inputs were not there): a success without data.
+                    record.status = .noWork
+                    record.reason = "no work" + (Self.exception(summary).map { ": \($0)" } ?? "")
+                } else {
+                    record.status = .succeeded
+                    if made.count < data.count {
+                        let missing = data.filter { ($0["exists"] as? Bool) != true }.compactMap { $0["type"] as? String }
+                        record.reason = "succeeded without \(missing.joined(separator: ", ")) (the task did not write them)"
+                    }
+                }
+            } else {
+                let status = summary?["status"] as? String
+                var why = Self.exception(summary) ?? lsstErrorLine(logPath, task: q.task) ?? runError
+                    ?? "run-qbb \(status.map { "reported \($0)" } ?? "exited \(report["runQbbExit"] ?? "?")") and wrote no \(metadata)"
+                if why.count > 300 { why = String(why.prefix(300)) + "…" }
+                record.reason = why
+                if let code = summary?["exitCode"] as? Int { record.exitCode = code }
+            }
         }
         return Result(records: validate(records, log: log), failureClass: nil)
+    }
+
+    /// "ValueError: message" from a summary entry's exception information, when it has one.
+    static func exception(_ summary: [String: Any]?) -> String? {
+        guard let info = summary?["exceptionInfo"] as? [String: Any] else { return nil }
+        let cls = (info["className"] as? String).map { $0.split(separator: ".").last.map(String.init) ?? $0 }
+        let message = info["message"] as? String
+        switch (cls, message) {
+        case let (c?, m?): return "\(c): \(m)"
+        case let (c?, nil): return c
+        case let (nil, m?): return m
+        default: return nil
+        }
     }
 
     /// run-qbb has already put outputs in place: a FITS output that fails its checks is moved aside
@@ -117,7 +176,7 @@ struct LSSTJob {
         var rejected: [String: String] = [:]  // dataset id → why
         let rejectDir = runner.dir.rejected(array: runner.array, index: runner.index, attempt: attempt)
         let root = job.meta.datastoreRoot
-        for (k, q) in job.quanta.enumerated() where out[k].status == .succeeded {
+        for (k, q) in job.quanta.enumerated() where out[k].status.isSuccess {
             if let bad = q.inputs.first(where: { rejected[$0.id.lowercased] != nil }) {
                 let notes = out[k].outputs.map { OutputValidation.reject(root + "/" + $0.path, into: rejectDir) }
                 out[k].status = .blocked

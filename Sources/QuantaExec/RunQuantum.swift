@@ -33,7 +33,8 @@ public struct JobRunner: Sendable {
 
     public func run(log: (String) -> Void) throws -> Outcome {
         // An unreadable earlier manifest is no success: the job runs again.
-        if !force, let previous = (try? Manifest.read(path: dir.manifest(array: array, index: index))) ?? nil, previous.status == .succeeded {
+        let previous = force ? nil : (try? Manifest.read(path: dir.manifest(array: array, index: index))) ?? nil
+        if let previous, previous.status == .succeeded {
             return .alreadySucceeded(previous)
         }
         let lookupStart = Date()
@@ -47,14 +48,17 @@ public struct JobRunner: Sendable {
         let started = Date()
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
         var records: [QuantumRecord] = []
-        var failedOrBlocked = Set<String>()
         var failureClass: String?
+        var upstream = Upstream(dir: dir)
         if let first = job.quanta.first, job.tasks[first.task]?.executor == "lsst" {
             // LSST quanta: one pipetask run-qbb process for the whole job, then every output checked.
-            let r = LSSTJob(runner: self, job: job, attempt: attempt).run(log: log)
+            let r = LSSTJob(runner: self, job: job, attempt: attempt).run(upstream: &upstream, log: log)
             records = r.records
             failureClass = r.failureClass
         }
+        // What an earlier attempt of this job made and left intact is kept, not made again
+        // (`pipetask run --skip-existing`): the merge may have registered it already.
+        let kept = previous.map { Self.intact($0, job: job) } ?? [:]
         for (k, q) in job.quanta.enumerated() where records.count < job.quanta.count {
             if let sig = ChildSupervisor.terminatedBy {
                 // Told to stop (SLURM's SIGTERM before its SIGKILL): what is left does not start.
@@ -64,12 +68,41 @@ public struct JobRunner: Sendable {
                                              seconds: 0, log: nil, outputs: []))
                 continue
             }
-            let (record, cls) = runQuantum(q, job: job, attempt: attempt, failedOutputs: failedOrBlocked)
-            if failureClass == nil { failureClass = cls }
-            if record.status != .succeeded { q.outputs.forEach { failedOrBlocked.insert($0.path) } }
+            var record: QuantumRecord
+            if let earlier = kept[q.id.lowercased] {
+                record = earlier
+                record.reason = "kept from attempt \(previous!.attempt): its outputs are intact"
+                record.seconds = 0
+            } else {
+                switch upstream.verdict(for: q) {
+                case .blocked(let why):
+                    // FAILED_DEP: not run, no log, nothing written.
+                    record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked,
+                                           reason: why, seconds: 0, log: nil, outputs: [])
+                case .run:
+                    // Inputs whose producer had no work are simply not there. pipe_base's rule, with a
+                    // dataset type read several times standing for a `multiple` connection: the task
+                    // runs on those that were made; a type with none made means no work.
+                    let absent = Set(upstream.notProduced(q).map(\.id))
+                    let present = q.inputs.filter { !absent.contains($0.id) }
+                    if let lost = q.inputs.first(where: { i in absent.contains(i.id) && !present.contains { $0.type == i.type } }) {
+                        record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .noWork,
+                                               reason: "no work: no \(lost.type) was made (\(lost.producer.map { "\($0.task) {\($0.dataID)}" } ?? "its producer") ended with no work)",
+                                               seconds: 0, log: nil, outputs: [])
+                    } else {
+                        var runnable = q
+                        runnable.inputs = present
+                        let (r, cls) = runQuantum(runnable, job: job, attempt: attempt)
+                        record = r
+                        if failureClass == nil { failureClass = cls }
+                    }
+                }
+            }
+            upstream.record(record)
             log("[\(k + 1)/\(job.quanta.count)] \(q.task) {\(q.dataID)}: \(record.status.rawValue)\(record.reason.map { " — \($0)" } ?? "") (\(String(format: "%.2f", record.seconds)) s)")
             records.append(record)
         }
+        // The job succeeded when every quantum did or had no work (as pipetask counts).
         let status: QuantumStatus = records.contains { $0.status == .failed } ? .failed
             : records.contains { $0.status == .blocked } ? .blocked : .succeeded
         let culprit = records.first { $0.status == .failed } ?? records.first { $0.status == .blocked }
@@ -90,17 +123,30 @@ public struct JobRunner: Sendable {
         return .ran(manifest)
     }
 
-    /// One quantum, timed.
+    /// The quanta of an earlier attempt that succeeded and whose outputs are all still there with
+    /// their recorded sizes: id → record.
+    static func intact(_ m: Manifest, job: JobSpec) -> [String: QuantumRecord] {
+        var out: [String: QuantumRecord] = [:]
+        for r in m.quanta where r.status.isSuccess {
+            let whole = r.outputs.allSatisfy { o in
+                var st = stat()
+                return stat(job.meta.datastoreRoot + "/" + o.path, &st) == 0 && Int64(st.st_size) == o.size
+            }
+            if whole { out[r.id] = r }
+        }
+        return out
+    }
+
     /// One quantum, timed; the failure class is set when the job itself was stopped (memory, signal).
-    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>) -> (QuantumRecord, String?) {
+    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int) -> (QuantumRecord, String?) {
         let start = Date()
         var failureClass: String?
-        var record = execute(q, job: job, attempt: attempt, failedOutputs: failedOutputs, start: start, failureClass: &failureClass)
+        var record = execute(q, job: job, attempt: attempt, start: start, failureClass: &failureClass)
         record.seconds = Date().timeIntervalSince(start)
         return (record, failureClass)
     }
 
-    private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, failedOutputs: Set<String>, start: Date,
+    private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, start: Date,
                          failureClass: inout String?) -> QuantumRecord {
         let logPath = dir.quantumLog(task: q.task, quantum: q.id, attempt: attempt)
         var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
@@ -108,9 +154,10 @@ public struct JobRunner: Sendable {
         let root = job.meta.datastoreRoot
         for input in q.inputs {
             let path = root + "/" + input.path
-            // An output that failed earlier in this job may still exist from an older attempt: not usable.
-            if failedOutputs.contains(input.path) || !FileManager.default.fileExists(atPath: path) {
-                record.reason = "missing input \(input.type) {\(input.dataID)} (\(path)); its producer failed or did not run"
+            // Its producer succeeded (Upstream said so), yet the file is gone: removed since, or a
+            // snapshot from before producers were recorded.
+            if !FileManager.default.fileExists(atPath: path) {
+                record.reason = "missing input \(input.type) {\(input.dataID)} (\(path)); \(input.producer == nil ? "its producer failed or did not run" : "it was made, then removed")"
                 record.log = nil
                 return record
             }
@@ -146,6 +193,10 @@ public struct JobRunner: Sendable {
                 env["QUANTA_QUANTUM_ID"] = q.id.lowercased
                 env["QUANTA_TASK"] = q.task
                 env["QUANTA_DATA_ID"] = q.dataID.json
+                // A command that finds nothing to do writes its reason here and exits 0 (pipe_base's NoWorkFound).
+                let noWorkFile = logPath + ".no-work"
+                unlink(noWorkFile)
+                env["QUANTA_NO_WORK"] = noWorkFile
                 var o = Spawn.Options()
                 o.stdoutPath = logPath
                 o.stderrPath = logPath
@@ -164,6 +215,10 @@ public struct JobRunner: Sendable {
                 guard r.status.succeeded else {
                     if case .exited(let c) = r.status { record.exitCode = Int(c) }
                     throw QuantaError(.execution, "\(r.status)\(firstErrorLine(logPath).map { ": \($0)" } ?? "")")
+                }
+                if let said = try? String(contentsOfFile: noWorkFile, encoding: .utf8) {
+                    unlink(noWorkFile)
+                    throw NoWork(reason: said.split(separator: "\n").first.map(String.init) ?? "")
                 }
             case "builtin":
                 try BuiltinTasks.run(execution.builtin ?? "", dataID: q.dataID,
@@ -195,6 +250,13 @@ public struct JobRunner: Sendable {
                                                    run: o.spec.run, path: o.spec.path, size: size, checksum: CRC32.text(crc)))
             }
             record.status = .succeeded
+        } catch let noWork as NoWork {
+            // Nothing it wrote is kept: downstream quanta see these outputs as not made.
+            for o in outputs { unlink(o.tmp) }
+            record.outputs = []
+            record.status = .noWork
+            record.reason = "no work\(noWork.reason.isEmpty ? "" : ": \(noWork.reason)")"
+            logFile.write("# no work: \(noWork.reason)\n")
         } catch {
             for o in outputs { unlink(o.tmp) }
             record.outputs = []
@@ -205,6 +267,9 @@ public struct JobRunner: Sendable {
         return record
     }
 }
+
+/// A command said it had nothing to do (wrote `$QUANTA_NO_WORK` and exited 0).
+struct NoWork: Error { let reason: String }
 
 /// Appends to a quantum's log, creating its directory on first use.
 final class LogFile: @unchecked Sendable {

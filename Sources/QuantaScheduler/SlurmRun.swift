@@ -267,7 +267,7 @@ public enum AttemptClassifier {
 
     static func fromManifest(_ m: Manifest) -> Outcome {
         switch m.status {
-        case .succeeded: return Outcome(state: .succeeded, failureClass: nil, reason: nil, exitCode: nil)
+        case .succeeded, .noWork: return Outcome(state: .succeeded, failureClass: nil, reason: nil, exitCode: nil)
         case .blocked: return Outcome(state: .blocked, failureClass: nil, reason: m.firstError, exitCode: nil)
         case .failed:
             // Without SLURM's word, a SIGTERM'd job counts as cancelled (Ctrl-C of a local run).
@@ -275,8 +275,9 @@ public enum AttemptClassifier {
                 return Outcome(state: .cancelled, failureClass: .cancelled, reason: m.firstError, exitCode: nil)
             }
             let cls: FailureClass = m.failureClass == "outOfMemory" ? .outOfMemory : .failed
+            // The exit code a quantum's process had, when it had one; never made up.
             let code = m.quanta.first { $0.status == .failed }?.exitCode
-            return Outcome(state: .failed, failureClass: cls, reason: m.firstError, exitCode: code ?? 1)
+            return Outcome(state: .failed, failureClass: cls, reason: m.firstError, exitCode: code)
         }
     }
 

@@ -5,7 +5,21 @@ import QuantaCore
 /// What a person needs to know about a submission: per task label and per array element.
 public struct SubmissionStatus: Sendable, Codable {
     public enum State: String, Sendable, Codable, CaseIterable {
-        case succeeded, failed, blocked, running, pending, cancelled
+        /// `noWork`: quanta only (pipe_base's NoWorkFound, a success); a job is never "no work".
+        case succeeded, noWork, failed, blocked, running, pending, cancelled
+
+        /// The column title.
+        public var title: String { self == .noWork ? "no work" : rawValue }
+    }
+
+    /// A quantum of a job that needs attention: what a person reruns or reads the log of.
+    public struct QuantumRow: Sendable, Codable {
+        public var task: String
+        /// As the graph has it, e.g. `{instrument: 'Cam1', visit: 1002, detector: 1}`.
+        public var dataID: String
+        public var state: State
+        public var reason: String?
+        public var log: String?
     }
 
     public struct TaskRow: Sendable, Codable {
@@ -31,6 +45,8 @@ public struct SubmissionStatus: Sendable, Codable {
         public var exitCode: Int?
         /// `123_4` for SLURM.
         public var slurmJob: String?
+        /// Failed, blocked or cancelled jobs: every quantum of it that did not succeed, with its data ID.
+        public var quanta: [QuantumRow]?
     }
 
     public var submission: String
@@ -201,6 +217,18 @@ public struct SubmissionStatus: Sendable, Codable {
                 }
             }
         }
+        // The quanta behind each job that needs attention, with their data IDs: read from the full
+        // manifest (the status cache keeps states only), one per such job.
+        let problems = status.elements.indices.filter { [.failed, .blocked, .cancelled].contains(status.elements[$0].state) }
+        let full = try Manifest.readAll(paths: problems.map { dir.manifest(array: status.elements[$0].array, index: status.elements[$0].index) },
+                                        outputs: false)
+        for (k, e) in problems.enumerated() {
+            guard let m = full[k], m.index == status.elements[e].index else { continue }
+            status.elements[e].quanta = m.quanta.filter { !$0.status.isSuccess }.map {
+                QuantumRow(task: $0.task, dataID: Merger.describe($0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
+                           reason: $0.reason, log: $0.log)
+            }
+        }
         status.active = elements.contains { $0.state == .pending || $0.state == .running } || (slurm?.isActive ?? false)
         let pending = elements.filter { $0.state == .pending }
         if !pending.isEmpty {
@@ -208,6 +236,28 @@ public struct SubmissionStatus: Sendable, Codable {
             status.pendingReasons = why.keys.sorted().map { "\(why[$0]!) \($0)" }.joined(separator: ", ")
         }
         return status
+    }
+
+    /// A clustered job's quanta that did not succeed: each one (task, data ID, why, log), or past
+    /// eight, grouped by task and state with a few data IDs each.
+    static func renderQuanta(_ quanta: [QuantumRow], all: Bool) -> [String] {
+        if quanta.count <= 8 || all {
+            return quanta.flatMap { q in
+                ["      \(q.task) \(q.dataID)  \(q.state.rawValue)\(q.reason.map { ": \($0)" } ?? "")"] + (q.log.map { ["        log: \($0)"] } ?? [])
+            }
+        }
+        var order: [String] = []
+        var groups: [String: [QuantumRow]] = [:]
+        for q in quanta {
+            let key = "\(q.task) \(q.state.rawValue)"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(q)
+        }
+        return order.map { key in
+            let g = groups[key]!
+            let first = g[0]
+            return "      \(first.task) ×\(g.count) \(first.state.rawValue), e.g. \(g.prefix(3).map(\.dataID).joined(separator: ", "))\(first.reason.map { " — \($0)" } ?? "")\(first.log.map { " (log \($0))" } ?? "")"
+        }
     }
 
     /// The last 4 KB of a file (SLURM's stderr of an element).
@@ -219,19 +269,21 @@ public struct SubmissionStatus: Sendable, Codable {
         return (try? h.readToEnd()).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    public var isComplete: Bool { (quanta["succeeded"] ?? 0) == quanta.values.reduce(0, +) }
+    /// Every quantum succeeded or had no work (what `pipetask run` counts as success).
+    public var isComplete: Bool { (quanta["succeeded"] ?? 0) + (quanta[State.noWork.rawValue] ?? 0) == quanta.values.reduce(0, +) }
 
     /// Tables for a terminal.
     public func render(showElements: Bool) -> String {
         let states = State.allCases.map(\.rawValue)
         var lines = ["Submission \(submission) → run \(outputRun) · \(scheduler)"] + (note.map { ["note: \($0)"] } ?? []) + [""]
-        lines += TextTable.render(header: ["task", "quanta"] + states, rows: tasks.map { t in
+        lines += TextTable.render(header: ["task", "quanta"] + State.allCases.map(\.title), rows: tasks.map { t in
             [t.label, String(t.total)] + states.map { String(t.counts[$0] ?? 0) }
         })
         lines.append("")
-        lines += TextTable.render(header: ["array", "elements"] + states, rows: arrayOrder.map { a in
+        let jobStates = State.allCases.filter { $0 != .noWork }.map(\.rawValue)
+        lines += TextTable.render(header: ["array", "elements"] + jobStates, rows: arrayOrder.map { a in
             let c = arrays[a] ?? [:]
-            return [a, String(c.values.reduce(0, +))] + states.map { String(c[$0] ?? 0) }
+            return [a, String(c.values.reduce(0, +))] + jobStates.map { String(c[$0] ?? 0) }
         })
         if let p = pendingReasons {
             lines.append("")
@@ -255,7 +307,11 @@ public struct SubmissionStatus: Sendable, Codable {
                 if e.attempts > 1 { facts.append("attempt \(e.attempts)") }
                 if let m = e.memoryMB, e.slurmJob != nil { facts.append(Units.memory(m)) }
                 if let j = e.slurmJob { facts.append("job \(j)") }
-                lines.append("  \(e.array):\(e.index)  \(what)\(facts.isEmpty ? "" : " [\(facts.joined(separator: ", "))]")\(e.reason.map { "  \($0)" } ?? "")")
+                let single = e.quanta?.count == 1 ? e.quanta![0] : nil
+                let reason = single.map { "\($0.task) \($0.dataID): \($0.reason ?? $0.state.rawValue)" } ?? e.reason
+                lines.append("  \(e.array):\(e.index)  \(what)\(facts.isEmpty ? "" : " [\(facts.joined(separator: ", "))]")\(reason.map { "  \($0)" } ?? "")")
+                if let log = single?.log { lines.append("      log: \(log)") }
+                if let quanta = e.quanta, quanta.count > 1 { lines += Self.renderQuanta(quanta, all: showElements) }
             }
             if !showElements && problems.count > 20 { lines.append("  … \(problems.count - 20) more (--all lists them)") }
         }

@@ -125,7 +125,7 @@ struct RunQuantumCommand {
         case .ran(let m):
             let n = m.quanta.count
             let c = Dictionary(grouping: m.quanta, by: \.status).mapValues(\.count)
-            print("job \(array):\(i) \(m.status.rawValue): \(c[.succeeded] ?? 0)/\(n) succeeded, \(c[.failed] ?? 0) failed, \(c[.blocked] ?? 0) blocked; manifest \(SubmitDirectory(submitDir).manifest(array: array, index: i))")
+            print("job \(array):\(i) \(m.status.rawValue): \(c[.succeeded] ?? 0)/\(n) succeeded, \(c[.noWork].map { "\($0) no work, " } ?? "")\(c[.failed] ?? 0) failed, \(c[.blocked] ?? 0) blocked; manifest \(SubmitDirectory(submitDir).manifest(array: array, index: i))")
             if let e = m.firstError { StandardStreams.error("\(e)\n") }
             // SLURM's SIGTERM: say so in the exit status too (the manifest is written).
             if let sig = ChildSupervisor.terminatedBy { throw ExitCode(128 + sig) }

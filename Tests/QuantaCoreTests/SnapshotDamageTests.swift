@@ -101,7 +101,7 @@ import QuantaScheduler
         var st = stat()
         #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o444)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        #expect(Array(bytes.prefix(8)) == Array("QSNAP003".utf8))
+        #expect(Array(bytes.prefix(8)) == Array("QSNAP004".utf8))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["repo", "snapshot.bin"])
     }
 }

@@ -105,7 +105,9 @@ import QuantaGraphIO
         // The merge read every manifest and left them for status.
         #expect(FileManager.default.fileExists(atPath: cli.path("sub/status-cache.bin")))
         let status = try cli.run(["status", "sub"])
-        #expect(status.stdout.contains("broken:0  failed (exit 3) [attempt 6]  broken: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
+        // The row names the quantum by task and data ID, and its log.
+        #expect(status.stdout.contains("broken:0  failed (exit 3) [attempt 6]  broken {instrument=Cam, visit=1}: exit code 3: ERROR: calibration file not found"), "\(status.stdout)")
+        #expect(status.stdout.contains("log: \(cli.path("sub/logs/quanta/broken/"))"), "\(status.stdout)")
         let rerun = try cli.run(["rerun", "sub", "--job", "broken:0"])
         #expect(rerun.status == .exited(1))
         #expect(rerun.stdout.contains("attempt 7"))

@@ -157,7 +157,8 @@ import QuantaFITS
         let failed = (status["elements"] as! [[String: Any]]).first { ($0["state"] as? String) == "failed" }!
         #expect((failed["reason"] as? String)?.contains("cfitsio could not read") == true, "\(failed)")
         let blocked = (status["elements"] as! [[String: Any]]).filter { ($0["state"] as? String) == "blocked" }
-        #expect(blocked.allSatisfy { ($0["reason"] as? String)?.contains("missing input") == true })
+        // Blocked as pipetask's FAILED_DEP: never run, naming the upstream quantum that failed.
+        #expect(blocked.allSatisfy { ($0["reason"] as? String)?.contains("upstream ") == true }, "\(blocked)")
 
         // Fix the cause (a good copy of the raw from the same survey), then restart.
         let good = try cli.run(["demo", "--workdir", "fresh", "--visits", "2", "--detectors", "2", "--size", "64", "--plan-only"])

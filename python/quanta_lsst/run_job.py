@@ -55,8 +55,15 @@ def init_once(repo, graph, marker):
     return None
 
 
-def check(repo, graph, ids):
-    """Predicted outputs and in-graph inputs of each quantum: path, existence, size."""
+def summary_key(task, data_id):
+    """How a summary entry without a quantumId is matched: task label and data ID (required values)."""
+    return json.dumps([task, {str(k): v for k, v in sorted(dict(data_id).items())}], sort_keys=True, default=str)
+
+
+def check(repo, graph, ids, summary_reports=()):
+    """Predicted outputs and in-graph inputs of each quantum: path, existence, size; plus the
+    run-qbb summary entry of each quantum, matched by quantumId or, when that is null (a quantum
+    that raised reports none), by task label and data ID."""
     from lsst.daf.butler import QuantumBackedButler
     from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
 
@@ -82,10 +89,19 @@ def check(repo, graph, ids):
         return {"id": str(ref.id), "type": ref.datasetType.name, "path": path or uri.ospath,
                 "exists": exists, "size": uri.size() if exists else None}
 
+    by_id, by_data_id = {}, {}
+    for r in summary_reports:
+        if r.get("quantumId"):
+            by_id[str(r["quantumId"])] = r
+        elif r.get("taskLabel") is not None:
+            by_data_id[summary_key(r["taskLabel"], r.get("dataId") or {})] = r
     report = {}
     for qid, q in quanta.items():
+        label = pqg.quantum_only_xgraph.nodes[qid]["task_label"]
+        entry = by_id.get(str(qid)) or by_data_id.get(summary_key(label, q.dataId.required))
         report[str(qid)] = {
-            "task": q.taskName,
+            "task": label,
+            "summary": {k: v for k, v in entry.items() if k != "dataId"} if entry else None,
             "outputs": [describe(r) for rs in q.outputs.values() for r in rs],
             "producedInputs": [describe(r) for rs in q.inputs.values() for r in rs
                                if output_run is None or r.run == output_run],
@@ -105,9 +121,10 @@ def main():
     ids = [uuid.UUID(x) for x in a.ids.split(",") if x]
     started = time.time()
     result = {"ids": [str(i) for i in ids], "initError": None, "runQbbExit": None, "runQbbError": None,
-              "quanta": {}, "summary": None}
+              "quanta": {}}
     if a.init_marker:
         result["initError"] = init_once(a.repo, a.graph, a.init_marker)
+    reports = []
     if result["initError"] is None:
         args = ["run-qbb", a.repo, a.graph, "--qgraph-node-id", ",".join(str(i) for i in ids)]
         if a.summary:
@@ -116,13 +133,11 @@ def main():
         if a.summary and os.path.exists(a.summary):
             try:
                 with open(a.summary) as f:
-                    s = json.load(f)
-                result["summary"] = {r.get("quantumId"): {k: v for k, v in r.items() if k != "dataId"}
-                                     for r in s.get("quantaReports", [])}
+                    reports = json.load(f).get("quantaReports", [])
             except Exception as e:
                 result["summaryError"] = str(e)
     try:
-        result["quanta"] = check(a.repo, a.graph, ids)
+        result["quanta"] = check(a.repo, a.graph, ids, reports)
     except Exception as e:
         traceback.print_exc()
         result["checkError"] = f"{type(e).__name__}: {e}"

@@ -1,0 +1,72 @@
+import Foundation
+import QuantaButler
+import QuantaCore
+
+/// What run-quantum asks before it runs a quantum, for every executor: did the quantum that makes
+/// each of its in-graph inputs succeed? Answered from the producers' records — this job's own so
+/// far, else the producing job's latest manifest — never from whether a file happens to exist.
+/// `pipetask run`'s rule: a quantum with an input whose producer failed, was blocked or never ran
+/// is not run (FAILED_DEP), whatever the connection's multiplicity; an input whose producer
+/// succeeded without writing it (NoWorkFound) is simply absent, and the task's own rules decide.
+struct Upstream {
+    let dir: SubmitDirectory
+    /// Latest manifests of other jobs, read once each: "array:index" → manifest (nil: none).
+    private var manifests: [String: Manifest?] = [:]
+    /// This job's quanta decided so far (the run order puts producers first).
+    private var own: [String: QuantumRecord] = [:]
+
+    init(dir: SubmitDirectory) { self.dir = dir }
+
+    enum Verdict: Equatable {
+        case run
+        /// Not run: names the upstream quantum and what became of it.
+        case blocked(String)
+
+        var blockedReason: String? {
+            if case .blocked(let why) = self { return why }
+            return nil
+        }
+    }
+
+    mutating func record(_ r: QuantumRecord) { own[r.id] = r }
+
+    /// The producer's record, and a description of where it should be when there is none.
+    mutating func outcome(of p: ProducerRef) -> (QuantumRecord?, String) {
+        let id = p.quantum.lowercased
+        if let r = own[id] { return (r, "") }
+        let key = "\(p.array):\(p.index)"
+        if manifests[key] == nil {
+            manifests[key] = .some((try? Manifest.read(path: dir.manifest(array: p.array, index: p.index))) ?? nil)
+        }
+        guard let m = manifests[key]! else { return (nil, "job \(key) has no manifest: it has not run, or was killed") }
+        guard let r = m.quanta.first(where: { $0.id == id }) else { return (nil, "job \(key)'s manifest does not list it") }
+        return (r, "")
+    }
+
+    /// Whether `q` may run, from its producers' outcomes.
+    mutating func verdict(for q: QuantumSpec) -> Verdict {
+        var seen = Set<UUID>()
+        for input in q.inputs {
+            guard let p = input.producer, seen.insert(p.quantum).inserted else { continue }
+            let (r, missing) = outcome(of: p)
+            let who = "\(p.task) {\(p.dataID)}"
+            guard let r else { return .blocked("upstream \(who) did not run (\(missing))") }
+            switch r.status {
+            case .succeeded, .noWork: continue
+            case .failed: return .blocked("upstream \(who) failed\(r.reason.map { ": \(Self.short($0))" } ?? "")")
+            case .blocked: return .blocked("upstream \(who) was blocked")
+            }
+        }
+        return .run
+    }
+
+    /// Inputs absent by design: their producer succeeded (or ended with no work) without writing them.
+    mutating func notProduced(_ q: QuantumSpec) -> [DatasetSpec] {
+        q.inputs.filter { input in
+            guard let p = input.producer, let r = outcome(of: p).0, r.status.isSuccess else { return false }
+            return !r.outputs.contains { $0.id == input.id.lowercased }
+        }
+    }
+
+    static func short(_ s: String) -> String { s.count > 160 ? String(s.prefix(160)) + "…" : s }
+}

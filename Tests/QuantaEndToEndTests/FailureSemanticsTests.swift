@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import QuantaCore
+import QuantaGraphIO
+
+/// Issue 13 for the command executor: `pipetask run`'s rules whatever the executor — a quantum
+/// whose producer failed is blocked (FAILED_DEP) and never runs, even when it reads its inputs as
+/// a group; "no work" is a success, and what reads its outputs has no work either; restart after
+/// the cause is fixed reaches a clean run's result without touching what was kept.
+@Suite(.serialized) struct FailureSemanticsTests {
+    /// calib(visit, detector): raw → calexp; gather(visit): every calexp of the visit → summary.
+    /// A file `fail-V-D` makes calib fail for (V, D), `nowork-V-D` makes it end with no work.
+    func makeSurvey(_ cli: CLI, visits: Int = 2, detectors: Int = 3, clustered: Bool = false) throws {
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        var b = GraphBuilder(universe: ["visit", "detector"], metadata: ["outputRun": "u/f/run", "output": "u/f", "inputCollections": "raw"])
+        b.addDatasetType("raw", dimensions: ["visit", "detector"], storageClass: "Text")
+        b.addDatasetType("calexp", dimensions: ["visit", "detector"], storageClass: "Text")
+        b.addDatasetType("summary", dimensions: ["visit"], storageClass: "Text")
+        b.addTask(TaskNode(label: "calib", dimensions: ["visit", "detector"], inputTypes: ["raw"], outputTypes: ["calexp"]))
+        b.addTask(TaskNode(label: "gather", dimensions: ["visit"], inputTypes: ["calexp"], outputTypes: ["summary"]))
+        try FileManager.default.createDirectory(atPath: cli.path("repo/datastore/raw"), withIntermediateDirectories: true)
+        for v in 1...visits {
+            var calexps: [Int32] = []
+            for d in 0..<detectors {
+                let id = DataID([("visit", .int(Int64(v))), ("detector", .int(Int64(d)))])
+                let loc = "raw/\(v)-\(d).txt"
+                try Data("raw \(v) \(d)\n".utf8).write(to: URL(fileURLWithPath: cli.path("repo/datastore/" + loc)))
+                let calexp = b.dataset("calexp", id, run: "u/f/run")
+                calexps.append(calexp)
+                b.addQuantum(task: "calib", dataID: id, inputs: [b.dataset("raw", id, run: "raw", location: loc)], outputs: [calexp])
+            }
+            let vid = DataID([("visit", .int(Int64(v)))])
+            b.addQuantum(task: "gather", dataID: vid, inputs: calexps, outputs: [b.dataset("summary", vid, run: "u/f/run")])
+        }
+        try NativeGraphFormat.write(b.graph, to: cli.path("g.qgn"))
+        try cli.registerInputs(b.graph, repo: "repo")
+        let flags = cli.path("flags")
+        try FileManager.default.createDirectory(atPath: flags, withIntermediateDirectories: true)
+        let calib = "if [ -e \(flags)/fail-{dim:visit}-{dim:detector} ]; then echo 'ValueError: injected failure' >&2; exit 3; fi; "
+            + "if [ -e \(flags)/nowork-{dim:visit}-{dim:detector} ]; then echo 'no sources found' > $QUANTA_NO_WORK; exit 0; fi; "
+            + "cp {input:raw} {output:calexp}"
+        var yaml = """
+        pipetask:
+          calib: {command: "\(calib)"}
+          gather: {command: "cat {input:calexp} > {output:summary}"}
+
+        """
+        if clustered { yaml += "cluster:\n  perVisit:\n    pipetasks: calib, gather\n    dimensions: visit\n" }
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+    }
+
+    func flag(_ cli: CLI, _ name: String) throws {
+        try Data().write(to: URL(fileURLWithPath: cli.path("flags/" + name)))
+    }
+
+    func statusJSON(_ cli: CLI) throws -> [String: Any] {
+        let r = try cli.run(["status", "sub", "--json"])
+        return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+    }
+
+    func counts(_ status: [String: Any], _ task: String) -> [String: Int] {
+        ((status["tasks"] as? [[String: Any]])?.first { $0["label"] as? String == task }?["counts"] as? [String: Int]) ?? [:]
+    }
+
+    func registered(_ cli: CLI) throws -> [String] {
+        try cli.datasets(repo: cli.path("repo"), collection: "u/f/run").map { "\($0["datasetType"] as? String ?? "?") \($0["dataID"] as? String ?? "?")" }.sorted()
+    }
+
+    /// A failed calib blocks its visit's gather, which reads its calexps as a group and would
+    /// otherwise have run on the other detectors' and been called a success.
+    @Test(arguments: [false, true])
+    func aFailedProducerBlocksAGatherOfManyInputs(clustered: Bool) throws {
+        let cli = try CLI()
+        try makeSurvey(cli, clustered: clustered)
+        try flag(cli, "fail-2-1")
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(1), "\(run.output)")
+        let status = try statusJSON(cli)
+        #expect(counts(status, "calib") == ["succeeded": 5, "failed": 1], "\(counts(status, "calib"))")
+        #expect(counts(status, "gather") == ["succeeded": 1, "blocked": 1], "\(counts(status, "gather"))")
+        // Nothing of visit 2's gather was made or registered; visit 1 is complete.
+        let reg = try registered(cli)
+        #expect(reg.filter { $0.hasPrefix("summary ") }.count == 1, "\(reg)")
+        #expect(reg.filter { $0.hasPrefix("calexp ") }.count == 5, "\(reg)")
+        // Status names the quanta and their data IDs: the failed calib and the gather it blocked.
+        let text = try cli.run(["status", "sub"]).stdout
+        #expect(text.contains("calib {visit=2, detector=1}"), "\(text)")
+        #expect(text.contains("gather {visit=2}") && text.contains("upstream calib {visit=2, detector=1} failed"), "\(text)")
+        // The command's own exit code is shown, not a made-up one.
+        #expect(text.contains("failed (exit 3)"), "\(text)")
+
+        // Fix the cause, restart: the result equals a clean run's, and nothing kept is rewritten.
+        let kept = cli.path("repo/datastore/") + ((try cli.datasets(repo: cli.path("repo"), collection: "u/f/run")
+            .first { ($0["datasetType"] as? String) == "calexp" }?["path"] as? String) ?? "")
+        let before = try FileManager.default.attributesOfItem(atPath: kept)
+        try FileManager.default.removeItem(atPath: cli.path("flags/fail-2-1"))
+        let restart = try cli.run(["restart", "sub"])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        let after = try FileManager.default.attributesOfItem(atPath: kept)
+        #expect(before[.systemFileNumber] as? Int == after[.systemFileNumber] as? Int && before[.modificationDate] as? Date == after[.modificationDate] as? Date,
+                "a registered output was rewritten by the restart: \(kept)")
+        let clean = try CLI()
+        try makeSurvey(clean, clustered: clustered)
+        #expect(try clean.run(["run", "sub"]).status == .exited(0))
+        #expect(try registered(cli) == registered(clean))
+        let summary = try String(contentsOfFile: cli.path("repo/datastore/") + ((try cli.datasets(repo: cli.path("repo"), collection: "u/f/run")
+            .first { ($0["datasetType"] as? String) == "summary" && ($0["dataID"] as? String ?? "").contains("2") }?["path"] as? String) ?? ""), encoding: .utf8)
+        #expect(summary == "raw 2 0\nraw 2 1\nraw 2 2\n", "visit 2's summary is built from every detector: \(summary)")
+    }
+
+    /// "No work" is a success (the run exits 0); a quantum whose only input was not made has no
+    /// work either; a gather with some inputs made runs on those, as pipe_base does.
+    @Test func noWorkIsASuccessAndPropagates() throws {
+        let cli = try CLI()
+        try makeSurvey(cli, visits: 2, detectors: 2)
+        try flag(cli, "nowork-1-0")
+        try flag(cli, "nowork-2-0")
+        try flag(cli, "nowork-2-1")
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        let status = try statusJSON(cli)
+        #expect(counts(status, "calib") == ["succeeded": 1, "noWork": 3], "\(counts(status, "calib"))")
+        // Visit 1's gather has one calexp and runs; visit 2's has none: no work.
+        #expect(counts(status, "gather") == ["succeeded": 1, "noWork": 1], "\(counts(status, "gather"))")
+        let text = try cli.run(["status", "sub"]).stdout
+        #expect(text.contains("no work"), "the column is shown: \(text)")
+        let reg = try registered(cli)
+        #expect(reg.count == 2, "one calexp and one summary: \(reg)")
+    }
+}
