@@ -26,6 +26,9 @@ enum LSSTMerge {
             let line = r.stderr.split(separator: "\n").last { $0.contains("Error") || $0.contains("error") } ?? r.stderr.split(separator: "\n").last ?? ""
             throw QuantaError(.registry, "butler \(method) failed (\(r.status)): \(line); full output in \(log)")
         }
+        // Both record file_size -1 for what they register; pipetask run records the file's size.
+        let sizes = try fixSizes(dir, plan: plan)
+        AtomicFile.append("$ python3 run_job.py sizes: \(sizes)\n", to: log)
         // "Number of datasets transferred: N" (transfer-from-graph); aggregate-graph says less.
         let text = r.stdout + r.stderr
         let count = text.split(separator: "\n").compactMap { line -> Int? in
@@ -41,5 +44,67 @@ enum LSSTMerge {
                                  seconds: Date().timeIntervalSince(started))
         try AtomicFile.write(try JSONEncoder.pretty.encode(result), to: dir.mergeSummary)
         return result
+    }
+
+    /// The LSST driver (`python/quanta_lsst/run_job.py`) the plan's jobs run.
+    static func driver(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
+        guard let array = plan.arrays.first else { return "" }
+        let job = try Snapshot.job(path: dir.snapshot, array: array.name, index: 0)
+        return job.quanta.first.flatMap { job.tasks[$0.task]?.command } ?? ""
+    }
+
+    /// Sets the datastore records' file sizes of the run's datasets (`run_job.py sizes`).
+    static func fixSizes(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
+        let driver = try driver(dir, plan: plan)
+        guard !driver.isEmpty, let python = Spawn.which("python3") else { return "skipped (no LSST driver or python3)" }
+        let r = try Spawn.capture(python, [driver, "sizes", plan.repo, plan.outputRun])
+        guard r.status.succeeded else {
+            throw QuantaError(.registry, "the merge registered the datasets but could not record their file sizes (\(r.status)): \(r.stderr.split(separator: "\n").last ?? ""); run 'quanta merge' again")
+        }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Before an LSST job runs again (restart, rerun, a retry round): what `pipetask run --extend-run
+/// --skip-existing --clobber-outputs` does. Quanta that succeeded are kept (run-qbb skips a quantum
+/// whose metadata exists); every other quantum of the jobs has its outputs removed — pruned from
+/// the butler with their files when the merge registered them (a failed quantum's log is), deleted
+/// when only on disk — so the rerun writes fresh files and no registered file is rewritten in place.
+enum LSSTClobber {
+    /// `jobs`: array → job slots about to run again. Prints what it removed; nothing to do → no Python.
+    @discardableResult
+    static func prepare(_ dir: SubmitDirectory, plan: PlanDocument, site: SiteConfig?, jobs: [String: Set<Int>]) throws -> Int {
+        guard LSSTMerge.isLSST(plan), !jobs.isEmpty else { return 0 }
+        var failed: [String] = [], unknown: [String] = []
+        var driver = ""
+        for (array, slots) in jobs {
+            for slot in slots.sorted() {
+                let job = try Snapshot.job(path: dir.snapshot, array: array, index: slot)
+                if driver.isEmpty, let first = job.quanta.first { driver = job.tasks[first.task]?.command ?? "" }
+                if let m = (try? Manifest.read(path: dir.manifest(array: array, index: slot), outputs: false)) ?? nil, m.index == slot {
+                    failed += m.quanta.filter { !$0.status.isSuccess }.map(\.id)
+                } else {
+                    unknown += job.quanta.map(\.id.lowercased)
+                }
+            }
+        }
+        guard !(failed.isEmpty && unknown.isEmpty), !driver.isEmpty else { return 0 }
+        let stamp = Timestamp.iso8601(Date()).replacingOccurrences(of: ":", with: "")
+        let idsFile = "\(dir.logs)/lsst/clobber.\(stamp).ids.json", log = "\(dir.logs)/lsst/clobber.\(stamp).log"
+        try FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["failed": failed, "unknown": unknown]), to: idsFile)
+        let environment = site.map(Planner.guardedEnvironment) ?? []
+        let script = (environment + ["exec python3 \"$@\""]).joined(separator: "\n")
+        let r = try Spawn.capture("/bin/bash", ["-c", script, "bash", driver, "clobber", plan.repo, plan.graph, idsFile])
+        try AtomicFile.write(r.stderr + r.stdout, to: log)
+        guard r.status.succeeded else {
+            throw QuantaError(.registry, "could not remove the stale outputs of the quanta to rerun (\(r.status)); nothing was rerun; see \(log)")
+        }
+        let removed = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: [String]] ?? [:]
+        let pruned = removed["pruned"]?.count ?? 0, deleted = removed["deleted"]?.count ?? 0
+        if pruned + deleted > 0 {
+            print("Removed the stale outputs of \(failed.count + unknown.count) quanta to rerun (as pipetask's --clobber-outputs): \(pruned) unregistered from the butler, \(deleted) files deleted; list in \(log)")
+        }
+        return pruned + deleted
     }
 }

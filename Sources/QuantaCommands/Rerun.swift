@@ -69,6 +69,7 @@ struct Rerun: ParsableCommand {
             let first = registered.datasets[0]
             throw ValidationError("job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")
         }
+        if runs { try LSSTClobber.prepare(d, plan: plan, site: Resources.plannedSite(d, plan), jobs: [array.name: [slot]]) }
         var env = ProcessInfo.processInfo.environment
         env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: slot))
         env["SLURM_SUBMIT_DIR"] = d.root

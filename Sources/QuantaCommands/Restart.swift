@@ -34,12 +34,14 @@ struct Restart: ParsableCommand {
             throw QuantaError(.usage, "\(d.root): jobs are still running; wait for them or stop them first")
         }
         let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
-        var only: [String: Set<Int>] = [:]
+        var only: [String: Set<Int>] = [:], jobs: [String: Set<Int>] = [:]
         var count = 0
         for e in status.elements where e.state != .succeeded {
             only[e.array, default: []].insert(arrays[e.array]?.element(ofJob: e.index) ?? e.index)
+            jobs[e.array, default: []].insert(e.index)
             count += 1
         }
+        try LSSTClobber.prepare(d, plan: plan, site: Resources.plannedSite(d, plan), jobs: jobs)
         print(count == 0 ? "Every job succeeded; running the merge only." : "Restarting \(count) jobs: \(only.keys.sorted().map { "\($0) ×\(only[$0]!.count)" }.joined(separator: ", "))")
         var o = LocalBackend.Options()
         o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
@@ -77,6 +79,7 @@ struct Restart: ParsableCommand {
         let selection = RetryPlanner.restart(status: status, plan: ctx.plan, site: ctx.site)
         let count = selection.values.reduce(0) { $0 + $1.count }
         record.cancelled = false
+        try LSSTClobber.prepare(ctx.dir, plan: ctx.plan, site: ctx.site, jobs: selection.mapValues { Set($0.keys) })
         let number = (record.rounds.last?.number ?? 0) + 1
         try ctx.submitter(backend).submitRound(&record, number: number, reason: "restart", selection: selection)
         let round = record.rounds.last!

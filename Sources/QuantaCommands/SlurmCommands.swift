@@ -219,6 +219,7 @@ struct Finalize: ParsableCommand {
             return
         }
         let number = (record.rounds.last?.number ?? 0) + 1
+        try LSSTClobber.prepare(ctx.dir, plan: ctx.plan, site: ctx.site, jobs: decision.selection.mapValues { Set($0.keys) })
         try ctx.submitter(backend).submitRound(&record, number: number, reason: "retry", selection: decision.selection)
         let round = record.rounds.last!
         print("Round \(number): resubmitted \(decision.selection.values.reduce(0) { $0 + $1.count }) jobs in \(round.arrays.count) arrays (\(round.arrays.map { "\($0.array)[\($0.elements)] job \($0.jobID)" }.joined(separator: ", "))), final job \(round.finalJob.map(String.init) ?? "-")")

@@ -49,7 +49,7 @@ public struct JobRunner: Sendable {
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
         var records: [QuantumRecord] = []
         var failureClass: String?
-        var upstream = Upstream(dir: dir)
+        var upstream = Upstream(dir: dir, array: array, index: index)
         if let first = job.quanta.first, job.tasks[first.task]?.executor == "lsst" {
             // LSST quanta: one pipetask run-qbb process for the whole job, then every output checked.
             let r = LSSTJob(runner: self, job: job, attempt: attempt).run(upstream: &upstream, log: log)

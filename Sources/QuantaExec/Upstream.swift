@@ -15,7 +15,15 @@ struct Upstream {
     /// This job's quanta decided so far (the run order puts producers first).
     private var own: [String: QuantumRecord] = [:]
 
-    init(dir: SubmitDirectory) { self.dir = dir }
+    /// The job being run: its own quanta not decided yet are run by it (LSST: in the same run-qbb),
+    /// so they are no reason to hold a consumer back.
+    let array: String, index: Int
+
+    init(dir: SubmitDirectory, array: String, index: Int) {
+        self.dir = dir
+        self.array = array
+        self.index = index
+    }
 
     enum Verdict: Equatable {
         case run
@@ -48,6 +56,7 @@ struct Upstream {
         var seen = Set<UUID>()
         for input in q.inputs {
             guard let p = input.producer, seen.insert(p.quantum).inserted else { continue }
+            if p.array == array, p.index == index, own[p.quantum.lowercased] == nil { continue }
             let (r, missing) = outcome(of: p)
             let who = "\(p.task) {\(p.dataID)}"
             guard let r else { return .blocked("upstream \(who) did not run (\(missing))") }

@@ -255,7 +255,7 @@ public enum Planner {
     /// not retried by bps's default retryUnlessExit, since the set-up, not the node, is wrong. A
     /// line that is only part of a compound command (`if …; then`) cannot be guarded alone and is
     /// left as it is.
-    static func guardedEnvironment(_ site: SiteConfig) -> [String] {
+    public static func guardedEnvironment(_ site: SiteConfig) -> [String] {
         site.environment.map { line in
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), let check = try? Spawn.run("/bin/bash", ["-n", "-c", line], environment: [:]),

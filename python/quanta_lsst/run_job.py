@@ -109,7 +109,100 @@ def check(repo, graph, ids, summary_reports=()):
     return report
 
 
+def clobber(repo, graph, failed, unknown):
+    """What `pipetask run --extend-run --skip-existing --clobber-outputs` does before it reruns
+    quanta, for the quanta a restart is about to run again: a quantum whose metadata exists
+    succeeded and is skipped (`unknown` ids: their job left no manifest); any other quantum — and
+    every one in `failed`, which Quanta's manifests say did not succeed — has its outputs removed:
+    pruned from the registry (with their files) when registered, deleted when only on disk. So no
+    file the registry vouches for is ever rewritten in place. Returns what was removed."""
+    from lsst.daf.butler import Butler, QuantumBackedButler
+    from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
+
+    ids = failed + unknown
+    pqg = PredictedQuantumGraph.read_execution_quanta(graph, ids)
+    quanta = pqg.build_execution_quanta(ids)
+    refs = {r.id: r for q in quanta.values() for rs in q.outputs.values() for r in rs}
+    qbb = QuantumBackedButler.from_predicted(
+        repo, predicted_inputs=[], predicted_outputs=list(refs), dimensions=pqg.pipeline_graph.universe,
+        datastore_records={}, dataset_types={r.datasetType.name: r.datasetType for r in refs.values()})
+    uris = qbb.get_many_uris(list(refs.values()), predict=True)
+    doomed = []
+    for qid, q in quanta.items():
+        label = pqg.quantum_only_xgraph.nodes[qid]["task_label"]
+        outs = [r for rs in q.outputs.values() for r in rs]
+        done = any(r.datasetType.name == f"{label}_metadata" and uris[r].primaryURI.exists() for r in outs)
+        if qid in unknown and done:
+            continue
+        doomed += outs
+    removed = {"pruned": [], "deleted": []}
+    if not doomed:
+        return removed
+    with Butler.from_config(repo, writeable=True) as butler:
+        registered = [ref for ref in (butler.get_dataset(r.id) for r in doomed) if ref is not None]
+        if registered:
+            butler.pruneDatasets(registered, disassociate=True, unstore=True, purge=True)
+            removed["pruned"] = [f"{r.datasetType.name} {r.id}" for r in registered]
+    for r in doomed:
+        uri = uris[r].primaryURI
+        if uri.exists():
+            uri.remove()
+            removed["deleted"].append(f"{r.datasetType.name} {r.id}")
+    return removed
+
+
+def fix_sizes(repo, run):
+    """`butler transfer-from-graph` and `aggregate-graph` record file_size -1 (and no checksum) for
+    every output, as the quantum-backed butler predicted them; `pipetask run` records the size the
+    file has. This sets each -1 record of RUN's datasets to its file's size, in one transaction."""
+    from lsst.daf.butler import Butler
+
+    started = time.time()
+    with Butler.from_config(repo, writeable=True) as butler:
+        datastore = butler._datastore
+        table, root = getattr(datastore, "_table", None), getattr(datastore, "root", None)
+        if table is None or root is None:
+            return {"fixed": 0, "note": f"{type(datastore).__name__} keeps no file records; sizes left as they are"}
+        ids = [r.id for r in butler.registry.queryDatasets(..., collections=run, findFirst=False)]
+        fixed = []
+        for row in table.fetch(dataset_id=ids) if ids else ():
+            if row["file_size"] is not None and row["file_size"] >= 0:
+                continue
+            path = row["path"]
+            uri = root.join(path) if "://" not in path and not path.startswith("/") else type(root)(path)
+            if not uri.exists():
+                continue
+            new = dict(row)
+            new["file_size"] = uri.size()
+            fixed.append(new)
+        if fixed:
+            with butler.transaction():
+                table.replace(*fixed)
+    return {"fixed": len(fixed), "datasets": len(ids), "seconds": round(time.time() - started, 2)}
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "sizes":
+        p = argparse.ArgumentParser(prog="run_job.py sizes", description=fix_sizes.__doc__.split("\n")[0])
+        p.add_argument("repo")
+        p.add_argument("run")
+        a = p.parse_args(sys.argv[2:])
+        print(json.dumps(fix_sizes(a.repo, a.run)))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "clobber":
+        p = argparse.ArgumentParser(prog="run_job.py clobber", description=clobber.__doc__.split("\n")[0])
+        p.add_argument("repo")
+        p.add_argument("graph")
+        p.add_argument("ids_file", help='JSON {"failed": [ids the manifests say did not succeed], '
+                                        '"unknown": [ids of jobs that left no manifest]}')
+        a = p.parse_args(sys.argv[2:])
+        with open(a.ids_file) as f:
+            ids = json.load(f)
+        removed = clobber(a.repo, a.graph, [uuid.UUID(x) for x in ids.get("failed", [])],
+                          [uuid.UUID(x) for x in ids.get("unknown", [])])
+        print(json.dumps(removed))
+        return 0
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("repo")
     p.add_argument("graph")

@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+import QuantaCore
+
+/// Issue 13: with quanta failing, raising NoWorkFound and recovering, Quanta ends where `pipetask
+/// run` ends — the same registered (dataset type, data ID) set and UUIDs, the same output chain,
+/// the same per-task outcome counts (pipetask's summary: success / failure / skipped), and datastore
+/// records with the files' real sizes. The reference runs are real `pipetask run`s of the same graph
+/// in a second copy of the repository.
+enum LSSTCompare {
+    /// What a run left in a repository (Tests/lsst/outcomes.py).
+    struct Outcome: Equatable {
+        var registered: [String]
+        var ids: [String]
+        var chain: [String]?
+        var sizes: [String: Int]
+        var quanta: [String: [String: Int]]
+    }
+
+    static func outcome(_ cli: CLI, repo: String, run: String, chain: String, summary: String? = nil) throws -> Outcome {
+        var args = [LSSTKit.scripts + "/outcomes.py", repo, run, chain]
+        if let summary { args += ["--summary", summary] }
+        let r = try cli.run(args, executable: LSSTKit.venv + "/bin/python")
+        #expect(r.status == .exited(0), "\(r.output)")
+        let j = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        return Outcome(registered: j["registered"] as? [String] ?? [], ids: j["ids"] as? [String] ?? [],
+                       chain: j["chain"] as? [String], sizes: j["sizes"] as? [String: Int] ?? [:],
+                       quanta: j["quanta"] as? [String: [String: Int]] ?? [:])
+    }
+
+    /// A graph of fixture `shape` built with `-c` overrides (the mock task's failure injection).
+    static func graph(_ cli: CLI, shape: String, name: String, configs: [String]) throws -> (graph: String, run: String, chain: String, inputs: String) {
+        let info = try LSSTKit.info(shape)
+        let inputs = (info["inputCollections"] as? [String])?.joined(separator: ",") ?? (info["inputCollections"] as? String ?? "")
+        let chain = "u/quanta/\(name)", run = chain + "/run", graph = cli.path(name + ".qg")
+        var args = ["--log-level", "WARNING", "qgraph", "-b", "\(LSSTKit.fixtures)/\(shape)/repo", "-i", inputs, "-o", chain,
+                    "--output-run", run, "-p", info["pipeline"] as? String ?? ""]
+        for c in configs { args += ["-c", c] }
+        args += ["--qgraph-datastore-records", "--save-qgraph", graph]
+        let r = try cli.run(args, executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(r.status == .exited(0), "\(r.output)")
+        return (graph, run, chain, inputs)
+    }
+
+    /// `pipetask run -g` into `repo` with a summary; its exit status and the outcome.
+    static func pipetask(_ cli: CLI, repo: String, graph: String, run: String, chain: String, inputs: String, extra: [String] = [],
+                         summary: String) throws -> (Int32, Outcome) {
+        let r = try cli.run(["--log-level", "WARNING", "run", "-b", repo, "-g", graph, "-i", inputs, "-o", chain, "--register-dataset-types",
+                             "--summary", summary] + extra, executable: LSSTKit.venv + "/bin/pipetask")
+        let code: Int32 = { if case .exited(let c) = r.status { return c }; return -1 }()
+        return (code, try outcome(cli, repo: repo, run: run, chain: chain, summary: summary))
+    }
+
+    /// Quanta's per-task counts in pipetask's summary words: succeeded and no work are "success"
+    /// (NoWorkFound is a success to pipetask), failed is "failure", blocked (FAILED_DEP) is "skipped".
+    static func quantaCounts(_ cli: CLI, _ sub: String) throws -> [String: [String: Int]] {
+        let r = try cli.run(["status", sub, "--json"])
+        let json = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        var out: [String: [String: Int]] = [:]
+        for t in json["tasks"] as? [[String: Any]] ?? [] {
+            let label = t["label"] as? String ?? "?"
+            for (state, n) in t["counts"] as? [String: Int] ?? [:] where n > 0 {
+                let word = ["succeeded": "success", "noWork": "success", "failed": "failure", "blocked": "skipped"][state] ?? state
+                out[label, default: [:]][word, default: 0] += n
+            }
+        }
+        return out
+    }
+
+    /// The comparison every test ends with; `label` says which run.
+    static func expectEqual(_ ours: Outcome, _ theirs: Outcome, quanta: [String: [String: Int]], _ label: String) {
+        #expect(!ours.registered.isEmpty && ours.registered == theirs.registered,
+                "\(label): registered (type, data ID) differ — only Quanta: \(Set(ours.registered).subtracting(theirs.registered).sorted().prefix(4)), only pipetask: \(Set(theirs.registered).subtracting(ours.registered).sorted().prefix(4))")
+        #expect(ours.ids == theirs.ids, "\(label): UUIDs differ")
+        #expect(ours.chain == theirs.chain, "\(label): chain \(ours.chain ?? []) vs pipetask's \(theirs.chain ?? [])")
+        #expect(quanta == theirs.quanta, "\(label): per-task outcomes \(quanta) vs pipetask's \(theirs.quanta)")
+        #expect(ours.sizes["negative"] == 0 && ours.sizes["wrong"] == 0 && ours.sizes["records"] == theirs.sizes["records"],
+                "\(label): datastore records \(ours.sizes) vs pipetask's \(theirs.sizes)")
+    }
+
+    /// Every task of the graph in one job per visit.
+    static func perVisitCluster(_ cli: CLI, tasks: [String]) throws -> String {
+        let path = cli.path("cluster.yaml")
+        try Data("cluster:\n  perVisit:\n    pipetasks: \(tasks.joined(separator: ", "))\n    dimensions: visit\n".utf8)
+            .write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
+
+/// One failure-injection case: the fixture shape, the `-c` overrides, whether Quanta clusters.
+struct FailureCase: CustomStringConvertible, Sendable {
+    var name: String
+    var shape: String
+    var configs: [String]
+    var clusterTasks: [String]?
+    var description: String { name }
+
+    static let all: [FailureCase] = [
+        // A per-detector task fails; the per-visit gather reads its outputs as `multiple=True`.
+        FailureCase(name: "calibrate-fails", shape: "chain", configs: ["calibrate:fail_condition='detector IN (1) AND visit IN (1002)'"]),
+        // The same inside clustered jobs (isr, calibrate and gather of a visit in one job).
+        FailureCase(name: "calibrate-fails-clustered", shape: "chain", configs: ["calibrate:fail_condition='detector IN (1) AND visit IN (1002)'"],
+                    clusterTasks: ["isr", "calibrate", "gather"]),
+        // NoWorkFound in a task feeding a `multiple` gather: the gather runs on what was made.
+        FailureCase(name: "calibrate-no-work", shape: "chain",
+                    configs: ["calibrate:fail_condition='detector IN (1) AND visit IN (1002)'", "calibrate:fail_exception='lsst.pipe.base.NoWorkFound'"]),
+        // NoWorkFound feeding a single required input: the consumer has no work either.
+        FailureCase(name: "isr-no-work", shape: "chain",
+                    configs: ["isr:fail_condition='detector IN (2) AND visit IN (1001)'", "isr:fail_exception='lsst.pipe.base.NoWorkFound'"]),
+        // A failure inside a clustered job of the fan-out shape (two branches and a gather per visit).
+        FailureCase(name: "characterize-fails-clustered", shape: "fanout", configs: ["characterize:fail_condition='detector IN (1) AND visit IN (1001)'"],
+                    clusterTasks: ["characterize", "measure", "bkgmodel", "gather"]),
+    ]
+}
+
+@Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures"), .serialized)
+struct LSSTFailureTests {
+    @Test(arguments: FailureCase.all)
+    func failuresEndAsPipetaskRunEnds(_ c: FailureCase) throws {
+        let cli = try CLI()
+        let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: c.shape, name: c.name, configs: c.configs)
+        let ours = try LSSTKit.copy(c.shape, into: cli, as: "ours")
+        let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
+        let (refCode, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
+        var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
+        if let tasks = c.clusterTasks { args += ["--config", try LSSTCompare.perVisitCluster(cli, tasks: tasks)] }
+        let plan = try cli.run(args)
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        let r = try cli.run(["run", "sub"])
+        // Same verdict as pipetask's exit status: 1 when a quantum failed, 0 when only NoWorkFound.
+        #expect(r.status == .exited(refCode), "\(c.name): quanta run \(r.status), pipetask run exit \(refCode): \(r.output.suffix(2500))")
+        let mine = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
+        LSSTCompare.expectEqual(mine, reference, quanta: try LSSTCompare.quantaCounts(cli, "sub"), c.name)
+        let status = try cli.run(["status", "sub"]).stdout
+        if reference.quanta.values.contains(where: { $0["failure"] != nil }) {
+            // Each failed and blocked quantum is named with its task and data ID; a blocked one names its upstream.
+            #expect(status.contains("failed") && status.contains("visit="), "\(status)")
+            #expect(status.contains("upstream "), "\(status)")
+        } else {
+            #expect(status.contains("no work"), "\(status)")
+        }
+        print("\(c.name): pipetask \(reference.quanta), Quanta \(try LSSTCompare.quantaCounts(cli, "sub")); \(reference.registered.count) datasets registered by each")
+    }
+
+    /// A corrupt raw makes isr fail and blocks what follows; with the raw restored, `quanta
+    /// restart` reaches what `pipetask run --extend-run --skip-existing --clobber-outputs` reaches,
+    /// and no file registered before the restart is rewritten (a stale one is unregistered first).
+    @Test(arguments: [false, true])
+    func restartRecoversAsPipetaskExtendRun(clustered: Bool) throws {
+        let cli = try CLI()
+        let name = clustered ? "recover-clustered" : "recover"
+        let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: "chain", name: name, configs: [])
+        let ours = try LSSTKit.copy("chain", into: cli, as: "ours")
+        let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
+        // One raw of visit 1002, detector 1, garbled in both copies.
+        let find = try cli.run([ours, "-name", "raw_like_Cam1_1_1002.json", "-o", "-name", "raw_like_Cam1_1002_1.json"], executable: "/usr/bin/find")
+        let rawOurs = find.stdout.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(!rawOurs.isEmpty, "no raw file found: \(find.output)")
+        let rawTheirs = theirs + rawOurs.dropFirst(ours.count)
+        let good = try Data(contentsOf: URL(fileURLWithPath: rawOurs))
+        for path in [rawOurs, rawTheirs] { try Data("{ not json".utf8).write(to: URL(fileURLWithPath: path)) }
+
+        let (code1, ref1) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref1.json"))
+        #expect(code1 != 0)
+        var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
+        if clustered { args += ["--config", try LSSTCompare.perVisitCluster(cli, tasks: ["isr", "calibrate", "gather"])] }
+        #expect(try cli.run(args).status == .exited(0))
+        #expect(try cli.run(["run", "sub"]).status == .exited(1))
+        let mine1 = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
+        let counts1 = try LSSTCompare.quantaCounts(cli, "sub")
+        LSSTCompare.expectEqual(mine1, ref1, quanta: counts1, "\(name), first run")
+
+        // Every registered file as it is now.
+        func files() throws -> [String: (inode: Int, mtime: Date)] {
+            var out: [String: (Int, Date)] = [:]
+            let listing = try cli.run(["-c", """
+                import sqlite3, sys
+                for i, p in sqlite3.connect(sys.argv[1] + '/gen3.sqlite3').execute('select dataset_id, path from file_datastore_records'):
+                    print((i.hex() if isinstance(i, bytes) else str(i)).replace('-', ''), p)
+                """, ours], executable: LSSTKit.venv + "/bin/python")
+            for line in listing.stdout.split(separator: "\n") {
+                let f = line.split(separator: " ", maxSplits: 1).map(String.init)
+                guard f.count == 2, !f[1].hasPrefix("/"), f[1].hasPrefix("u/") else { continue }
+                let a = try FileManager.default.attributesOfItem(atPath: ours + "/" + f[1])
+                out[f[0]] = ((a[.systemFileNumber] as? Int) ?? 0, (a[.modificationDate] as? Date) ?? .distantPast)
+            }
+            return out
+        }
+        let before = try files()
+
+        try good.write(to: URL(fileURLWithPath: rawOurs))
+        try good.write(to: URL(fileURLWithPath: rawTheirs))
+        let (code2, ref2) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs,
+                                                         extra: ["--output-run", run, "--extend-run", "--skip-existing", "--clobber-outputs"],
+                                                         summary: cli.path("ref2.json"))
+        #expect(code2 == 0)
+        let restart = try cli.run(["restart", "sub"])
+        #expect(restart.status == .exited(0), "\(restart.output.suffix(2500))")
+        let mine2 = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
+        // The registry after recovery: pipetask's, and a clean run's (every quantum succeeded).
+        #expect(mine2.registered == ref2.registered && mine2.ids == ref2.ids && mine2.chain == ref2.chain,
+                "after restart: only Quanta \(Set(mine2.registered).subtracting(ref2.registered).sorted().prefix(4)), only pipetask \(Set(ref2.registered).subtracting(mine2.registered).sorted().prefix(4))")
+        #expect(mine2.sizes["negative"] == 0 && mine2.sizes["wrong"] == 0, "\(mine2.sizes)")
+        let counts = try LSSTCompare.quantaCounts(cli, "sub")
+        #expect(counts.values.allSatisfy { $0.keys.sorted() == ["success"] }, "\(counts)")
+        // Nothing registered before was rewritten while registered: each file is the same file,
+        // or its dataset was unregistered (clobbered) before the rerun wrote a new one.
+        let clobbered = (try? FileManager.default.contentsOfDirectory(atPath: cli.path("sub/logs/lsst")))?
+            .filter { $0.hasPrefix("clobber.") && $0.hasSuffix(".log") }
+            .map { cli.read(cli.path("sub/logs/lsst/" + $0)) }.joined() ?? ""
+        let after = try files()
+        var rewritten: [String] = []
+        for (id, was) in before {
+            guard let now = after[id], now.inode != was.inode || now.mtime != was.mtime else { continue }
+            let uuid = [8, 4, 4, 4, 12].reduce(into: (String(), id[...])) { acc, n in
+                acc.0 += (acc.0.isEmpty ? "" : "-") + acc.1.prefix(n); acc.1 = acc.1.dropFirst(n)
+            }.0
+            if !clobbered.contains(uuid) { rewritten.append(uuid) }
+        }
+        #expect(rewritten.isEmpty, "registered files rewritten in place by the restart: \(rewritten)")
+        print("\(name): first run pipetask \(ref1.quanta) / Quanta \(counts1); after recovery \(ref2.registered.count) datasets each")
+    }
+
+    /// The failure case on the real SLURM cluster: one sbatch per array, the final job merges.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func slurmFailureEndsAsPipetaskRunEnds() throws {
+        let cli = try CLI()
+        let c = FailureCase.all[0]
+        let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: c.shape, name: c.name, configs: c.configs)
+        let ours = try LSSTKit.copy(c.shape, into: cli, as: "ours")
+        let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
+        let (_, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
+        let r = try cli.run(["submit", graph, "--repo", ours, "--site", try LSSTKit.site(cli, scheduler: "slurm"), "--out", "sub",
+                             "--wait", "--poll", "0.5"])
+        #expect(r.status == .exited(1), "a quantum failed: \(r.output.suffix(2500))")
+        let mine = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
+        LSSTCompare.expectEqual(mine, reference, quanta: try LSSTCompare.quantaCounts(cli, "sub"), "\(c.name) on SLURM")
+    }
+}
