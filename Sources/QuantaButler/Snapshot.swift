@@ -131,6 +131,13 @@ public enum Snapshot {
         return meta(from: m)
     }
 
+    /// The graph's storage class names (an LSST graph of pipe_base's mock tasks has `_mock_…` ones,
+    /// which `butler aggregate-graph` reads only with `--mock-storage-classes`).
+    public static func storageClasses(path: String) throws -> [String] {
+        if legacy(path) != nil { return [] }
+        return try SnapshotFile.Reader(path).header.storageClasses
+    }
+
     public static func meta(path: String) throws -> SnapshotMeta {
         if let old = legacy(path) { return try open(old).read { try readMeta($0) } }
         return try SnapshotFile.Reader(path).meta

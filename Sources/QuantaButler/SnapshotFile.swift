@@ -6,7 +6,7 @@ import QuantaCore
 
 /// The binary snapshot (`snapshot.bin`, issue 6; checksums issue 12): the graph's own records at
 /// fixed widths plus a job index, so plan writes it in one pass and a job reads only its own
-/// records through a memory map. Layout in docs/snapshot-format.md: `QSNAP003`, u64 header
+/// records through a memory map. Layout in docs/snapshot-format.md: `QSNAP004`, u64 header
 /// length, u32 chunk size, u32 CRC-32 of the header, a JSON header (meta, tasks, dataset types,
 /// arrays, name tables, section offsets), then little-endian sections:
 ///   elemStart (u32 per array + 1) → elemJob (u32 per element: job)

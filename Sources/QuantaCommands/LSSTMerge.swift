@@ -15,7 +15,11 @@ enum LSSTMerge {
         let started = Date()
         let method = plan.lsstMerge ?? "transfer-from-graph"
         var args = [method, plan.graph, plan.repo, "--register-dataset-types", "--update-output-chain"]
-        if method == "aggregate-graph" { args += ["-j", "2"] }
+        if method == "aggregate-graph" {
+            // Complete: no quantum of this submission runs any more before this merge's next call.
+            args += ["-j", "2", "--no-interactive-status"]
+            if try Snapshot.storageClasses(path: dir.snapshot).contains(where: { $0.hasPrefix("_mock_") }) { args.append("--mock-storage-classes") }
+        }
         guard let butler = Spawn.which("butler") else {
             throw QuantaError(.execution, "'butler' is not on PATH; the site config's environment lines must set up the LSST stack (e.g. source VENV/bin/activate)")
         }

@@ -93,6 +93,8 @@ struct FailureCase: CustomStringConvertible, Sendable {
     var shape: String
     var configs: [String]
     var clusterTasks: [String]?
+    /// The merge: `transfer-from-graph` (default) or `aggregate-graph`.
+    var merge: String?
     var description: String { name }
 
     static let all: [FailureCase] = [
@@ -110,6 +112,9 @@ struct FailureCase: CustomStringConvertible, Sendable {
         // A failure inside a clustered job of the fan-out shape (two branches and a gather per visit).
         FailureCase(name: "characterize-fails-clustered", shape: "fanout", configs: ["characterize:fail_condition='detector IN (1) AND visit IN (1001)'"],
                     clusterTasks: ["characterize", "measure", "bkgmodel", "gather"]),
+        // The merge through `butler aggregate-graph` (ctrl_bps v30's default) registers the same.
+        FailureCase(name: "calibrate-fails-aggregate", shape: "chain", configs: ["calibrate:fail_condition='detector IN (1) AND visit IN (1002)'"],
+                    merge: "aggregate-graph"),
     ]
 }
 
@@ -123,7 +128,13 @@ struct LSSTFailureTests {
         let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
         let (refCode, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
         var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
-        if let tasks = c.clusterTasks { args += ["--config", try LSSTCompare.perVisitCluster(cli, tasks: tasks)] }
+        var config = ""
+        if let tasks = c.clusterTasks { config += "cluster:\n  perVisit:\n    pipetasks: \(tasks.joined(separator: ", "))\n    dimensions: visit\n" }
+        if let merge = c.merge { config += "lsstMerge: \(merge)\n" }
+        if !config.isEmpty {
+            try Data(config.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+            args += ["--config", cli.path("submit.yaml")]
+        }
         let plan = try cli.run(args)
         #expect(plan.status == .exited(0), "\(plan.output)")
         let r = try cli.run(["run", "sub"])

@@ -138,44 +138,6 @@ struct LSSTRunTests {
         try LSSTKit.expectSameAsPipetaskRun(cli, ours: ours, theirs: theirs, graph: graph, outputRun: outputRun)
     }
 
-    /// A quantum made to fail (the mock task's fail_condition) leaves its downstream blocked, and
-    /// neither is registered.
-    @Test func failingQuantumBlocksDownstreamAndIsNotRegistered() throws {
-        let cli = try CLI()
-        let info = try LSSTKit.info("chain")
-        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
-        let inputs = (info["inputCollections"] as? [String])?.joined(separator: ",") ?? (info["inputCollections"] as? String ?? "")
-        let qgraph = try cli.run(["--log-level", "WARNING", "qgraph", "-b", repo, "-i", inputs, "-o", "u/quanta/fail",
-                                  "--output-run", "u/quanta/fail/run", "-p", info["pipeline"] as? String ?? "",
-                                  "-c", "isr:fail_condition='detector IN (1)'", "--qgraph-datastore-records", "--save-qgraph", cli.path("fail.qg")],
-                                 executable: LSSTKit.venv + "/bin/pipetask")
-        #expect(qgraph.status == .exited(0), "\(qgraph.output)")
-        let site = try LSSTKit.site(cli)
-        #expect(try cli.run(["plan", "fail.qg", "--repo", repo, "--site", site, "--out", "sub"]).status == .exited(0))
-        let run = try cli.run(["run", "sub"])
-        #expect(run.status == .exited(1), "a quantum failed: \(run.output)")
-        let st = try cli.run(["status", "sub", "--json"])
-        let status = (try JSONSerialization.jsonObject(with: Data(st.stdout.utf8))) as? [String: Any] ?? [:]
-        let tasks = (status["tasks"] as? [[String: Any]]) ?? []
-        func count(_ label: String, _ state: String) -> Int {
-            ((tasks.first { $0["label"] as? String == label }?["counts"]) as? [String: Int])?[state] ?? 0
-        }
-        // isr fails for detector 1; calibrate (one input) is blocked there. gather reads its inputs
-        // as a `multiple` connection, so pipe_base runs it with the calexps that exist.
-        #expect(count("isr", "failed") > 0 && count("isr", "succeeded") > 0, "\(tasks)")
-        #expect(count("calibrate", "blocked") == count("isr", "failed") && count("calibrate", "failed") == 0, "\(tasks)")
-        let text = try cli.run(["status", "sub"]).stdout
-        #expect(text.contains("isr:") && text.contains("failed"), "\(text)")
-        #expect(text.contains("blocked") && text.contains("missing input postisr_like"), "\(text)")
-        let registered = try LSSTKit.datasets(cli, repo: repo, run: "u/quanta/fail/run")
-        func registeredCount(_ type: String) -> Int { registered.filter { $0.hasPrefix(type + " ") }.count }
-        #expect(registeredCount("isr_metadata") == count("isr", "succeeded"), "failed isr quanta are not registered")
-        // Blocked calibrate quanta wrote no calexp (pipe_base still writes their metadata and log,
-        // as `pipetask run` does for a quantum without work, and the butler registers those).
-        #expect(registeredCount("calexp_like") == count("calibrate", "succeeded"), "blocked calibrate outputs are not registered")
-        #expect(registeredCount("postisr_like") == count("isr", "succeeded"))
-    }
-
     /// The same on the real SLURM cluster: one sbatch per array, the final job merges with the butler.
     @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
     func slurmRunMatchesPipetaskRun() throws {
