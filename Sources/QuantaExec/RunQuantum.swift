@@ -118,7 +118,7 @@ public struct JobRunner: Sendable {
             // What the benchmarks read: the job's own costs, apart from process start-up.
             let ms = { (s: Double) in String(format: "%.2f ms", s * 1000) }
             let quantaSeconds = records.reduce(0) { $0 + $1.seconds }
-            StandardStreams.error("timings: snapshot lookup \(ms(lookupSeconds)), quanta \(ms(quantaSeconds)), manifest \(ms(Date().timeIntervalSince(ended)))\n")
+            StandardStreams.error("timings: snapshot lookup \(ms(lookupSeconds)), producers' manifests \(ms(upstream.readSeconds)) (\(upstream.manifestsRead) read), quanta \(ms(quantaSeconds)), manifest \(ms(Date().timeIntervalSince(ended)))\n")
         }
         return .ran(manifest)
     }

@@ -14,6 +14,9 @@ struct Upstream {
     private var manifests: [String: Manifest?] = [:]
     /// This job's quanta decided so far (the run order puts producers first).
     private var own: [String: QuantumRecord] = [:]
+    /// Time spent reading producers' manifests (QUANTA_TIMINGS), and how many were read.
+    private(set) var readSeconds = 0.0
+    var manifestsRead: Int { manifests.count }
 
     /// The job being run: its own quanta not decided yet are run by it (LSST: in the same run-qbb),
     /// so they are no reason to hold a consumer back.
@@ -44,7 +47,9 @@ struct Upstream {
         if let r = own[id] { return (r, "") }
         let key = "\(p.array):\(p.index)"
         if manifests[key] == nil {
+            let start = Date()
             manifests[key] = .some((try? Manifest.read(path: dir.manifest(array: p.array, index: p.index))) ?? nil)
+            readSeconds += Date().timeIntervalSince(start)
         }
         guard let m = manifests[key]! else { return (nil, "job \(key) has no manifest: it has not run, or was killed") }
         guard let r = m.quanta.first(where: { $0.id == id }) else { return (nil, "job \(key)'s manifest does not list it") }

@@ -112,6 +112,11 @@ struct FailureCase: CustomStringConvertible, Sendable {
         // A failure inside a clustered job of the fan-out shape (two branches and a gather per visit).
         FailureCase(name: "characterize-fails-clustered", shape: "fanout", configs: ["characterize:fail_condition='detector IN (1) AND visit IN (1001)'"],
                     clusterTasks: ["characterize", "measure", "bkgmodel", "gather"]),
+        // Prerequisite inputs (bias, flat, camera from calibration collections) with isr failing.
+        FailureCase(name: "isr-fails-prereq", shape: "prereq", configs: ["isr:fail_condition='detector IN (2) AND visit IN (1003)'"]),
+        // 984 quanta, per-visit jobs of 41 quanta, two detectors of one visit failing in calibrate.
+        FailureCase(name: "calibrate-fails-many-clustered", shape: "many", configs: ["calibrate:fail_condition='detector IN (3, 17) AND visit IN (1010)'"],
+                    clusterTasks: ["isr", "calibrate", "gather"]),
     ]
 
     /// The merge through `butler aggregate-graph` (ctrl_bps v30's default) registers the same.
