@@ -66,6 +66,15 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { j = (b - a) * 10; s = (c - b) * 10
 for i in 1 2 3; do
   QUANTA_TIMINGS=1 "$bin/run-quantum" --submit-dir "$rq/sub" --array isr --index 0 --force 2>&1 >/dev/null | grep timings | sed 's/^/    /'
 done
+# Issue 13: before a quantum runs, run-quantum reads the manifest of the job that made each of its
+# inputs inside the graph. A per-visit gather over 100 detectors reads 100 of them.
+gq=$work/gather; mkdir -p "$gq"
+"$bin/quanta" graph synth --visits 2 --detectors 100 --out "$gq/g.qgn" --repo "$gq/repo" >/dev/null
+"$bin/quanta" plan "$gq/g.qgn" --repo "$gq/repo" --config "$work/cmd.yaml" --out "$gq/sub" >/dev/null
+for a in isr calibrate; do for i in $(seq 0 199); do "$bin/run-quantum" --submit-dir "$gq/sub" --array $a --index "$i" >/dev/null 2>&1; done; done
+for i in 1 2 3; do
+  QUANTA_TIMINGS=1 "$bin/run-quantum" --submit-dir "$gq/sub" --array gather --index 0 --force 2>&1 >/dev/null | grep timings | sed 's/^/    gather of 100 detectors: /'
+done
 fi
 
 if part status; then

@@ -24,6 +24,11 @@ struct Run: ParsableCommand {
     func run() throws {
         let d = SubmitDirectory(dir)
         let plan = try PlanDocument.read(d)
+        if force, let data = FileManager.default.contents(atPath: d.mergeSummary),
+           let merged = try? JSONDecoder().decode(MergeResult.self, from: data), merged.registered + merged.alreadyRegistered > 0 {
+            // Redoing every job would write over files the registry vouches for (issue 13).
+            throw QuantaError(.usage, "\(d.root): the merge registered \(merged.registered + merged.alreadyRegistered) of its outputs; --force would rewrite them in place. Rerun one job with 'quanta rerun \(shellQuote(d.root)) --job ARRAY:INDEX --force --replace', or plan the graph again with a new --output-run")
+        }
         var o = LocalBackend.Options()
         o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
         o.runQuantumArguments = force ? ["--force"] : []

@@ -95,6 +95,43 @@ import QuantaScheduler
         #expect(try Snapshot.jobs(path: damaged).count == jobs.count)
     }
 
+    /// Issue 13: each input made inside the graph names the quantum that makes it and that
+    /// quantum's job, and that job really lists the quantum with the dataset among its outputs.
+    @Test func inputsNameTheirProducerAndItsJob() throws {
+        let dir = try temporaryDirectory()
+        let path = try Self.writeSnapshot(dir)
+        var checked = 0, overall = 0
+        for job in try Snapshot.jobs(path: path) {
+            for q in try Snapshot.job(path: path, array: job.array, index: job.index).quanta {
+                for input in q.inputs {
+                    guard let p = input.producer else { overall += 1; continue }
+                    let producer = try Snapshot.job(path: path, array: p.array, index: p.index).quanta.first { $0.id == p.quantum }
+                    #expect(producer?.task == p.task && producer?.dataID == p.dataID, "\(p)")
+                    #expect(producer?.outputs.contains { $0.id == input.id } == true, "\(input.type) {\(input.dataID)} is not an output of \(p)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 0 && overall > 0, "\(checked) in-graph inputs, \(overall) overall inputs")
+    }
+
+    /// A QSNAP003 snapshot (planned before producers were recorded) is still read: its jobs get
+    /// no producers and fall back to checking their inputs' files.
+    @Test func aSnapshotFromBeforeProducersIsStillRead() throws {
+        let v3 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/snapshot/seed-synth-v3.bin").path
+        let jobs = try Snapshot.jobs(path: v3)
+        #expect(!jobs.isEmpty)
+        var inputs = 0
+        for job in jobs {
+            for q in try Snapshot.job(path: v3, array: job.array, index: job.index).quanta {
+                inputs += q.inputs.count
+                #expect(q.inputs.allSatisfy { $0.producer == nil })
+            }
+        }
+        #expect(inputs > 0)
+    }
+
     @Test func writtenReadOnlyUnderItsName() throws {
         let dir = try temporaryDirectory()
         let path = try Self.writeSnapshot(dir)

@@ -128,5 +128,9 @@ import QuantaGraphIO
         #expect(text.contains("no work"), "the column is shown: \(text)")
         let reg = try registered(cli)
         #expect(reg.count == 2, "one calexp and one summary: \(reg)")
+        // Redoing every job would write over registered files: refused, nothing run.
+        let again = try cli.run(["run", "sub", "--force"])
+        #expect(again.status == .exited(2) || again.status == .exited(1), "\(again.output)")
+        #expect(again.stderr.contains("would rewrite them in place"), "\(again.stderr)")
     }
 }

@@ -142,13 +142,12 @@ struct LSSTFailureTests {
         let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
         let (refCode, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
         var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
-        var config = ""
+        // pipetask run does not retry; the failures injected here are deterministic, so retries only cost time.
+        var config = "numberOfRetries: 0\n"
         if let tasks = c.clusterTasks { config += "cluster:\n  perVisit:\n    pipetasks: \(tasks.joined(separator: ", "))\n    dimensions: visit\n" }
         if let merge = c.merge { config += "lsstMerge: \(merge)\n" }
-        if !config.isEmpty {
-            try Data(config.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
-            args += ["--config", cli.path("submit.yaml")]
-        }
+        try Data(config.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
+        args += ["--config", cli.path("submit.yaml")]
         let plan = try cli.run(args)
         #expect(plan.status == .exited(0), "\(plan.output)")
         let r = try cli.run(["run", "sub"])
