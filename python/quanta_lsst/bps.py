@@ -71,6 +71,7 @@ CLUSTER_KEYS = (
 
 STATE_MAP = {
     "succeeded": WmsStates.SUCCEEDED,
+    "noWork": WmsStates.SUCCEEDED,  # NoWorkFound: a success, as pipetask counts it
     "failed": WmsStates.FAILED,
     "blocked": WmsStates.PRUNED,  # bps: "at least one of the parents failed or can't be run"
     "running": WmsStates.RUNNING,
@@ -254,7 +255,7 @@ def overall_state(status):
         return WmsStates.DELETED
     if quanta.get("failed", 0) or quanta.get("blocked", 0):
         return WmsStates.FAILED
-    if total and quanta.get("succeeded", 0) == total and "registered" in merge:
+    if total and quanta.get("succeeded", 0) + quanta.get("noWork", 0) == total and "registered" in merge:
         return WmsStates.SUCCEEDED
     # Every quantum succeeded but the final job did not merge (or nothing was planned).
     return WmsStates.FAILED if total else WmsStates.UNKNOWN

@@ -41,6 +41,9 @@ class OverallState(unittest.TestCase):
         self.assertEqual(bps.overall_state(merging), WmsStates.RUNNING)
         done = status([task("isr", succeeded=2)], [], merge="8 datasets registered in u/x/run")
         self.assertEqual(bps.overall_state(done), WmsStates.SUCCEEDED)
+        # NoWorkFound is a success (issue 13), as pipetask counts it.
+        no_work = status([task("isr", succeeded=1, noWork=1)], [], merge="5 datasets registered in u/x/run")
+        self.assertEqual(bps.overall_state(no_work), WmsStates.SUCCEEDED)
         failed = status([task("isr", succeeded=1, failed=1), task("cal", blocked=1)], [],
                         merge="3 datasets registered in u/x/run")
         self.assertEqual(bps.overall_state(failed), WmsStates.FAILED)
