@@ -6,7 +6,8 @@ import QuantaSlurm
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Per task label: quanta succeeded, failed, blocked, running, pending; per array: elements by state.")
+        abstract: "Per task label: quanta succeeded, no work, failed, blocked, running, pending; per array: elements by state.",
+        discussion: "Exit status 1 when a quantum failed, was blocked or cancelled (--exit-zero: 0), 0 otherwise, also while jobs still run.")
 
     @Argument(help: "Submit directory.")
     var dir: String
@@ -19,6 +20,9 @@ struct Status: ParsableCommand {
 
     @Flag(name: .long, help: "Read every manifest afresh instead of through status-cache.bin (which trusts unchanged manifest directories).")
     var fresh = false
+
+    @Flag(name: .long, help: "Exit 0 whenever the status could be read (by default: 1 when a quantum failed, was blocked or cancelled).")
+    var exitZero = false
 
     @OptionGroup var backendOption: BackendOption
 
@@ -36,5 +40,8 @@ struct Status: ParsableCommand {
         } else {
             print(s.render(showElements: all), terminator: "")
         }
+        // For scripts: `quanta status DIR && next-step` stops where something did not succeed.
+        let bad = ["failed", "blocked", "cancelled"].reduce(0) { $0 + (s.quanta[$1] ?? 0) }
+        if bad > 0 && !exitZero { throw ExitCode(1) }
     }
 }

@@ -84,8 +84,12 @@ import QuantaGraphIO
         let reg = try registered(cli)
         #expect(reg.filter { $0.hasPrefix("summary ") }.count == 1, "\(reg)")
         #expect(reg.filter { $0.hasPrefix("calexp ") }.count == 5, "\(reg)")
-        // Status names the quanta and their data IDs: the failed calib and the gather it blocked.
-        let text = try cli.run(["status", "sub"]).stdout
+        // Status names the quanta and their data IDs: the failed calib and the gather it blocked;
+        // it exits 1 (for scripts), 0 with --exit-zero.
+        let st = try cli.run(["status", "sub"])
+        #expect(st.status == .exited(1))
+        #expect(try cli.run(["status", "sub", "--exit-zero"]).status == .exited(0))
+        let text = st.stdout
         #expect(text.contains("calib {visit=2, detector=1}"), "\(text)")
         #expect(text.contains("gather {visit=2}") && text.contains("upstream calib {visit=2, detector=1} failed"), "\(text)")
         // The command's own exit code is shown, not a made-up one.
@@ -124,7 +128,9 @@ import QuantaGraphIO
         #expect(counts(status, "calib") == ["succeeded": 1, "noWork": 3], "\(counts(status, "calib"))")
         // Visit 1's gather has one calexp and runs; visit 2's has none: no work.
         #expect(counts(status, "gather") == ["succeeded": 1, "noWork": 1], "\(counts(status, "gather"))")
-        let text = try cli.run(["status", "sub"]).stdout
+        let st = try cli.run(["status", "sub"])
+        #expect(st.status == .exited(0), "no work is no failure")
+        let text = st.stdout
         #expect(text.contains("no work"), "the column is shown: \(text)")
         let reg = try registered(cli)
         #expect(reg.count == 2, "one calexp and one summary: \(reg)")

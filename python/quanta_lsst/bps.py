@@ -445,7 +445,7 @@ class QuantaService(BaseWmsService):
 
     def status_json(self, run_id):
         bps_dir, quanta_dir = resolve_dirs(run_id)
-        return bps_dir, quanta_dir, json.loads(run_quanta("status", quanta_dir, "--json"))
+        return bps_dir, quanta_dir, json.loads(run_quanta("status", quanta_dir, "--json", "--exit-zero"))
 
     def report(self, wms_workflow_id=None, user=None, hist=0, pass_thru=None, is_global=False,
                return_exit_codes=False):
