@@ -35,7 +35,7 @@ public enum SimulatedRun {
                     outputs += outs.count
                     records.append(QuantumRecord(id: spec.id.lowercased, task: spec.task, dataID: spec.dataID.json, status: .succeeded,
                                                  reason: nil, seconds: 0.004,
-                                                 log: dir.quantumLog(task: spec.task, quantum: spec.id, attempt: 1), outputs: outs))
+                                                 log: dir.quantumLog(task: spec.task, quantum: spec.id, dataID: spec.dataID, attempt: 1), outputs: outs))
                 }
                 let m = Manifest(submission: meta.submission, array: names[0], index: index, attempt: 1, status: .succeeded,
                                  firstError: nil, startedAt: now, endedAt: now, seconds: 0.005, host: host, slurmJobID: nil,

@@ -68,8 +68,13 @@ public struct SubmitDirectory: Sendable {
     public var slurmJournal: String { root + "/slurm-journal.jsonl" }
     /// Final states of SLURM jobs, kept once the controller forgets them (MinJobAge).
     public var slurmStates: String { root + "/slurm-states.json" }
-    public func quantumLog(task: String, quantum: UUID, attempt: Int) -> String {
-        "\(logs)/quanta/\(PathSanitizer.safeName(task))/\(quantum.lowercased).\(attempt).log"
+    /// `logs/quanta/calibrate/visit903334_detector42.2.log`: the task and data ID in the name, so a
+    /// person finds a quantum's log by what they know of it (the quantum's UUID when the data ID
+    /// would make too long a name).
+    public func quantumLog(task: String, quantum: UUID, dataID: DataID, attempt: Int) -> String {
+        let fragment = dataID.pathFragment
+        let name = fragment.utf8.count <= 200 ? fragment : quantum.lowercased
+        return "\(logs)/quanta/\(PathSanitizer.safeName(task))/\(name).\(attempt).log"
     }
 
     public var exists: Bool { FileManager.default.fileExists(atPath: planJSON) }

@@ -148,7 +148,7 @@ public struct JobRunner: Sendable {
 
     private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, start: Date,
                          failureClass: inout String?) -> QuantumRecord {
-        let logPath = dir.quantumLog(task: q.task, quantum: q.id, attempt: attempt)
+        let logPath = dir.quantumLog(task: q.task, quantum: q.id, dataID: q.dataID, attempt: attempt)
         var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
                                    seconds: 0, log: logPath, outputs: [])
         let root = job.meta.datastoreRoot

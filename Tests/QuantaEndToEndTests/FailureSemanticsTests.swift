@@ -91,6 +91,8 @@ import QuantaGraphIO
         #expect(try cli.run(["status", "sub", "--exit-zero"]).status == .exited(0))
         let text = st.stdout
         #expect(text.contains("calib {visit=2, detector=1}"), "\(text)")
+        // Its log, named by task and data ID.
+        #expect(text.contains("log: \(cli.path("sub/logs/quanta/calib/visit2_detector1."))"), "\(text)")
         #expect(text.contains("gather {visit=2}") && text.contains("upstream calib {visit=2, detector=1} failed"), "\(text)")
         // The command's own exit code is shown, not a made-up one.
         #expect(text.contains("failed (exit 3)"), "\(text)")
