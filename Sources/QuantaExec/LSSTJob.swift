@@ -149,7 +149,8 @@ struct LSSTJob {
                     ?? "run-qbb \(status.map { "reported \($0)" } ?? "exited \(report["runQbbExit"] ?? "?")") and wrote no \(metadata)"
                 if why.count > 300 { why = String(why.prefix(300)) + "…" }
                 record.reason = why
-                if let code = summary?["exitCode"] as? Int { record.exitCode = code }
+                // The exit code run-qbb had (a quantum that raises makes it exit 1), unless the summary has the quantum's own.
+                record.exitCode = summary?["exitCode"] as? Int ?? report["runQbbExit"] as? Int
             }
         }
         return Result(records: validate(records, log: log), failureClass: nil)

@@ -503,7 +503,9 @@ public enum RetryPlanner {
             switch cls {
             case .cancelled: continue
             case .failed:
-                if let code = e.exitCode, policy.retryUnlessExit.contains(code) { continue }
+                // A quantum that failed without an exit code of its own (an output that failed its
+                // checks, an output not written) failed on its data, as exit 1 says: the same policy.
+                if policy.retryUnlessExit.contains(e.exitCode ?? 1) { continue }
             case .outOfMemory:
                 let nodeMemory = site?.partitions.first { $0.name == a.partition }?.memoryPerNodeMB ?? Int.max
                 memory = policy.memory(initial: a.resources.memoryMB, outOfMemoryCount: e.outOfMemoryCount, nodeMemoryMB: nodeMemory)
