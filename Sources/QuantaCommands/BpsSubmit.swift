@@ -15,6 +15,9 @@ enum BpsSubmit {
         if repoPath.hasSuffix(".yaml") { repoPath = URL(fileURLWithPath: repoPath).deletingLastPathComponent().path }
         let repo = try Repository(root: repoPath)
         let site = try chooseSite(bps, override: siteOverride)
+        if siteOverride == nil, bps.quantaSite == nil, site.source.hasSuffix("(site.\(site.name))") {
+            print(BpsSubmit.describeSiteMapping(site, bps: bps))
+        }
         let outputRun = bps.outputRun ?? "\(bps.output ?? "u/quanta")/run"
         let submitDir = SubmitDirectory(out ?? bps.submitPath ?? FileManager.default.currentDirectoryPath + "/submit/" + outputRun)
         if submitDir.exists {
@@ -37,6 +40,21 @@ enum BpsSubmit {
         Plan.reportNotes(doc)
         print(doc.summary, terminator: "")
         return submitDir.root
+    }
+
+    /// One line per bps site key saying what it became, for the person who wrote `site.<name>`.
+    static func describeSiteMapping(_ site: SiteConfig, bps: BpsConfig) -> String {
+        guard let p = site.partitions.first else { return "" }
+        var lines = ["site.\(site.name) of \(bps.source) mapped to a \(site.scheduler == .slurm ? "SLURM" : "local") site:"]
+        lines.append("  nodes \(p.nodes), cores_per_node \(p.coresPerNode), mem_per_node \(p.memoryPerNodeMB / 1024) GB → partition '\(p.name.isEmpty ? "(SLURM's default)" : p.name)' of \(p.nodes) nodes × \(p.coresPerNode) cores × \(Units.memory(p.memoryPerNodeMB)): each job asks for its own requestCpus/requestMemory within one node (no pilot jobs)")
+        if let wall = p.maxWalltime {
+            // Parsl's walltime is its blocks' time limit; here each job is its own SLURM job.
+            lines.append("  walltime \(Units.slurmTime(wall)) → the partition's time limit, and --time \(Units.slurmTime(site.defaultWalltime ?? wall)) for jobs without requestWalltime")
+        }
+        if let q = site.qos { lines.append("  qos \(q) → --qos") }
+        if let a = site.account { lines.append("  account \(a) → --account") }
+        if !site.sbatchOptions.isEmpty { lines.append("  scheduler_options → \(site.sbatchOptions.joined(separator: " ")) on every sbatch") }
+        return lines.joined(separator: "\n")
     }
 
     static func chooseSite(_ bps: BpsConfig, override: String?) throws -> SiteConfig {

@@ -208,6 +208,10 @@ public enum ArrayPlanner {
                                             nodeCores: part.coresPerNode, nodeMemoryMB: part.memoryPerNodeMB)
                     array.resources = node
                 }
+                if array.resources.walltime == nil, let d = site.defaultWalltime {
+                    // No requestWalltime: the site's default time (a bps site's walltime), within the partition's limit.
+                    array.resources.walltime = min(d, part.maxWalltime ?? d)
+                }
                 arrays.append(array)
                 elements.append(chunk)
             }

@@ -171,6 +171,7 @@ public struct BpsConfig: Sendable {
                               partitions: [Partition(name: partitionName, nodes: try int("nodes") ?? 1, coresPerNode: cores,
                                                      memoryPerNodeMB: memory, maxWalltime: wall)],
                               defaultPartition: partitionName)
+        site.defaultWalltime = wall
         site.account = siteSection["account"]
         site.qos = siteSection["qos"]
         site.sbatchOptions = options

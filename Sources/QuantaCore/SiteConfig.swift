@@ -43,6 +43,8 @@ public struct SiteConfig: Sendable, Equatable {
     /// Lines run before `run-quantum` in every job (site environment, LSST set-up).
     public var environment: [String]
     public var umask: String?
+    /// `--time` for jobs that set no requestWalltime (a bps site's `walltime`); nil: SLURM's default.
+    public var defaultWalltime: Int?
     public var scratch: String?
     public var shared: String?
     /// Extra `#SBATCH` options, e.g. `--constraint=haswell`.
@@ -154,7 +156,11 @@ public struct SiteConfig: Sendable, Equatable {
             }
         }
         if let v = m["exclusive"] { site.exclusive = try r.bool(v, path: "exclusive") }
-        let known: Set<String> = ["exclusive", "name", "scheduler", "partitions", "defaultPartition", "account", "qos", "maxArraySize",
+        if let v = m["defaultWalltime"] {
+            guard let s = Units.seconds(v) else { throw r.fail("defaultWalltime", "expected D-HH:MM:SS, got '\(v)'") }
+            site.defaultWalltime = s
+        }
+        let known: Set<String> = ["exclusive", "defaultWalltime", "name", "scheduler", "partitions", "defaultPartition", "account", "qos", "maxArraySize",
                                   "maxRunningPerArray", "environment", "umask", "scratch", "shared", "sbatchOptions"]
         site.ignoredKeys = m.keys.filter { !known.contains($0) }.sorted()
         return site
@@ -177,6 +183,7 @@ public struct SiteConfig: Sendable, Equatable {
         if let a = qos { lines.append("qos: \(q(a))") }
         lines += ["maxArraySize: \(maxArraySize)", "maxRunningPerArray: \(maxRunningPerArray)"]
         if exclusive { lines.append("exclusive: true") }
+        if let w = defaultWalltime { lines.append("defaultWalltime: \(q(Units.slurmTime(w)))") }
         lines.append("environment:" + (environment.isEmpty ? " []" : ""))
         lines += environment.map { "  - \(q($0))" }
         if let u = umask { lines.append("umask: \(q(u))") }

@@ -59,6 +59,14 @@ import QuantaCore
         // The site round-trips through the copy kept in each submit directory.
         let again = try SiteConfig.parse(site.yamlText, source: "copy", machine: (2, 8000))
         #expect(again.partitions == site.partitions && again.account == site.account && again.sbatchOptions == site.sbatchOptions)
+        // Parsl's walltime (its blocks' limit) is each job's --time when it sets no requestWalltime.
+        #expect(site.defaultWalltime == 7200 && again.defaultWalltime == 7200)
+        let graph = pipelineGraph(visits: [1], detectors: [0, 1])
+        let order = try graph.validate(source: "g")
+        let untimed = try ArrayPlanner.plan(try Clustering.cluster(graph, config: try config(""), order: order), site: site)
+        #expect(untimed.arrays.allSatisfy { $0.resources.walltime == 7200 }, "\(untimed.arrays.map(\.resources))")
+        let timed = try ArrayPlanner.plan(try Clustering.cluster(graph, config: try config("requestWalltime: 600"), order: order), site: site)
+        #expect(timed.arrays.allSatisfy { $0.resources.walltime == 600 }, "\(timed.arrays.map(\.resources))")
     }
 
     @Test func clearErrors() throws {
