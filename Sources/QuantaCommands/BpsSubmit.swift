@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import QuantaButler
 import QuantaCore
@@ -16,14 +19,9 @@ enum BpsSubmit {
         let repo = try Repository(root: repoPath)
         let site = try chooseSite(bps, override: siteOverride)
         if siteOverride == nil, bps.quantaSite == nil, site.source.hasSuffix("(site.\(site.name))") {
-            print(BpsSubmit.describeSiteMapping(site, bps: bps))
+            print(BpsSubmit.describeSiteMapping(site, source: bps.source))
         }
-        let outputRun = bps.outputRun ?? "\(bps.output ?? "u/quanta")/run"
-        let submitDir = SubmitDirectory(out ?? bps.submitPath ?? FileManager.default.currentDirectoryPath + "/submit/" + outputRun)
-        if submitDir.exists {
-            throw QuantaError(.usage, "\(submitDir.root): already holds a submission; pass --out with a new directory")
-        }
-        try FileManager.default.createDirectory(atPath: submitDir.root, withIntermediateDirectories: true)
+        let (outputRun, submitDir) = try claim(bps, out: out)
         let graphPath: String
         if let g = bps.qgraphFile {
             graphPath = g
@@ -42,10 +40,38 @@ enum BpsSubmit {
         return submitDir.root
     }
 
+    /// The submit directory, claimed with one exclusive `mkdir` before anything is built in it, and
+    /// the output run named with it. Four per-band submissions started in the same second get the
+    /// same `{timestamp}`: the first takes the name, the others `…-2`, `…-3` (run and directory
+    /// alike), so no two share a graph, a directory or a run (issue 14).
+    static func claim(_ bps: BpsConfig, out: String?) throws -> (outputRun: String, dir: SubmitDirectory) {
+        let base = bps.outputRun ?? "\(bps.output ?? "u/quanta")/run"
+        let cwd = FileManager.default.currentDirectoryPath
+        let path = out ?? bps.submitPath ?? cwd + "/submit/" + base
+        // Only a name made from {timestamp} is ours to change; a name the person chose is theirs.
+        let renameable = out == nil && !bps.timestamp.isEmpty && base.contains(bps.timestamp) && path.contains(base)
+        for n in 1...1000 {
+            let run = n == 1 ? base : base.replacingOccurrences(of: bps.timestamp, with: "\(bps.timestamp)-\(n)")
+            let dir = n == 1 ? path : path.replacingOccurrences(of: base, with: run)
+            let parent = URL(fileURLWithPath: dir).deletingLastPathComponent().path
+            do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+                throw QuantaError(.io, "\(parent): cannot create the directory (\(error.localizedDescription))")
+            }
+            if mkdir(dir, 0o777) == 0 { return (run, SubmitDirectory(dir)) }
+            guard errno == EEXIST else {
+                throw QuantaError(.io, "\(dir): cannot create the submit directory (\(String(cString: strerror(errno))))")
+            }
+            guard renameable else {
+                throw QuantaError(.usage, "\(dir): already exists (another submission, or an earlier one); pass --out with a new directory, or leave submitPath and outputRun to bps's {timestamp} defaults")
+            }
+        }
+        throw QuantaError(.usage, "\(path): a thousand submissions of this name in one second; pass --out")
+    }
+
     /// One line per bps site key saying what it became, for the person who wrote `site.<name>`.
-    static func describeSiteMapping(_ site: SiteConfig, bps: BpsConfig) -> String {
+    static func describeSiteMapping(_ site: SiteConfig, source: String) -> String {
         guard let p = site.partitions.first else { return "" }
-        var lines = ["site.\(site.name) of \(bps.source) mapped to a \(site.scheduler == .slurm ? "SLURM" : "local") site:"]
+        var lines = ["site.\(site.name) of \(source) mapped to a \(site.scheduler == .slurm ? "SLURM" : "local") site:"]
         lines.append("  nodes \(p.nodes), cores_per_node \(p.coresPerNode), mem_per_node \(p.memoryPerNodeMB / 1024) GB → partition '\(p.name.isEmpty ? "(SLURM's default)" : p.name)' of \(p.nodes) nodes × \(p.coresPerNode) cores × \(Units.memory(p.memoryPerNodeMB)): each job asks for its own requestCpus/requestMemory within one node (no pilot jobs)")
         if let wall = p.maxWalltime {
             // Parsl's walltime is its blocks' time limit; here each job is its own SLURM job.

@@ -16,6 +16,9 @@ struct PlanOptions: ParsableArguments {
     @Option(name: .long, help: "Site config: a name in site-configs/ (local, …) or a path.")
     var site: String = "local"
 
+    @Option(name: .long, help: "A bps config with computeSite and its site.<computeSite> section, mapped as 'quanta submit bps.yaml' maps it; used when --site names no Quanta site config (the bps plugin passes it).")
+    var bpsSite: String?
+
     @Option(name: .long, help: "Output RUN collection (default: the graph's).")
     var outputRun: String?
 
@@ -79,7 +82,7 @@ struct Plan: ParsableCommand {
         timings.mark("read")
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
         if !quiet { Self.reportKeys(config) }
-        let site = try Resources.site(options.site)
+        let site = try Resources.site(options.site, bpsSite: options.bpsSite)
         let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
                               submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
                               quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),

@@ -77,12 +77,24 @@ enum Resources {
     }
 
     /// A site by name (`local` → site-configs/local.yaml) or by path.
-    static func site(_ nameOrPath: String) throws -> SiteConfig {
+    /// A site config by name or path; a name no site config has, with `bpsSite` given, is the bps
+    /// file's `site.<name>` section mapped as `quanta submit bps.yaml` maps it.
+    static func site(_ nameOrPath: String, bpsSite: String? = nil) throws -> SiteConfig {
         let path: String
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(".yaml") {
             path = nameOrPath
         } else {
             path = try folder("site-configs", marker: "local.yaml") + "/\(nameOrPath).yaml"
+            if !FileManager.default.fileExists(atPath: path), let bpsSite {
+                let memMB = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
+                let site = try BpsConfig.site(file: bpsSite, machine: (ProcessInfo.processInfo.activeProcessorCount, memMB))
+                guard site.name == nameOrPath else {
+                    throw QuantaError(.usage, "\(bpsSite): its computeSite is '\(site.name)', not '\(nameOrPath)'")
+                }
+                print(BpsSubmit.describeSiteMapping(site, source: bpsSite))
+                adoptUmask(site)
+                return site
+            }
             if !FileManager.default.fileExists(atPath: path) {
                 let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
                 let known = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])

@@ -116,11 +116,15 @@ struct Submit: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
     @Flag(name: .long, help: "Stay until the submission (retries included) has ended; exit 1 if a quantum did not succeed.")
     var wait = false
+    @Flag(name: .long, help: "Run it here, to the end, merge included (the 'local' site; as 'quanta run').")
+    var local = false
     @Option(name: .long, help: "Seconds between polls with --wait.") var poll = 2.0
 
     func run() throws {
         let started = Date()
         var dirPath = target
+        if local && site != nil && site != "local" { throw ValidationError("--local and --site \(site!) disagree; give one") }
+        let site = local ? "local" : site
         if target.hasSuffix(".yaml") || target.hasSuffix(".yml") {
             dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out)
         } else if !SubmitDirectory(target).exists {
@@ -140,7 +144,15 @@ struct Submit: ParsableCommand {
         }
         let ctx = try SlurmContext(dirPath)
         if let site = ctx.site, site.scheduler != .slurm {
-            throw QuantaError(.usage, "\(ctx.plan.siteConfig): site '\(site.name)' runs locally; run it with 'quanta run', or plan with a SLURM site (e.g. --site local-slurm)")
+            // A local site: run it here to the end (merge included), as 'quanta run' does — one command.
+            print("Site '\(site.name)' runs locally: running \(ctx.plan.jobs) jobs here (quanta run \(shellQuote(ctx.dir.root)))")
+            var o = LocalBackend.Options()
+            o.parallel = ProcessInfo.processInfo.activeProcessorCount
+            let summary = try LocalRun.execute(ctx.dir, plan: ctx.plan, options: o)
+            let status = try SubmissionStatus.read(ctx.dir)
+            print(status.render(showElements: false), terminator: "")
+            try LocalRun.finish(summary, complete: status.isComplete)
+            return
         }
         let backend = try backendOption.open()
         let record = try ctx.submitter(backend).submitAll()

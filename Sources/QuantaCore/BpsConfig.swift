@@ -26,6 +26,9 @@ public struct BpsConfig: Sendable {
     public var siteSection: [String: String]
     /// `quantaSite`: a Quanta site config name or path that wins over `site.<name>`.
     public var quantaSite: String?
+    /// bps's `{timestamp}` as filled in (second resolution): a submission that finds its run name
+    /// taken makes it unique with a suffix when the name holds it.
+    public var timestamp = ""
 
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             now: Date = Date()) throws -> BpsConfig {
@@ -102,6 +105,7 @@ public struct BpsConfig: Sendable {
             f.timeZone = TimeZone(identifier: "UTC")
             return f.string(from: now)
         }()
+        timestamp = stamp
         var values: [String: String] = ["timestamp": stamp, "operator": NSUserName()]
         for (k, v) in merged where !(v is [String: Any]) && !(v is [Any]) { values[k] = try? r.string(v, path: k) }
         for (k, v) in payload { values[k] = try? r.string(v, path: "payload.\(k)") }
@@ -141,6 +145,27 @@ public struct BpsConfig: Sendable {
     /// as the parsl sites take it), walltime, qos, account, `#SBATCH` lines of scheduler_options.
     public func site(machine: (cores: Int, memoryMB: Int)) throws -> SiteConfig? {
         guard let name = computeSite, !siteSection.isEmpty else { return nil }
+        return try Self.site(name: name, section: siteSection, source: source, machine: machine)
+    }
+
+    /// The `site.<name>` section of a bps config file (computeSite names it), as `quanta submit`
+    /// maps it: what the bps plugin hands `quanta plan --bps-site` so both map it the same way.
+    public static func site(file path: String, machine: (cores: Int, memoryMB: Int)) throws -> SiteConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw QuantaError(.invalidConfig, "\(path): cannot read the bps site (\(error.localizedDescription))")
+        }
+        let m = try YAMLInput.mapping(text, source: path)
+        guard let name = m["computeSite"] as? String, let sites = m["site"] as? [String: Any], let mine = sites[name] as? [String: Any] else {
+            throw QuantaError(.invalidConfig, "\(path): expected computeSite: NAME and a site: NAME: section")
+        }
+        var section: [String: String] = [:]
+        for (k, v) in mine where !(v is [String: Any]) && !(v is [Any]) { section[k] = "\(v)" }
+        return try site(name: name, section: section, source: path, machine: machine)
+    }
+
+    static func site(name: String, section siteSection: [String: String], source: String,
+                     machine: (cores: Int, memoryMB: Int)) throws -> SiteConfig {
         let cls = siteSection["class"] ?? ""
         let path = "site.\(name)"
         let scheduler: SiteConfig.Scheduler = cls.lowercased().contains("slurm") ? .slurm : .local

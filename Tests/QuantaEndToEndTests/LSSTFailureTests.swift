@@ -261,3 +261,62 @@ struct LSSTFailureTests {
         LSSTCompare.expectEqual(mine, reference, quanta: try LSSTCompare.quantaCounts(cli, "sub"), "\(c.name) on SLURM")
     }
 }
+
+/// Issue 14: a survey team's per-band (here per-visit) bps submissions, started at the same
+/// instant into one output, never share a submit directory, a graph or a run; each registers its
+/// own datasets, and together exactly what one `pipetask run` of the union query registers.
+@Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures"), .serialized)
+struct LSSTConcurrentSubmitTests {
+    @Test func submissionsStartedTogetherNeverCollide() throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        let site = try LSSTKit.site(cli)
+        let visits = [1001, 1002, 1003]
+        for v in visits {
+            try Data("""
+            pipelineYaml: \(info["pipeline"] as? String ?? "")
+            operator: ci
+            numberOfRetries: 0
+            payload:
+              payloadName: pervisit
+              butlerConfig: \(repo)
+              inCollection: Cam1/defaults
+              dataQuery: "visit = \(v)"
+            """.utf8).write(to: URL(fileURLWithPath: cli.path("bps-\(v).yaml")))
+        }
+        // All at once: the same second, so the same {timestamp} in every default run name.
+        let pids = try visits.map { try cli.launch(["submit", "bps-\($0).yaml", "--site", site], log: cli.path("submit-\($0).log")) }
+        for (v, pid) in zip(visits, pids) {
+            var st: Int32 = 0
+            waitpid(pid, &st, 0)
+            #expect(st == 0, "visit \(v): exit \(st): \(cli.read(cli.path("submit-\(v).log")).suffix(1500)) \(cli.read(cli.path("submit-\(v).log.err")).suffix(1500))")
+        }
+        let plans = (FileManager.default.enumerator(atPath: cli.path("submit"))?.allObjects as? [String] ?? []).filter { $0.hasSuffix("/plan.json") }
+        #expect(plans.count == visits.count, "\(plans)")
+        var union = Set<String>()
+        var runs = Set<String>()
+        for plan in plans {
+            let sub = cli.path("submit/" + plan.dropLast("/plan.json".count))
+            let status = (try JSONSerialization.jsonObject(with: Data(try cli.run(["status", sub, "--json"]).stdout.utf8))) as? [String: Any] ?? [:]
+            let run = status["outputRun"] as? String ?? ""
+            runs.insert(run)
+            let mine = try LSSTCompare.outcome(cli, repo: repo, run: run, chain: "u/ci/pervisit")
+            // Only one visit's data IDs in each run (init-outputs have none).
+            let visitsSeen = Set(mine.registered.compactMap { line -> String? in
+                guard let r = line.range(of: "visit=") else { return nil }
+                return String(line[r.upperBound...].prefix(4))
+            })
+            #expect(visitsSeen.count == 1, "\(run) holds visits \(visitsSeen)")
+            #expect(mine.sizes["negative"] == 0)
+            union.formUnion(mine.registered)
+        }
+        #expect(runs.count == visits.count, "run names collided: \(runs)")
+        // The union is one pipetask run of the union query.
+        let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: "chain", name: "union", configs: [])
+        let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
+        let (code, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
+        #expect(code == 0)
+        #expect(union == Set(reference.registered), "only Quanta: \(union.subtracting(reference.registered).sorted().prefix(4)), only pipetask: \(Set(reference.registered).subtracting(union).sorted().prefix(4))")
+    }
+}

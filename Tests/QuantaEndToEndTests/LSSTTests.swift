@@ -206,11 +206,12 @@ struct LSSTRunTests {
 
     /// `bps submit` through the ctrl_bps plugin (one line in the bps YAML) to merged outputs on the
     /// local cluster: Tests/lsst/bps_submit.sh does it with the real ctrl_bps and checks every
-    /// predicted output is registered.
-    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
-    func bpsSubmitWithThePlugin() throws {
+    /// predicted output is registered. `parsl`: a config written for the Parsl plugin (its
+    /// site.slurm block, no quantaSite) with only wmsServiceClass changed (issue 14).
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"), arguments: ["clustered", "parsl"])
+    func bpsSubmitWithThePlugin(variant: String) throws {
         let cli = try CLI()
-        let r = try cli.run(["--only", "clustered", LSSTKit.venv, LSSTKit.fixtures, cli.path("bps-work")],
+        let r = try cli.run(["--only", variant, LSSTKit.venv, LSSTKit.fixtures, cli.path("bps-work")],
                             executable: LSSTKit.scripts + "/bps_submit.sh", environment: ["QUANTA_BIN": CLI.quanta, "QUANTA_BPS_POLL": "2"])
         #expect(r.status == .exited(0), "\(r.output.suffix(3000))")
         #expect(r.stdout.contains("SUCCEEDED"), "\(r.stdout.suffix(2000))")

@@ -2,15 +2,17 @@
 # `bps submit` through Quanta's ctrl_bps plugin (quanta_lsst.bps.QuantaService) on the local
 # SLURM cluster, end to end, with the real LSST middleware:
 #
-#   Tests/lsst/bps_submit.sh [--only plain|clustered] VENV FIXTURES WORKDIR
+#   Tests/lsst/bps_submit.sh [--only plain|clustered|parsl] VENV FIXTURES WORKDIR
 #
 # 1. `scripts/lsst-env.sh --bps VENV`: lsst-ctrl-bps and this checkout's python/ in the venv;
 #    then the plugin's unit tests (python/tests, offline);
 # 2. a private copy of the `chain` fixture repo (FIXTURES/chain from Tests/lsst/make_fixtures.sh),
 #    a Quanta site YAML for the local SLURM cluster whose jobs source the venv, and bps YAMLs
 #    that differ from a stock one only by `wmsServiceClass` (+ `quantaSite`);
-# 3. per variant -- `plain` (one quantum a job) and `clustered` (dimension_clustering: isr +
-#    calibrate of a visit in one job) -- `bps submit`, then `bps report` every few seconds until
+# 3. per variant -- `plain` (one quantum a job), `clustered` (dimension_clustering: isr +
+#    calibrate of a visit in one job) and `parsl` (a config written for the Parsl plugin: no
+#    quantaSite, computeSite: slurm with a Parsl site.slurm block, only wmsServiceClass changed)
+#    -- `bps submit`, then `bps report` every few seconds until
 #    the run ends, then `bps status` (its exit code is the state);
 # 4. `butler query-datasets` on the output run must list every output the graph predicts (by
 #    UUID; plus the init-outputs), and the output CHAINED collection must lead with the run.
@@ -22,22 +24,22 @@
 # Environment: QUANTA_BPS_TIMEOUT (seconds a run may take, default 900), QUANTA_BPS_POLL (5).
 set -euo pipefail
 
-usage="usage: Tests/lsst/bps_submit.sh [--only plain|clustered] VENV FIXTURES WORKDIR"
+usage="usage: Tests/lsst/bps_submit.sh [--only plain|clustered|parsl] VENV FIXTURES WORKDIR"
 fail() { echo "bps_submit: FAILED: $*" >&2; exit 1; }
 say() { echo "bps_submit: $*"; }
 
-variants=(plain clustered)
+variants=(plain clustered parsl)
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --only) [ $# -ge 2 ] || fail "--only needs plain or clustered"; variants=("$2"); shift 2 ;;
+    --only) [ $# -ge 2 ] || fail "--only needs plain, clustered or parsl"; variants=("$2"); shift 2 ;;
     -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) fail "unknown option '$1' ($usage)" ;;
     *) args+=("$1"); shift ;;
   esac
 done
 [ ${#args[@]} -eq 3 ] || fail "$usage"
-for v in "${variants[@]}"; do case "$v" in plain|clustered) ;; *) fail "unknown variant '$v' ($usage)" ;; esac; done
+for v in "${variants[@]}"; do case "$v" in plain|clustered|parsl) ;; *) fail "unknown variant '$v' ($usage)" ;; esac; done
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -119,10 +121,27 @@ EOF
 # A stock bps submit YAML (as for the parsl or HTCondor plugins); the plugin is the one line that
 # switches it to Quanta, quantaSite names the site above (else computeSite is a Quanta site name).
 write_bps_yaml() {  # VARIANT
-  cat <<EOF
+  if [ "$1" = parsl ]; then
+    # As a team has it for the Parsl plugin (their site block from the talk), wmsServiceClass changed.
+    cat <<EOF
+wmsServiceClass: $service
+computeSite: slurm
+site:
+  slurm:
+    class: lsst.ctrl.bps.parsl.sites.Slurm
+    nodes: 7
+    cores_per_node: 20
+    mem_per_node: 100
+    walltime: "48:00:00"
+EOF
+  else
+    cat <<EOF
 wmsServiceClass: $service
 quantaSite: $work/site.yaml
 computeSite: local-slurm
+EOF
+  fi
+  cat <<EOF
 pipelineYaml: $fixtures/chain/pipeline.yaml
 operator: quanta-ci
 project: quanta
@@ -175,7 +194,8 @@ run_variant() {
   say "[$v] $ (cd $work && bps submit $yaml)"
   local t0 t1 rc=0
   t0=$(now)
-  (cd "$work" && "$bps" --log-level INFO submit "$yaml") >"$log" 2>&1 || rc=$?
+  # The venv is on PATH, as for a person who set up the stack: SLURM jobs inherit it (no site environment lines).
+  (cd "$work" && PATH="$venv/bin:$PATH" "$bps" --log-level INFO submit "$yaml") >"$log" 2>&1 || rc=$?
   t1=$(now)
   T_SUBMIT[$v]=$(secs "$t0" "$t1")
   if [ $rc -ne 0 ]; then

@@ -427,9 +427,21 @@ class QuantaService(BaseWmsService):
         workflow = QuantaWorkflow.from_generic_workflow(
             config, generic_workflow, out_prefix, f"{type(self).__module__}.{type(self).__name__}"
         )
-        summary = run_quanta(
-            "plan", str(graph), "--repo", repo, "--site", str(site), "--config", derived, "--out", workflow.quanta_dir
-        )
+        args = ["plan", str(graph), "--repo", repo, "--site", str(site), "--config", derived, "--out", workflow.quanta_dir]
+        # The one-line switch: a bps config written for another plugin (Parsl's site.<computeSite>)
+        # gets its site mapped exactly as `quanta submit bps.yaml` maps it, unless a Quanta site
+        # config of that name (or quantaSite) exists, which `quanta plan` prefers.
+        section = None if _value(config, "quantaSite") else _raw_section(config, "site", str(site))
+        if section is not None:
+            bps_site = os.path.join(out_prefix, "quanta_bps_site.yaml")
+            values = {}
+            for key in list(section.keys()):
+                value = _value(config, key, {"curr_site": str(site)})
+                if value is not None and not isinstance(value, dict):
+                    values[key] = _plain(value)
+            _write_yaml({"computeSite": str(site), "site": {str(site): values}}, bps_site)
+            args += ["--bps-site", bps_site]
+        summary = run_quanta(*args)
         for line in summary.splitlines():
             _LOG.info("quanta plan: %s", line)
         workflow.write(out_prefix)
