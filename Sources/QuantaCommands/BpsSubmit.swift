@@ -11,8 +11,21 @@ import QuantaScheduler
 /// `qgraphFile`, or is built with `pipetask qgraph` from `pipelineYaml` and the payload; the site is
 /// `quantaSite`, `site-configs/<computeSite>.yaml`, or `site.<computeSite>` mapped to SLURM terms.
 enum BpsSubmit {
-    static func plan(bpsPath: String, site siteOverride: String?, out: String?) throws -> String {
-        let bps = try BpsConfig.load(path: bpsPath)
+    /// bps submit's command-line flags: each wins over the YAML's value, as in bps.
+    struct Overrides {
+        var butlerConfig: String?, pipeline: String?, input: String?, output: String?, outputRun: String?, dataQuery: String?
+        var configs: [String] = [], configFiles: [String] = []
+    }
+
+    static func plan(bpsPath: String, site siteOverride: String?, out: String?, overrides: Overrides = Overrides()) throws -> String {
+        var bps = try BpsConfig.load(path: bpsPath, validate: false)
+        bps.apply(butlerConfig: overrides.butlerConfig, pipelineYaml: overrides.pipeline, inCollection: overrides.input,
+                  output: overrides.output, outputRun: overrides.outputRun, dataQuery: overrides.dataQuery)
+        try bps.validate()
+        bps.qgraphConfigs += overrides.configs.map { "-c=\($0)" } + overrides.configFiles.map { "-C=\($0)" }
+        if bps.qgraphFile != nil && (overrides.pipeline != nil || overrides.dataQuery != nil || !bps.qgraphConfigs.isEmpty) {
+            throw QuantaError(.usage, "\(bpsPath): qgraphFile names an existing graph; -p, -d, -c, -C and extraQgraphOptions build one")
+        }
         Plan.reportKeys(bps.submit)
         var repoPath = bps.butlerConfig!
         if repoPath.hasSuffix(".yaml") { repoPath = URL(fileURLWithPath: repoPath).deletingLastPathComponent().path }
@@ -115,6 +128,14 @@ enum BpsSubmit {
                     "--output-run", outputRun, "--qgraph-datastore-records", "--save-qgraph", path]
         if let o = bps.output { args += ["-o", o] }
         if !bps.dataQuery.isEmpty { args += ["-d", bps.dataQuery] }
+        // -c/-C from the command line ("-c=label:key=value") and extraQgraphOptions, as pipetask takes them.
+        for option in bps.qgraphConfigs {
+            if option.hasPrefix("-c=") || option.hasPrefix("-C=") {
+                args += [String(option.prefix(2)), String(option.dropFirst(3))]
+            } else {
+                args.append(option)
+            }
+        }
         print("Building the graph: pipetask \(args.map(shellQuote).joined(separator: " "))")
         let started = Date()
         let r = try Spawn.capture(pipetask, args)

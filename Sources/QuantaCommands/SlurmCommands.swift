@@ -110,9 +110,16 @@ struct Submit: ParsableCommand {
     @Option(name: .long, help: "With a graph: the repository.") var repo: String?
     @Option(name: .long, help: "With a graph: submit config (bps keys).") var config: String?
     @Option(name: .long, help: "Site config name or path (default: local-slurm; for a bps YAML: quantaSite, site-configs/<computeSite>, or site.<computeSite>).") var site: String?
-    @Option(name: .long, help: "With a graph: submit directory to create.") var out: String?
-    @Option(name: .long, help: "With a graph: output RUN collection.") var outputRun: String?
-    @Option(name: .long, help: "With a graph: output CHAINED collection.") var output: String?
+    @Option(name: .long, help: "Submit directory to create.") var out: String?
+    @Option(name: .long, help: "Output RUN collection (bps: payload.outputRun).") var outputRun: String?
+    @Option(name: [.customShort("o"), .long], help: "Output CHAINED collection (bps: payload.output).") var output: String?
+    // bps submit's own flags, which win over the YAML's values as in bps.
+    @Option(name: [.customShort("b"), .customLong("butler-config")], help: "bps YAML: the butler repository (payload.butlerConfig).") var butlerConfig: String?
+    @Option(name: [.customShort("p"), .long], help: "bps YAML: the pipeline, e.g. DRP.yaml#step1 (pipelineYaml).") var pipeline: String?
+    @Option(name: [.customShort("i"), .long], help: "bps YAML: input collections, comma-separated (payload.inCollection).") var input: String?
+    @Option(name: [.customShort("d"), .customLong("data-query")], help: "bps YAML: the data query (payload.dataQuery).") var dataQuery: String?
+    @Option(name: [.customShort("c"), .customLong("task-config")], help: "bps YAML: a config override label:key=value for pipetask qgraph (repeatable).") var taskConfig: [String] = []
+    @Option(name: [.customShort("C"), .customLong("task-config-file")], help: "bps YAML: a config override file label:file.py for pipetask qgraph (repeatable).") var taskConfigFile: [String] = []
     @OptionGroup var backendOption: BackendOption
     @Flag(name: .long, help: "Stay until the submission (retries included) has ended; exit 1 if a quantum did not succeed.")
     var wait = false
@@ -125,8 +132,19 @@ struct Submit: ParsableCommand {
         var dirPath = target
         if local && site != nil && site != "local" { throw ValidationError("--local and --site \(site!) disagree; give one") }
         let site = local ? "local" : site
-        if target.hasSuffix(".yaml") || target.hasSuffix(".yml") {
-            dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out)
+        let isBps = target.hasSuffix(".yaml") || target.hasSuffix(".yml")
+        let bpsOnly = [("-b", butlerConfig != nil), ("-p", pipeline != nil), ("-i", input != nil), ("-d", dataQuery != nil),
+                       ("-c", !taskConfig.isEmpty), ("-C", !taskConfigFile.isEmpty)].filter(\.1).map(\.0)
+        if !isBps, !bpsOnly.isEmpty {
+            throw ValidationError("\(bpsOnly.joined(separator: " ")) apply to a bps YAML, which builds its graph; \(target) is not one")
+        }
+        if isBps {
+            // Never silently ignored: these have bps names for a bps YAML.
+            if repo != nil { throw ValidationError("with a bps YAML the repository is -b/--butler-config (or payload.butlerConfig), not --repo") }
+            if config != nil { throw ValidationError("with a bps YAML the YAML itself is the submit config; --config applies to a graph") }
+            let overrides = BpsSubmit.Overrides(butlerConfig: butlerConfig, pipeline: pipeline, input: input, output: output,
+                                                outputRun: outputRun, dataQuery: dataQuery, configs: taskConfig, configFiles: taskConfigFile)
+            dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out, overrides: overrides)
         } else if !SubmitDirectory(target).exists {
             guard FileManager.default.fileExists(atPath: target) else {
                 throw ValidationError("\(target): neither a submit directory nor a graph file")

@@ -8,7 +8,7 @@ public struct BpsConfig: Sendable {
     /// Keys Quanta reads from a bps file beyond the resource/cluster keys of `SubmitConfig`.
     public static let understoodKeys: Set<String> = [
         "includeConfigs", "pipelineYaml", "qgraphFile", "site", "submitPath", "operator", "wmsServiceClass",
-        "quantaSite", "timestamp", "uniqProcName",
+        "quantaSite", "timestamp", "uniqProcName", "extraQgraphOptions",
     ]
 
     public var source: String
@@ -29,12 +29,42 @@ public struct BpsConfig: Sendable {
     /// bps's `{timestamp}` as filled in (second resolution): a submission that finds its run name
     /// taken makes it unique with a suffix when the name holds it.
     public var timestamp = ""
+    /// Extra `pipetask qgraph` arguments: `extraQgraphOptions` (split as a shell splits words), and
+    /// the command line's `-c`/`-C` (kept as `-c=VALUE`).
+    public var qgraphConfigs: [String] = []
+    /// payload.outputRun was written (else it is `{output}/{timestamp}` and follows -o).
+    var outputRunWritten = false
 
+    /// bps submit's flags, which win over the file (-b -p -i -o --output-run -d).
+    public mutating func apply(butlerConfig: String?, pipelineYaml: String?, inCollection: String?, output: String?,
+                               outputRun: String?, dataQuery: String?) {
+        if let v = butlerConfig { self.butlerConfig = v }
+        if let v = pipelineYaml { self.pipelineYaml = v; qgraphFile = nil }
+        if let v = inCollection { self.inCollection = v }
+        if let v = dataQuery { self.dataQuery = v }
+        if let v = output {
+            let old = self.outputRun
+            self.output = v
+            if !outputRunWritten {
+                self.outputRun = "\(v)/\(timestamp)"
+                if let o = old, let p = submitPath { submitPath = p.replacingOccurrences(of: o, with: self.outputRun!) }
+            }
+        }
+        if let v = outputRun {
+            if let o = self.outputRun, let p = submitPath { submitPath = p.replacingOccurrences(of: o, with: v) }
+            self.outputRun = v
+            outputRunWritten = true
+        }
+    }
+
+    /// `validate: false` leaves the checks to the caller (after bps's command-line flags).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            now: Date = Date()) throws -> BpsConfig {
+                            now: Date = Date(), validate: Bool = true) throws -> BpsConfig {
         var seen = Set<String>()
         let merged = try loadMerged(path: path, environment: environment, seen: &seen)
-        return try BpsConfig(merged: merged, source: path, now: now)
+        let config = try BpsConfig(merged: merged, source: path, now: now)
+        if validate { try config.validate() }
+        return config
     }
 
     /// The file and its includes, deep-merged; later (including) files win.
@@ -124,7 +154,12 @@ public struct BpsConfig: Sendable {
         butlerConfig = try str(payload, "butlerConfig", "payload.butlerConfig").map { fill($0) }
         inCollection = try str(payload, "inCollection", "payload.inCollection").map { fill($0) }
         self.output = output
+        outputRunWritten = payload["outputRun"] != nil
         outputRun = fill(try str(payload, "outputRun", "payload.outputRun") ?? "{output}/{timestamp}")
+        values["outputRun"] = outputRun  // bps's default submitPath is ${PWD}/submit/{outputRun}
+        if let extra = try str(merged, "extraQgraphOptions", "extraQgraphOptions").map({ fill($0) }) {
+            qgraphConfigs = try ShellWords.split(extra, source: "\(source): extraQgraphOptions")
+        }
         dataQuery = fill(try str(payload, "dataQuery", "payload.dataQuery") ?? "")
         submitPath = try str(merged, "submitPath", "submitPath").map { fill($0) }
         computeSite = try str(merged, "computeSite", "computeSite")
@@ -133,11 +168,15 @@ public struct BpsConfig: Sendable {
         if let name = computeSite, let sites = merged["site"] as? [String: Any], let mine = sites[name] as? [String: Any] {
             for (k, v) in mine { siteSection[k] = try? r.string(v, path: "site.\(name).\(k)") }
         }
+    }
+
+    /// What a submission needs, once the command line's flags are applied.
+    public func validate() throws {
         if butlerConfig == nil {
-            throw QuantaError(.invalidConfig, "\(source): payload.butlerConfig is not set; it names the butler repository")
+            throw QuantaError(.invalidConfig, "\(source): payload.butlerConfig is not set (nor -b); it names the butler repository")
         }
         if qgraphFile == nil && pipelineYaml == nil {
-            throw QuantaError(.invalidConfig, "\(source): neither pipelineYaml nor qgraphFile is set; bps needs one of them")
+            throw QuantaError(.invalidConfig, "\(source): neither pipelineYaml nor qgraphFile is set (nor -p); bps needs one of them")
         }
     }
 

@@ -417,6 +417,20 @@ public struct SlurmSubmitter {
         for s in round.arrays { idsOf[s.array, default: []].append(s.jobID) }
         var queued = round.arrays.map(\.jobID)
         var submittedHere = 0
+        // A time limit the partition can never grant is rejected by sbatch (EnforcePartLimits) or
+        // pends for ever: ask for the partition's MaxTime instead, and say so (a bps site's
+        // walltime is written for another cluster's limits as often as not).
+        let limits = (try? backend.partitions()) ?? []
+        var capNotes = Set<String>()
+        func time(_ seconds: Int?, partition: String?) -> Int? {
+            guard let minutes = seconds.map({ ($0 + 59) / 60 }) else { return nil }
+            let p = partition.flatMap { n in limits.first { $0.name == n } } ?? limits.first { $0.isDefault }
+            guard let p, let max = p.maxTimeMinutes, minutes > max else { return minutes }
+            if capNotes.insert(p.name).inserted {
+                StandardStreams.error("note: --time \(Units.slurmTime(minutes * 60)) is more than partition \(p.name)'s MaxTime \(Units.slurmTime(max * 60)); asked for \(Units.slurmTime(max * 60))\n")
+            }
+            return max
+        }
         do {
             for p in round.unsubmitted {
                 guard let array = arrays[p.array] else {
@@ -435,7 +449,7 @@ public struct SlurmSubmitter {
                                         array: p.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: p.memoryMB,
                                         cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
                 s.exclusive = array.packing != nil
-                s.timeMinutes = array.resources.walltime.map { ($0 + 59) / 60 }
+                s.timeMinutes = time(array.resources.walltime, partition: s.partition)
                 s.account = site.account
                 s.qos = site.qos
                 s.extraOptions = site.extraOptions
@@ -454,7 +468,7 @@ public struct SlurmSubmitter {
                                     array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
                                     stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
                                     stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
-            f.timeMinutes = plan.finalJobWalltime.map { ($0 + 59) / 60 }
+            f.timeMinutes = time(plan.finalJobWalltime, partition: f.partition)
             f.account = site.account
             f.qos = site.qos
             f.extraOptions = site.extraOptions

@@ -69,6 +69,32 @@ import QuantaCore
         #expect(timed.arrays.allSatisfy { $0.resources.walltime == 600 }, "\(timed.arrays.map(\.resources))")
     }
 
+    /// bps submit's flags win over the file; -o moves a default {output}/{timestamp} run with it;
+    /// extraQgraphOptions reaches pipetask qgraph as a shell would split it (issue 14).
+    @Test func commandLineFlagsWinOverTheFile() throws {
+        let dir = try temporaryDirectory()
+        let path = try write(dir, "team.yaml", """
+        wmsServiceClass: lsst.ctrl.bps.parsl.ParslService
+        computeSite: slurm
+        submitPath: /work/submit/{outputRun}
+        extraQgraphOptions: "-c 'isr:doWrite=False' --skip-existing-in \\"a b\\",c"
+        payload:
+          payloadName: step1
+        """)
+        #expect(throws: QuantaError.self) { try BpsConfig.load(path: path) }  // no repo, no pipeline
+        var bps = try BpsConfig.load(path: path, environment: [:], now: Date(timeIntervalSince1970: 0), validate: false)
+        bps.apply(butlerConfig: "/repo", pipelineYaml: "DRP.yaml#step1", inCollection: "HSC/defaults", output: "u/team/r",
+                  outputRun: nil, dataQuery: "band = 'r'")
+        try bps.validate()
+        #expect(bps.butlerConfig == "/repo" && bps.pipelineYaml == "DRP.yaml#step1" && bps.inCollection == "HSC/defaults")
+        #expect(bps.output == "u/team/r" && bps.outputRun == "u/team/r/19700101T000000Z" && bps.dataQuery == "band = 'r'")
+        #expect(bps.submitPath == "/work/submit/u/team/r/19700101T000000Z", "\(bps.submitPath ?? "-")")
+        #expect(bps.qgraphConfigs == ["-c", "isr:doWrite=False", "--skip-existing-in", "a b,c"], "\(bps.qgraphConfigs)")
+        bps.apply(butlerConfig: nil, pipelineYaml: nil, inCollection: nil, output: nil, outputRun: "u/team/r/mine", dataQuery: nil)
+        #expect(bps.outputRun == "u/team/r/mine" && bps.submitPath == "/work/submit/u/team/r/mine")
+        #expect(throws: QuantaError.self) { try ShellWords.split("-c 'unclosed", source: "x") }
+    }
+
     @Test func clearErrors() throws {
         let dir = try temporaryDirectory()
         let unset = try write(dir, "a.yaml", "pipelineYaml: ${NOPE}/p.yaml\npayload:\n  butlerConfig: /r\n")

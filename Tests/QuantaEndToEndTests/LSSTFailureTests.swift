@@ -266,7 +266,49 @@ struct LSSTFailureTests {
 /// instant into one output, never share a submit directory, a graph or a run; each registers its
 /// own datasets, and together exactly what one `pipetask run` of the union query registers.
 @Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures"), .serialized)
-struct LSSTConcurrentSubmitTests {
+struct LSSTSubmitTests {
+    /// The survey team's bps config as written for the Parsl plugin (site.slurm: nodes 7,
+    /// cores_per_node 20, mem_per_node 100, walltime 48:00:00) and their bps command line, with
+    /// `quanta submit` on the local SLURM cluster: the site is mapped with a line saying how,
+    /// -b -p -i -o -d and -c reach the graph, the 48 h walltime is capped to the partition's
+    /// MaxTime with a note, and the run ends as it should (a -c injected failure included).
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func theTeamsConfigAndCommandLineRunUnchanged() throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        try Data("""
+        wmsServiceClass: lsst.ctrl.bps.parsl.ParslService
+        computeSite: slurm
+        site:
+          slurm:
+            class: lsst.ctrl.bps.parsl.sites.Slurm
+            nodes: 7
+            cores_per_node: 20
+            mem_per_node: 100
+            walltime: "48:00:00"
+        payload:
+          payloadName: step1
+        """.utf8).write(to: URL(fileURLWithPath: cli.path("team.yaml")))
+        var env = ["PATH": LSSTKit.venv + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        env["VIRTUAL_ENV"] = LSSTKit.venv
+        let r = try cli.run(["submit", "-b", repo, "-p", info["pipeline"] as? String ?? "", "-i", "Cam1/defaults", "-o", "u/team/step1",
+                             "-d", "visit IN (1001, 1002)", "-c", "calibrate:fail_condition='detector IN (0) AND visit IN (1002)'",
+                             "team.yaml", "--wait", "--poll", "0.5"], environment: env)
+        #expect(r.status == .exited(1), "the -c failure makes the run fail: \(r.output.suffix(3000))")
+        #expect(r.stdout.contains("site.slurm of") && r.stdout.contains("walltime 48:00:00"), "\(r.stdout)")
+        #expect(r.stderr.contains("MaxTime"), "\(r.stderr)")
+        let plans = (FileManager.default.enumerator(atPath: cli.path("submit"))?.allObjects as? [String] ?? []).filter { $0.hasSuffix("/plan.json") }
+        #expect(plans.count == 1, "\(plans)")
+        let sub = cli.path("submit/" + (plans.first ?? "").dropLast("/plan.json".count))
+        let st = try cli.run(["status", sub, "--json"])
+        #expect(st.status == .exited(1))
+        let status = (try JSONSerialization.jsonObject(with: Data(st.stdout.utf8))) as? [String: Any] ?? [:]
+        #expect((status["outputRun"] as? String ?? "").hasPrefix("u/team/step1/"), "\(status["outputRun"] ?? "-")")
+        let counts = try LSSTCompare.quantaCounts(cli, sub)
+        #expect(counts == ["isr": ["success": 8], "calibrate": ["success": 7, "failure": 1], "gather": ["success": 1, "skipped": 1]], "\(counts)")
+    }
+
     @Test func submissionsStartedTogetherNeverCollide() throws {
         let cli = try CLI()
         let info = try LSSTKit.info("chain")
