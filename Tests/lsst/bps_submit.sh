@@ -144,8 +144,13 @@ EOF
   cat <<EOF
 pipelineYaml: $fixtures/chain/pipeline.yaml
 operator: quanta-ci
+EOF
+  # The Parsl team's config sets no project or campaign (bps report must still work).
+  [ "$1" = parsl ] || cat <<EOF
 project: quanta
 campaign: bps-plugin-$1
+EOF
+  cat <<EOF
 submitPath: $work/submit/{uniqProcName}
 payload:
   payloadName: chain-$1
