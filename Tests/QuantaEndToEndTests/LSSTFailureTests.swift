@@ -296,7 +296,7 @@ struct LSSTSubmitTests {
                              "-d", "visit IN (1001, 1002)", "-c", "calibrate:fail_condition='detector IN (0) AND visit IN (1002)'",
                              "team.yaml", "--wait", "--poll", "0.5"], environment: env)
         #expect(r.status == .exited(1), "the -c failure makes the run fail: \(r.output.suffix(3000))")
-        #expect(r.stdout.contains("site.slurm of") && r.stdout.contains("walltime 48:00:00"), "\(r.stdout)")
+        #expect(r.stdout.contains("site.slurm of") && r.stdout.contains("walltime 2-00:00:00"), "\(r.stdout)")
         #expect(r.stderr.contains("MaxTime"), "\(r.stderr)")
         let plans = (FileManager.default.enumerator(atPath: cli.path("submit"))?.allObjects as? [String] ?? []).filter { $0.hasSuffix("/plan.json") }
         #expect(plans.count == 1, "\(plans)")
