@@ -60,13 +60,14 @@ struct SlurmContext {
     }
 
     /// `cached`: for what a person reads (status, the wait loop), not for decisions.
-    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil, cached: Bool = false) throws -> (SubmissionStatus, SlurmView?) {
-        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir, cached: cached), nil) }
+    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil, cached: Bool = false,
+                detail: Int = .max) throws -> (SubmissionStatus, SlurmView?) {
+        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir, cached: cached, detail: detail), nil) }
         var view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
         if backend == nil {
             view.note = "SLURM not reachable (\(backendError ?? "no backend")); states come from manifests and remembered records"
         }
-        return (try SubmissionStatus.read(dir, slurm: view, cached: cached), view)
+        return (try SubmissionStatus.read(dir, slurm: view, cached: cached, detail: detail), view)
     }
 
     /// Polls until the latest round's final job has ended and no new round was added.
@@ -74,10 +75,10 @@ struct SlurmContext {
         let progress = Progress("waiting")
         var lastLine = ""
         while true {
-            let (s, view) = try status(backend, cached: true)
+            let (s, view) = try status(backend, cached: true, detail: 20)
             if let view, !view.isActive {
                 // The final job may just have submitted a retry round.
-                let again = try status(backend)
+                let again = try status(backend, detail: 20)
                 if let v2 = again.1, !v2.isActive, v2.record.rounds.count == view.record.rounds.count {
                     progress.done()
                     return again

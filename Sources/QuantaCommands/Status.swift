@@ -34,7 +34,8 @@ struct Status: ParsableCommand {
         if SlurmRecord.exists(ctx.dir) {
             do { backend = try backendOption.open(quiet: true) } catch { backendError = "\(error)" }
         }
-        let (s, _) = try ctx.status(backend, backendError: backendError, cached: !fresh)
+        // A terminal shows 20 jobs that need attention; --all and --json get every job's quanta.
+        let (s, _) = try ctx.status(backend, backendError: backendError, cached: !fresh, detail: json || all ? .max : 20)
         if json {
             print(String(decoding: try JSONEncoder.pretty.encode(s), as: UTF8.self))
         } else {

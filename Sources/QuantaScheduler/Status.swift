@@ -68,7 +68,9 @@ public struct SubmissionStatus: Sendable, Codable {
     /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
     /// `cached`: manifests through `status-cache.bin` (what a person's `quanta status` and the wait
     /// loop use); decisions (retries, restart, merge) read every manifest afresh.
-    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil, cached: Bool = false) throws -> SubmissionStatus {
+    /// `detail`: how many jobs that need attention get their quanta listed (each costs a read of
+    /// the job's full manifest; a person's terminal shows 20).
+    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil, cached: Bool = false, detail: Int = .max) throws -> SubmissionStatus {
         let plan = try PlanDocument.read(dir)
         let planned = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         let jobs = try Snapshot.jobs(path: dir.snapshot)
@@ -219,7 +221,7 @@ public struct SubmissionStatus: Sendable, Codable {
         }
         // The quanta behind each job that needs attention, with their data IDs: read from the full
         // manifest (the status cache keeps states only), one per such job.
-        let problems = status.elements.indices.filter { [.failed, .blocked, .cancelled].contains(status.elements[$0].state) }
+        let problems = Array(status.elements.indices.filter { [.failed, .blocked, .cancelled].contains(status.elements[$0].state) }.prefix(detail))
         let full = try Manifest.readAll(paths: problems.map { dir.manifest(array: status.elements[$0].array, index: status.elements[$0].index) },
                                         outputs: false)
         for (k, e) in problems.enumerated() {
