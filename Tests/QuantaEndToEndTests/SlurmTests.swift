@@ -57,7 +57,7 @@ struct ChainFixture {
     }
 
     func status(_ backend: String) throws -> [String: Any] {
-        let r = try cli.run(["status", "sub", "--json", "--backend", backend])
+        let r = try cli.run(["status", "sub", "--json", "--exit-zero", "--backend", backend])
         #expect(r.status == .exited(0), "\(r.output)")
         return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
     }
