@@ -44,6 +44,11 @@ public struct QuantumRecord: Sendable, Codable, Equatable {
     /// The command's exit code when it failed with one (what `retryUnlessExit` looks at).
     public var exitCode: Int?
 
+    /// A quantum that did not run (blocked upstream, no work, stopped): no time, no log, no outputs.
+    public init(notRun id: UUID, task: String, dataID: DataID, status: QuantumStatus, reason: String) {
+        self.init(id: id.lowercased, task: task, dataID: dataID.json, status: status, reason: reason, seconds: 0, log: nil, outputs: [])
+    }
+
     public init(id: String, task: String, dataID: String, status: QuantumStatus, reason: String?, seconds: Double,
                 log: String?, outputs: [OutputRecord], exitCode: Int? = nil) {
         self.exitCode = exitCode
@@ -264,6 +269,20 @@ public struct Manifest: Sendable, Codable, Equatable {
                                    checksum == nil ? "checksum" : nil].compactMap { $0 }.first!, of: "an output record")
         }
         return OutputRecord(id: id, type: type, dataID: dataID, run: run, path: path, size: Int64(size), checksum: checksum)
+    }
+
+    /// The quanta of this attempt that succeeded (or had no work) and whose outputs are all still
+    /// under `root` with their recorded sizes: id → record. What a rerun keeps (`--skip-existing`).
+    public func intactQuanta(root: String) -> [String: QuantumRecord] {
+        var out: [String: QuantumRecord] = [:]
+        for r in quanta where r.status.isSuccess {
+            let whole = r.outputs.allSatisfy { o in
+                var st = stat()
+                return stat(root + "/" + o.path, &st) == 0 && Int64(st.st_size) == o.size
+            }
+            if whole { out[r.id] = r }
+        }
+        return out
     }
 
     /// Writes the attempt's own manifest, then the job's latest one, each atomically; then drops

@@ -80,15 +80,14 @@ enum LSSTClobber {
     static func prepare(_ dir: SubmitDirectory, plan: PlanDocument, site: SiteConfig?, jobs: [String: Set<Int>]) throws -> Int {
         guard LSSTMerge.isLSST(plan), !jobs.isEmpty else { return 0 }
         var failed: [String] = [], unknown: [String] = []
-        var driver = ""
+        let driver = try LSSTMerge.driver(dir, plan: plan)
         for (array, slots) in jobs {
             for slot in slots.sorted() {
-                let job = try Snapshot.job(path: dir.snapshot, array: array, index: slot)
-                if driver.isEmpty, let first = job.quanta.first { driver = job.tasks[first.task]?.command ?? "" }
                 if let m = (try? Manifest.read(path: dir.manifest(array: array, index: slot), outputs: false)) ?? nil, m.index == slot {
                     failed += m.quanta.filter { !$0.status.isSuccess }.map(\.id)
                 } else {
-                    unknown += job.quanta.map(\.id.lowercased)
+                    // No manifest: the snapshot says which quanta the job has.
+                    unknown += try Snapshot.job(path: dir.snapshot, array: array, index: slot).quanta.map(\.id.lowercased)
                 }
             }
         }

@@ -58,11 +58,7 @@ struct Rerun: ParsableCommand {
         var registered = runs ? try RegisteredOutputs.of(d, array: array.name, index: slot) : .none(d)
         if !force, let latest {
             // run-quantum keeps what an earlier attempt made and left intact (--skip-existing): not replaced.
-            let root = try Snapshot.meta(path: d.snapshot).datastoreRoot
-            let kept = latest.quanta.filter { $0.status.isSuccess }.flatMap(\.outputs).filter { o in
-                var st = stat()
-                return stat(root + "/" + o.path, &st) == 0 && Int64(st.st_size) == o.size
-            }
+            let kept = latest.intactQuanta(root: try Snapshot.meta(path: d.snapshot).datastoreRoot).values.flatMap(\.outputs)
             registered = registered.excluding(kept: Set(kept.map(\.id)))
         }
         if !registered.datasets.isEmpty && !replace {

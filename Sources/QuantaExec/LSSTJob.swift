@@ -29,8 +29,7 @@ struct LSSTJob {
         var held: [String: QuantumRecord] = [:]
         for q in job.quanta {
             if case .blocked(let why) = upstream.verdict(for: q) {
-                let r = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: why,
-                                      seconds: 0, log: nil, outputs: [])
+                let r = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .blocked, reason: why)
                 held[r.id] = r
                 upstream.record(r)
             }

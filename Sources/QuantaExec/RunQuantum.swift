@@ -58,14 +58,13 @@ public struct JobRunner: Sendable {
         }
         // What an earlier attempt of this job made and left intact is kept, not made again
         // (`pipetask run --skip-existing`): the merge may have registered it already.
-        let kept = previous.map { Self.intact($0, job: job) } ?? [:]
+        let kept = previous?.intactQuanta(root: job.meta.datastoreRoot) ?? [:]
         for (k, q) in job.quanta.enumerated() where records.count < job.quanta.count {
             if let sig = ChildSupervisor.terminatedBy {
                 // Told to stop (SLURM's SIGTERM before its SIGKILL): what is left does not start.
                 failureClass = failureClass ?? "terminated"
-                records.append(QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .failed,
-                                             reason: "not started: the job received signal \(sig) (time limit, scancel or preemption)",
-                                             seconds: 0, log: nil, outputs: []))
+                records.append(QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .failed,
+                                             reason: "not started: the job received signal \(sig) (time limit, scancel or preemption)"))
                 continue
             }
             var record: QuantumRecord
@@ -77,8 +76,7 @@ public struct JobRunner: Sendable {
                 switch upstream.verdict(for: q) {
                 case .blocked(let why):
                     // FAILED_DEP: not run, no log, nothing written.
-                    record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked,
-                                           reason: why, seconds: 0, log: nil, outputs: [])
+                    record = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .blocked, reason: why)
                 case .run:
                     // Inputs whose producer had no work are simply not there. pipe_base's rule, with a
                     // dataset type read several times standing for a `multiple` connection: the task
@@ -86,9 +84,8 @@ public struct JobRunner: Sendable {
                     let absent = Set(upstream.notProduced(q).map(\.id))
                     let present = q.inputs.filter { !absent.contains($0.id) }
                     if let lost = q.inputs.first(where: { i in absent.contains(i.id) && !present.contains { $0.type == i.type } }) {
-                        record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .noWork,
-                                               reason: "no work: no \(lost.type) was made (\(lost.producer.map { "\($0.task) {\($0.dataID)}" } ?? "its producer") ended with no work)",
-                                               seconds: 0, log: nil, outputs: [])
+                        record = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .noWork,
+                                               reason: "no work: no \(lost.type) was made (\(lost.producer.map { "\($0.task) {\($0.dataID)}" } ?? "its producer") ended with no work)")
                     } else {
                         var runnable = q
                         runnable.inputs = present
@@ -121,20 +118,6 @@ public struct JobRunner: Sendable {
             StandardStreams.error("timings: snapshot lookup \(ms(lookupSeconds)), producers' manifests \(ms(upstream.readSeconds)) (\(upstream.manifestsRead) read), quanta \(ms(quantaSeconds)), manifest \(ms(Date().timeIntervalSince(ended)))\n")
         }
         return .ran(manifest)
-    }
-
-    /// The quanta of an earlier attempt that succeeded and whose outputs are all still there with
-    /// their recorded sizes: id → record.
-    static func intact(_ m: Manifest, job: JobSpec) -> [String: QuantumRecord] {
-        var out: [String: QuantumRecord] = [:]
-        for r in m.quanta where r.status.isSuccess {
-            let whole = r.outputs.allSatisfy { o in
-                var st = stat()
-                return stat(job.meta.datastoreRoot + "/" + o.path, &st) == 0 && Int64(st.st_size) == o.size
-            }
-            if whole { out[r.id] = r }
-        }
-        return out
     }
 
     /// One quantum, timed; the failure class is set when the job itself was stopped (memory, signal).
