@@ -44,6 +44,7 @@ public enum ChildSupervisor {
         o.newProcessGroup = true
         let pid = try Spawn.launch(executable, arguments, environment: environment, options: o)
         let watch = Watch(pid: pid, limitMB: memoryLimitMB, ownMB: residentMB(getpid()), grace: graceSeconds)
+        let kernelKillsBefore = KernelOOM.kills()
         let thread = Thread { watch.loop() }
         thread.start()
         var status: Int32 = 0
@@ -56,7 +57,13 @@ public enum ChildSupervisor {
             }
             if r < 0 { break }
         }
-        let (oom, peak) = watch.finish()
+        var (oom, peak) = watch.finish()
+        // The kernel may get there first: SLURM's cgroup limit is hit between two samples (a
+        // command can allocate hundreds of MB in 0.2 s). Its OOM killer counts what it killed; the
+        // victim may be a process inside the command, which then exits 137 rather than by signal.
+        if oom == nil, status != 0, KernelOOM.kills() > kernelKillsBefore {
+            oom = (max(peak, KernelOOM.limitMB() ?? 0), KernelOOM.limitMB() ?? memoryLimitMB ?? 0)
+        }
         return Result(status: ExitStatus(waitStatus: status), outOfMemory: oom.map { (usedMB: $0.0, limitMB: $0.1) },
                       terminatedBy: terminatedBy, peakRSSMB: peak)
     }
@@ -140,6 +147,61 @@ public enum ChildSupervisor {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return 0 }
         let f = text.split(separator: " ")
         return f.count > 1 ? (Int(f[1]) ?? 0) * pageKB : 0
+    }
+
+    /// The kernel's OOM-kill count and memory limit of this process's memory cgroup and its
+    /// ancestors (SLURM sets the limit on the job's cgroup, a parent of the step's): cgroup v1
+    /// `memory.oom_control`/`memory.limit_in_bytes` or v2 `memory.events`/`memory.max`.
+    enum KernelOOM {
+        static func cgroupDirs(procCgroup: String = "/proc/self/cgroup", sysfs: String = "/sys/fs/cgroup") -> [String] {
+            guard let text = try? String(contentsOfFile: procCgroup, encoding: .utf8) else { return [] }
+            var dirs: [String] = []
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard f.count == 3 else { continue }
+                let base: String
+                if f[1].split(separator: ",").contains("memory") { base = sysfs + "/memory" }
+                else if f[0] == "0" && f[1].isEmpty {
+                    base = FileManager.default.fileExists(atPath: sysfs + "/cgroup.controllers") ? sysfs : sysfs + "/unified"
+                } else { continue }
+                var path = String(f[2])
+                while true {
+                    dirs.append(base + (path == "/" ? "" : path))
+                    if path == "/" || path.isEmpty { break }
+                    path = (path as NSString).deletingLastPathComponent
+                }
+            }
+            return dirs
+        }
+
+        /// Processes the kernel OOM-killed in this cgroup and its ancestors so far.
+        static func kills(_ dirs: [String] = cgroupDirs()) -> Int {
+            var total = 0
+            for d in dirs {
+                for file in ["memory.oom_control", "memory.events"] {
+                    guard let text = try? String(contentsOfFile: d + "/" + file, encoding: .utf8) else { continue }
+                    for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+                        total += Int(line.dropFirst(9).trimmingCharacters(in: .whitespaces)) ?? 0
+                    }
+                }
+            }
+            return total
+        }
+
+        /// The smallest memory limit on the way to the root, in MB; nil when there is none.
+        static func limitMB(_ dirs: [String] = cgroupDirs()) -> Int? {
+            var best: Int?
+            for d in dirs {
+                for file in ["memory.limit_in_bytes", "memory.max"] {
+                    guard let text = try? String(contentsOfFile: d + "/" + file, encoding: .utf8),
+                          let bytes = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                          bytes < (Int64(1) << 50) else { continue }
+                    let mb = Int(bytes / 1_048_576)
+                    best = min(best ?? mb, mb)
+                }
+            }
+            return best
+        }
     }
 
     /// The memory limit SLURM gave this job (MB), from its environment.
