@@ -1,6 +1,38 @@
 import Foundation
 import QuantaCore
 
+/// Why the last merge of a submission failed (`merge-error.json`), so `status` can say so
+/// instead of "not run": a conflict in the repository, a registry that refused, a killed merge.
+public struct MergeFailure: Sendable, Codable, Equatable {
+    /// The error, one line (what conflicts, and the log with the rest).
+    public var error: String
+    public var at: String
+
+    public init(error: String, at: Date = Date()) {
+        self.error = error
+        self.at = Timestamp.iso8601(at)
+    }
+
+    /// The failure recorded for `dir`, unless a merge has succeeded since.
+    public static func read(_ dir: SubmitDirectory) -> MergeFailure? {
+        guard let data = FileManager.default.contents(atPath: dir.mergeError) else { return nil }
+        return try? JSONDecoder().decode(MergeFailure.self, from: data)
+    }
+
+    /// Runs a merge: on failure records it (and rethrows), on success clears an older record.
+    public static func recording<T>(_ dir: SubmitDirectory, _ merge: () throws -> T) throws -> T {
+        do {
+            let r = try merge()
+            unlink(dir.mergeError)
+            return r
+        } catch {
+            let line = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            try? AtomicFile.write(try JSONEncoder.pretty.encode(MergeFailure(error: line)), to: dir.mergeError)
+            throw error
+        }
+    }
+}
+
 /// What a merge did, for people and for `merge-summary.json`.
 public struct MergeResult: Sendable, Codable {
     public var outputRun: String

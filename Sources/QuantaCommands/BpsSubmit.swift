@@ -15,6 +15,7 @@ enum BpsSubmit {
     struct Overrides {
         var butlerConfig: String?, pipeline: String?, input: String?, output: String?, outputRun: String?, dataQuery: String?
         var configs: [String] = [], configFiles: [String] = []
+        var extendRun = false
     }
 
     static func plan(bpsPath: String, site siteOverride: String?, out: String?, overrides: Overrides = Overrides()) throws -> String {
@@ -40,13 +41,16 @@ enum BpsSubmit {
             graphPath = g
         } else {
             graphPath = submitDir.root + "/graph.qg"
-            try buildGraph(bps, repo: repo.root, outputRun: outputRun, into: graphPath, log: submitDir.root + "/qgraph.log")
+            try buildGraph(bps, repo: repo.root, outputRun: outputRun, extendRun: overrides.extendRun, into: graphPath, log: submitDir.root + "/qgraph.log")
         }
         let graph = try GraphFile.read(path: graphPath)
-        let req = PlanRequest(graphPath: graphPath, config: bps.submit, site: site, repo: repo, submitDir: submitDir,
+        var req = PlanRequest(graphPath: graphPath, config: bps.submit, site: site, repo: repo, submitDir: submitDir,
                               runQuantumPath: Resources.runQuantum, quantaPath: Resources.executable,
                               templatesDir: try Resources.templates(nil),
                               lsstDriver: Resources.lsstDriver)
+        req.extendRun = overrides.extendRun
+        let extend = overrides.extendRun
+        req.claimRun = { run in try RunClaim.lsst(repo: repo.root, run: run, extend: extend, site: site) }
         let doc = try Planner.plan(graph, req)
         Plan.reportNotes(doc)
         print(doc.summary, terminator: "")
@@ -114,7 +118,7 @@ enum BpsSubmit {
 
     /// `pipetask qgraph` from the bps file's pipeline and payload, with datastore records so jobs
     /// never need the registry.
-    static func buildGraph(_ bps: BpsConfig, repo: String, outputRun: String, into path: String, log: String) throws {
+    static func buildGraph(_ bps: BpsConfig, repo: String, outputRun: String, extendRun: Bool = false, into path: String, log: String) throws {
         let env = ProcessInfo.processInfo.environment
         guard let pipetask = Spawn.which("pipetask") ?? env["QUANTA_LSST_VENV"].map({ "\($0)/bin/pipetask" }).flatMap({
             FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
@@ -127,6 +131,7 @@ enum BpsSubmit {
         var args = ["--log-level", "WARNING", "qgraph", "-b", repo, "-i", inputs, "-p", pipeline,
                     "--output-run", outputRun, "--qgraph-datastore-records", "--save-qgraph", path]
         if let o = bps.output { args += ["-o", o] }
+        if extendRun { args.append("--extend-run") }
         if !bps.dataQuery.isEmpty { args += ["-d", bps.dataQuery] }
         // -c/-C from the command line ("-c=label:key=value") and extraQgraphOptions, as pipetask takes them.
         for option in bps.qgraphConfigs {

@@ -27,6 +27,12 @@ struct PlanOptions: ParsableArguments {
 
     @Option(name: .long, help: "Folder with the sbatch/submit.sh mustache templates (default: the project's templates/).")
     var templates: String?
+
+    @Flag(name: .long, help: "Add to an output run that already exists (as pipetask --extend-run).")
+    var extendRun = false
+
+    @Flag(name: .long, help: "LSST graph: register the output run in the butler now, refusing one that exists unless --extend-run ('quanta submit' always does; costs a Python start, ~3 s).")
+    var claimRun = false
 }
 
 struct Plan: ParsableCommand {
@@ -83,11 +89,17 @@ struct Plan: ParsableCommand {
         let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
         if !quiet { Self.reportKeys(config) }
         let site = try Resources.site(options.site, bpsSite: options.bpsSite)
-        let req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: try Repository(root: options.repo),
+        let repo = try Repository(root: options.repo)
+        var req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: repo,
                               submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
                               quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
                               outputRun: options.outputRun, output: options.output,
                               lsstDriver: Resources.lsstDriver)
+        req.extendRun = options.extendRun
+        if options.claimRun {
+            let extend = options.extendRun
+            req.claimRun = { run in try RunClaim.lsst(repo: repo.root, run: run, extend: extend, site: site) }
+        }
         var last = "config"
         let doc = try Planner.plan(graph, req) { stage in
             timings.mark(last)

@@ -121,6 +121,8 @@ struct Submit: ParsableCommand {
     @Option(name: [.customShort("d"), .customLong("data-query")], help: "bps YAML: the data query (payload.dataQuery).") var dataQuery: String?
     @Option(name: [.customShort("c"), .customLong("task-config")], help: "bps YAML: a config override label:key=value for pipetask qgraph (repeatable).") var taskConfig: [String] = []
     @Option(name: [.customShort("C"), .customLong("task-config-file")], help: "bps YAML: a config override file label:file.py for pipetask qgraph (repeatable).") var taskConfigFile: [String] = []
+    @Flag(name: .long, help: "Add to an output run that already exists (pipetask's --extend-run); without it an existing run is refused.")
+    var extendRun = false
     @OptionGroup var backendOption: BackendOption
     @Flag(name: .long, help: "Stay until the submission (retries included) has ended; exit 1 if a quantum did not succeed.")
     var wait = false
@@ -144,7 +146,8 @@ struct Submit: ParsableCommand {
             if repo != nil { throw ValidationError("with a bps YAML the repository is -b/--butler-config (or payload.butlerConfig), not --repo") }
             if config != nil { throw ValidationError("with a bps YAML the YAML itself is the submit config; --config applies to a graph") }
             let overrides = BpsSubmit.Overrides(butlerConfig: butlerConfig, pipeline: pipeline, input: input, output: output,
-                                                outputRun: outputRun, dataQuery: dataQuery, configs: taskConfig, configFiles: taskConfigFile)
+                                                outputRun: outputRun, dataQuery: dataQuery, configs: taskConfig, configFiles: taskConfigFile,
+                                                extendRun: extendRun)
             dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out, overrides: overrides)
         } else if !SubmitDirectory(target).exists {
             guard FileManager.default.fileExists(atPath: target) else {
@@ -153,7 +156,8 @@ struct Submit: ParsableCommand {
             guard let repo, let out else {
                 throw ValidationError("\(target) is a graph: pass --repo and --out to plan it (or give a submit directory)")
             }
-            var args = ["--repo", repo, "--site", site ?? "local-slurm"]
+            var args = ["--repo", repo, "--site", site ?? "local-slurm", "--claim-run"]
+            if extendRun { args.append("--extend-run") }
             if let config { args += ["--config", config] }
             if let outputRun { args += ["--output-run", outputRun] }
             if let output { args += ["--output", output] }
@@ -184,7 +188,7 @@ struct Submit: ParsableCommand {
         let (status, _) = try ctx.wait(backend, poll: poll)
         print(status.render(showElements: false), terminator: "")
         print("Submit to end: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        if !status.isComplete { throw ExitCode(1) }
+        if !status.isComplete || status.mergeFailed { throw ExitCode(1) }
     }
 }
 
@@ -229,8 +233,10 @@ struct Finalize: ParsableCommand {
 
     func run() throws {
         let ctx = try SlurmContext(dir)
-        let merged = LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
-            : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
+        let merged = try MergeFailure.recording(ctx.dir) {
+            LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
+                : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
+        }
         Merge.report(merged)
         defer { if !merged.refused.isEmpty { StandardStreams.error("quanta finalize: the merge refused \(merged.refused.count) manifest records (see merge-summary.json)\n") } }
         guard var record = try SlurmRecord.read(ctx.dir) else { return }

@@ -7,7 +7,7 @@ import QuantaSlurm
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per task label: quanta succeeded, no work, failed, blocked, running, pending; per array: elements by state.",
-        discussion: "Exit status 1 when a quantum failed, was blocked or cancelled (--exit-zero: 0), 0 otherwise, also while jobs still run.")
+        discussion: "Exit status 1 when a quantum failed, was blocked or cancelled, or the merge failed (--exit-zero: 0), 0 otherwise, also while jobs still run.")
 
     @Argument(help: "Submit directory.")
     var dir: String
@@ -43,6 +43,6 @@ struct Status: ParsableCommand {
         }
         // For scripts: `quanta status DIR && next-step` stops where something did not succeed.
         let bad = ["failed", "blocked", "cancelled"].reduce(0) { $0 + (s.quanta[$1] ?? 0) }
-        if bad > 0 && !exitZero { throw ExitCode(1) }
+        if (bad > 0 || s.mergeFailed) && !exitZero { throw ExitCode(1) }
     }
 }

@@ -19,6 +19,8 @@ public struct SubmitDirectory: Sendable {
     /// Append-only record of what the local backend started and how it ended.
     public var localEvents: String { root + "/local-events.log" }
     public var mergeSummary: String { root + "/merge-summary.json" }
+    /// Why the last merge failed (`MergeFailure`); removed by the next merge that succeeds.
+    public var mergeError: String { root + "/merge-error.json" }
     /// What status last read of each manifest (`ManifestCache`); safe to delete.
     public var statusCache: String { root + "/status-cache.bin" }
     /// The site config the submission was planned for, as it was then.

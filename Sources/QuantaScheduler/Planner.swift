@@ -18,6 +18,11 @@ public struct PlanRequest: Sendable {
     public var output: String?
     /// `python/quanta_lsst/run_job.py`, for LSST graphs.
     public var lsstDriver: String?
+    /// Add to an output run that already exists (pipetask's --extend-run).
+    public var extendRun = false
+    /// Claims the output run in an LSST repository once the plan is known to be good and before
+    /// anything is written (`quanta submit`; the command layer runs the claim).
+    public var claimRun: (@Sendable (_ outputRun: String) throws -> Void)?
 
     public init(graphPath: String, config: SubmitConfig, site: SiteConfig, repo: Repository, submitDir: SubmitDirectory,
                 runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil,
@@ -70,8 +75,8 @@ public enum Planner {
                 throw QuantaError(.planning, "\(req.repo.root): a butler repository runs LSST graphs (.qg); for this graph use a Quanta repository ('quanta repo create')")
             }
             let existing = try Registry(path: req.repo.registryPath).count(run: outputRun)
-            if existing > 0 {
-                throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name")
+            if existing > 0 && !req.extendRun {
+                throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name, or --extend-run to add to it")
             }
             try PlanChecks.inputs(graph, repo: req.repo, source: req.graphPath)
         }
@@ -89,6 +94,7 @@ public enum Planner {
             notes.append("warning: no requestWalltime for \(Array(Set(untimed)).sorted().joined(separator: ", ")): SLURM gives those jobs the partition's default time limit; set requestWalltime (globally, under pipetask.<label> or cluster.<name>)")
         }
 
+        if lsst { try req.claimRun?(outputRun) }
         for sub in [dir.root, dir.scripts, dir.logs, dir.manifests] {
             do { try fm.createDirectory(atPath: sub, withIntermediateDirectories: true) } catch {
                 throw QuantaError(.io, "\(sub): cannot create (\(error.localizedDescription))")

@@ -56,6 +56,8 @@ public struct SubmissionStatus: Sendable, Codable {
     public var arrayOrder: [String]
     public var elements: [ElementRow]
     public var merge: String
+    /// The last merge failed (`merge-error.json`); `merge` says why.
+    public var mergeFailed = false
     public var quanta: [String: Int]
     /// `local`, or the SLURM backend and rounds.
     public var scheduler: String = "local"
@@ -188,10 +190,15 @@ public struct SubmissionStatus: Sendable, Codable {
            let m = try? JSONDecoder().decode(MergeResult.self, from: data) {
             merge = "\(m.registered + m.alreadyRegistered) datasets registered in \(m.outputRun)"
         }
+        let mergeFailure = MergeFailure.read(dir)
+        if let f = mergeFailure {
+            merge = "FAILED at \(f.at): \(f.error) — fix that, then 'quanta merge \(shellQuote(dir.root))' (safe to repeat)"
+        }
         var status = SubmissionStatus(
             submission: plan.submission, outputRun: plan.outputRun,
             tasks: taskOrder.map { TaskRow(label: $0, counts: taskCounts[$0]!, total: taskCounts[$0]!.values.reduce(0, +)) },
             arrays: arrays, arrayOrder: plan.arrays.map(\.name), elements: elements, merge: merge, quanta: quanta)
+        status.mergeFailed = mergeFailure != nil
         if let slurm {
             let r = slurm.record
             status.scheduler = "SLURM (\(r.backend)), \(r.rounds.count) round\(r.rounds.count == 1 ? "" : "s"), \(r.sbatchCalls) sbatch calls\(r.interrupted.map { ", round \($0.number) interrupted" } ?? "")\(r.cancelled ? ", cancelled" : "")"

@@ -428,7 +428,10 @@ class QuantaService(BaseWmsService):
         workflow = QuantaWorkflow.from_generic_workflow(
             config, generic_workflow, out_prefix, f"{type(self).__module__}.{type(self).__name__}"
         )
-        args = ["plan", str(graph), "--repo", repo, "--site", str(site), "--config", derived, "--out", workflow.quanta_dir]
+        # --claim-run: the output run is registered now, so a second submission given the same run
+        # name is refused here instead of colliding in the merge.
+        args = ["plan", str(graph), "--repo", repo, "--site", str(site), "--config", derived, "--out", workflow.quanta_dir,
+                "--claim-run"]
         # The one-line switch: a bps config written for another plugin (Parsl's site.<computeSite>)
         # gets its site mapped exactly as `quanta submit bps.yaml` maps it, unless a Quanta site
         # config of that name (or quantaSite) exists, which `quanta plan` prefers.

@@ -181,7 +181,38 @@ def fix_sizes(repo, run):
     return {"fixed": len(fixed), "datasets": len(ids), "seconds": round(time.time() - started, 2)}
 
 
+def claim_run(repo, run, extend):
+    """Claims an output RUN collection before a submission's jobs start: registers it, atomically in
+    the registry, so two submissions given the same run name cannot both write into it (their merges
+    would collide on init-outputs, leaving files unregistered). Returns a dict; "claimed" is False
+    when the run already existed (allowed with extend, as pipetask's --extend-run)."""
+    from lsst.daf.butler import Butler, CollectionType
+
+    butler = Butler.from_config(repo, writeable=True) if hasattr(Butler, "from_config") else Butler(repo, writeable=True)
+    created = butler.registry.registerRun(run)
+    result = {"claimed": bool(created), "run": run}
+    if not created:
+        kind = butler.registry.getCollectionType(run)
+        result["type"] = kind.name
+        if kind is not CollectionType.RUN:
+            result["error"] = f"collection {run} exists as {kind.name}, not RUN"
+        try:
+            result["datasets"] = len(list(butler.registry.queryDatasets(..., collections=[run], findFirst=False)))
+        except Exception:
+            pass
+    return result
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "claim-run":
+        p = argparse.ArgumentParser(prog="run_job.py claim-run", description=claim_run.__doc__.split("\n")[0])
+        p.add_argument("repo")
+        p.add_argument("run")
+        p.add_argument("--extend", action="store_true")
+        a = p.parse_args(sys.argv[2:])
+        r = claim_run(a.repo, a.run, a.extend)
+        print(json.dumps(r))
+        return 0 if "error" not in r and (r["claimed"] or a.extend) else 3
     if len(sys.argv) > 1 and sys.argv[1] == "sizes":
         p = argparse.ArgumentParser(prog="run_job.py sizes", description=fix_sizes.__doc__.split("\n")[0])
         p.add_argument("repo")
