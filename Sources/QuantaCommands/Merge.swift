@@ -22,7 +22,7 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let d = SubmitDirectory(dir)
+        let d = SubmitDirectory.named(dir)
         let plan = try PlanDocument.read(d)
         _ = Resources.plannedSite(d, plan)
         if LSSTMerge.isLSST(plan) {

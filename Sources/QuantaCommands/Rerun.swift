@@ -24,7 +24,7 @@ struct Rerun: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
-        let d = SubmitDirectory(dir)
+        let d = SubmitDirectory.named(dir)
         let plan = try PlanDocument.read(d)
         _ = Resources.plannedSite(d, plan)
         // ARRAY:INDEX (as status prints it), or LABEL:INDEX counting across the label's arrays.
@@ -97,7 +97,7 @@ struct Rerun: ParsableCommand {
     /// Submitted to SLURM (even part-way, see slurm-journal.jsonl): a job SLURM says is pending or
     /// running is not run here as well. When SLURM does not answer, the person decides.
     func refuseWhatSlurmHolds(array: String, slot: Int) throws {
-        let d = SubmitDirectory(dir)
+        let d = SubmitDirectory.named(dir)
         guard SlurmRecord.exists(d), let backend = try? backendOption.open(quiet: true) else { return }
         let (status, view) = try SlurmContext(dir).status(backend)
         guard view?.note == nil, let row = status.elements.first(where: { $0.array == array && $0.index == slot }),

@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
     var noMerge = false
 
     func run() throws {
-        let d = SubmitDirectory(dir)
+        let d = SubmitDirectory.named(dir)
         let plan = try PlanDocument.read(d)
         if force, let data = FileManager.default.contents(atPath: d.mergeSummary),
            let merged = try? JSONDecoder().decode(MergeResult.self, from: data), merged.registered + merged.alreadyRegistered > 0 {

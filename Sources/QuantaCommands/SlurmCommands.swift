@@ -28,7 +28,7 @@ struct SlurmContext {
     let site: SiteConfig?
 
     init(_ path: String) throws {
-        dir = SubmitDirectory(path)
+        dir = SubmitDirectory.named(path)
         plan = try PlanDocument.read(dir)
         // The copy kept at plan time first: the site as planned, whatever became of its file.
         site = Resources.plannedSite(dir, plan)
@@ -149,7 +149,7 @@ struct Submit: ParsableCommand {
                                                 outputRun: outputRun, dataQuery: dataQuery, configs: taskConfig, configFiles: taskConfigFile,
                                                 extendRun: extendRun)
             dirPath = try BpsSubmit.plan(bpsPath: target, site: site, out: out, overrides: overrides)
-        } else if !SubmitDirectory(target).exists {
+        } else if !SubmitDirectory.named(target).exists {
             guard FileManager.default.fileExists(atPath: target) else {
                 throw ValidationError("\(target): neither a submit directory nor a graph file")
             }

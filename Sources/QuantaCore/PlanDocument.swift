@@ -54,7 +54,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
 
     public static func read(_ dir: SubmitDirectory) throws -> PlanDocument {
         guard let data = FileManager.default.contents(atPath: dir.planJSON) else {
-            throw QuantaError(.usage, "\(dir.root): not a submit directory (no plan.json); make one with 'quanta plan'")
+            throw QuantaError(.usage, "\(dir.root): not a submit directory (no plan.json, nor quanta/plan.json as bps's plugin writes); give the directory 'quanta plan' or 'quanta submit' made")
         }
         do { return try JSONDecoder().decode(PlanDocument.self, from: data) } catch {
             throw QuantaError(.io, "\(dir.planJSON): unreadable (\(error)); plan the submission again")

@@ -8,6 +8,14 @@ public struct SubmitDirectory: Sendable {
         self.root = URL(fileURLWithPath: root).standardizedFileURL.path
     }
 
+    /// A submission a person names: the directory itself, or a bps submit directory (the run id
+    /// `bps submit` prints) whose Quanta submission is in its `quanta/` (the plugin puts it there).
+    public static func named(_ path: String) -> SubmitDirectory {
+        let d = SubmitDirectory(path)
+        let inner = SubmitDirectory(d.root + "/quanta")
+        return !d.exists && inner.exists ? inner : d
+    }
+
     public var planJSON: String { root + "/plan.json" }
     public var planText: String { root + "/plan.txt" }
     /// The binary snapshot (submissions planned before it have `snapshot.sqlite`, still read).

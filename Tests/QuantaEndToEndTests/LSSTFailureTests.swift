@@ -310,10 +310,62 @@ struct LSSTSubmitTests {
     }
 
     @Test func submissionsStartedTogetherNeverCollide() throws {
+        try startTogether(scheduler: "local")
+    }
+
+    /// The same on the local SLURM cluster: three submissions' arrays and final jobs in the queue at
+    /// once, each merging into its own run of the one output chain.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func submissionsStartedTogetherNeverCollideOnSlurm() throws {
+        try startTogether(scheduler: "slurm")
+    }
+
+    /// Two submissions given one explicit run name at the same instant: the run is claimed in the
+    /// butler registry before any job starts, so exactly one runs and the other is refused with the
+    /// way out, writing nothing into the repository.
+    @Test func oneRunNameGivenTwiceIsClaimedByOne() throws {
         let cli = try CLI()
         let info = try LSSTKit.info("chain")
         let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
         let site = try LSSTKit.site(cli)
+        for v in [1001, 1002] {
+            try Data("""
+            pipelineYaml: \(info["pipeline"] as? String ?? "")
+            payload:
+              payloadName: same
+              butlerConfig: \(repo)
+              inCollection: Cam1/defaults
+              dataQuery: "visit = \(v)"
+            """.utf8).write(to: URL(fileURLWithPath: cli.path("bps-\(v).yaml")))
+        }
+        let pids = try [1001, 1002].map { try cli.launch(["submit", "bps-\($0).yaml", "--site", site, "-o", "u/ci/same", "--output-run", "u/ci/same/run", "--out", "sub-\($0)"], log: cli.path("submit-\($0).log")) }
+        var codes: [Int32] = []
+        for pid in pids { var st: Int32 = 0; waitpid(pid, &st, 0); codes.append(st) }
+        let logs = [1001, 1002].map { cli.read(cli.path("submit-\($0).log")) + cli.read(cli.path("submit-\($0).log.err")) }
+        #expect(codes.filter { $0 == 0 }.count == 1, "exactly one runs: \(codes) \(logs.map { $0.suffix(1200) })")
+        let refused = logs.first { $0.contains("output run 'u/ci/same/run' already exists") }
+        #expect(refused?.contains("another submission has claimed it") == true && refused?.contains("--extend-run") == true, "\(logs.map { $0.suffix(1200) })")
+        let loser = codes[0] == 0 ? 1002 : 1001
+        #expect(!FileManager.default.fileExists(atPath: cli.path("sub-\(loser)/plan.json")), "the refused submission planned nothing")
+        // The run holds the winner's visit only.
+        let mine = try LSSTCompare.outcome(cli, repo: repo, run: "u/ci/same/run", chain: "u/ci/same")
+        let visitsSeen = Set(mine.registered.compactMap { line -> String? in
+            guard let r = line.range(of: "visit=") else { return nil }
+            return String(line[r.upperBound...].prefix(4))
+        })
+        #expect(visitsSeen == [codes[0] == 0 ? "1001" : "1002"], "\(visitsSeen)")
+        // A third, asking to extend the run, is let in (pipetask qgraph --extend-run builds it).
+        let extend = try cli.run(["submit", "bps-\(loser).yaml", "--site", site, "-o", "u/ci/same", "--output-run", "u/ci/same/run", "--out", "sub-extend", "--extend-run"])
+        #expect(extend.status == .exited(0), "\(extend.output.suffix(2000))")
+        let both = try LSSTCompare.outcome(cli, repo: repo, run: "u/ci/same/run", chain: "u/ci/same")
+        #expect(both.registered.count > mine.registered.count, "\(both.registered.count) vs \(mine.registered.count)")
+    }
+
+    func startTogether(scheduler: String) throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        let site = try LSSTKit.site(cli, scheduler: scheduler)
         let visits = [1001, 1002, 1003]
         for v in visits {
             try Data("""
@@ -328,7 +380,8 @@ struct LSSTSubmitTests {
             """.utf8).write(to: URL(fileURLWithPath: cli.path("bps-\(v).yaml")))
         }
         // All at once: the same second, so the same {timestamp} in every default run name.
-        let pids = try visits.map { try cli.launch(["submit", "bps-\($0).yaml", "--site", site], log: cli.path("submit-\($0).log")) }
+        let wait = scheduler == "slurm" ? ["--wait", "--poll", "0.5"] : []
+        let pids = try visits.map { try cli.launch(["submit", "bps-\($0).yaml", "--site", site] + wait, log: cli.path("submit-\($0).log")) }
         for (v, pid) in zip(visits, pids) {
             var st: Int32 = 0
             waitpid(pid, &st, 0)

@@ -38,4 +38,18 @@ import QuantaCore
         #expect(after.count == 4 && Set(after.compactMap { $0["id"] as? String }) == Set(first.compactMap { $0["id"] as? String }))
 
     }
+
+    /// `bps submit` prints its own submit directory as the run id; the plugin's Quanta submission
+    /// is in its `quanta/`. Every command takes either (it said "not a submit directory").
+    @Test func commandsTakeBpsRunIdForItsQuantaSubmission() throws {
+        let f = try ChainFixture(visits: 1)
+        try f.config(a: "cp {input:in} {output:mid}")
+        #expect(try f.cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "bps-run/quanta"]).status == .exited(0))
+        let run = try f.cli.run(["run", "bps-run"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        let status = try f.cli.run(["status", "bps-run"])
+        #expect(status.status == .exited(0) && status.stdout.contains("datasets registered in u/slurm/run"), "\(status.output)")
+        let none = try f.cli.run(["status", "repo"])
+        #expect(none.status == .exited(1) && none.stderr.contains("not a submit directory") && none.stderr.contains("quanta/plan.json"), "\(none.output)")
+    }
 }

@@ -141,16 +141,21 @@ quantaSite: $work/site.yaml
 computeSite: local-slurm
 EOF
   fi
-  cat <<EOF
+  # The Parsl team's config sets no project or campaign (bps report must still work), and gives
+  # the repository, pipeline, collections and query on bps's command line (see run_variant).
+  if [ "$1" = parsl ]; then
+    cat <<EOF
+operator: quanta-ci
+submitPath: $work/submit/{uniqProcName}
+payload:
+  payloadName: chain-$1
+EOF
+  else
+    cat <<EOF
 pipelineYaml: $fixtures/chain/pipeline.yaml
 operator: quanta-ci
-EOF
-  # The Parsl team's config sets no project or campaign (bps report must still work).
-  [ "$1" = parsl ] || cat <<EOF
 project: quanta
 campaign: bps-plugin-$1
-EOF
-  cat <<EOF
 submitPath: $work/submit/{uniqProcName}
 payload:
   payloadName: chain-$1
@@ -158,6 +163,9 @@ payload:
   inCollection: Cam1/defaults
   output: u/quanta-ci/bps-$1
   dataQuery: ""
+EOF
+  fi
+  cat <<EOF
 requestMemory: 1024
 numberOfRetries: 1
 pipetask:
@@ -200,7 +208,10 @@ run_variant() {
   local t0 t1 rc=0
   t0=$(now)
   # The venv is on PATH, as for a person who set up the stack: SLURM jobs inherit it (no site environment lines).
-  (cd "$work" && PATH="$venv/bin:$PATH" "$bps" --log-level INFO submit "$yaml") >"$log" 2>&1 || rc=$?
+  # The parsl variant as the team types it: bps submit -b -p -i -o -d (two of the three visits).
+  local flags=()
+  [ "$v" = parsl ] && flags=(-b "$work/repo" -p "$fixtures/chain/pipeline.yaml" -i Cam1/defaults -o "u/quanta-ci/bps-$v" -d "visit IN (1001, 1002)")
+  (cd "$work" && PATH="$venv/bin:$PATH" "$bps" --log-level INFO submit "${flags[@]}" "$yaml") >"$log" 2>&1 || rc=$?
   t1=$(now)
   T_SUBMIT[$v]=$(secs "$t0" "$t1")
   if [ $rc -ne 0 ]; then
@@ -212,6 +223,9 @@ run_variant() {
   STAGES[$v]=$(grep -oE '(Acquire|Cluster|Transform|Prepare|Submit) stage completed: Took [0-9.]+' "$log" |
     sed -E 's/ stage completed: Took ([0-9.]+)/ \1/' | awk '{ printf "%s%s %.2f s", (NR > 1 ? ", " : ""), tolower($1), $2 }')
   say "[$v] submitted in ${T_SUBMIT[$v]} s (${STAGES[$v]}); run id $run_id"
+  # bps's own log shows what Quanta planned and the SLURM job ids it submitted.
+  grep -q 'quanta plan: ' "$log" || fail "[$v] bps's log shows no plan summary from quanta (log: $log)"
+  grep -qE 'quanta submit: +[^ ]+ +job [0-9]+' "$log" || fail "[$v] bps's log shows no SLURM job ids (log: $log)"
 
   # Poll bps report until the run has ended.
   local state="" last="" t_rep0 t_rep1
@@ -290,7 +304,7 @@ PY
   [ "$n_other" -eq 0 ] || fail "[$v] $n_other datasets in $out_run that the graph does not predict (e.g. $(echo "$check" | awk '{print $7}'))"
   [ "$n_init" -gt 0 ] || fail "[$v] no init-outputs (<task>_config, packages) in $out_run"
   local output
-  output=$(awk '/^  output:/ { print $2 }' "$yaml")
+  output=u/quanta-ci/bps-$v
   "$butler" query-collections "$work/repo" "$output" --chains TREE > "$work/bps-$v-chain.txt" 2>&1 ||
     { cat "$work/bps-$v-chain.txt" >&2; fail "[$v] butler query-collections $output failed"; }
   local first
