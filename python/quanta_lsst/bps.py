@@ -36,7 +36,9 @@ from lsst.ctrl.bps.wms_service import (
     WmsStates,
 )
 
-_LOG = logging.getLogger(__name__)
+# Under "lsst.": bps's --log-level (INFO by default) applies to the lsst.* loggers only, and a
+# logger named after this module stayed at WARNING, so bps's log showed nothing Quanta did.
+_LOG = logging.getLogger("lsst.ctrl.bps.quanta")
 
 # bps's default command templates start with ${CTRL_MPEXEC_DIR}/bin/pipetask and
 # ${DAF_BUTLER_DIR}/bin/butler, variables that only the LSST stack's setup defines. Installed from
