@@ -82,14 +82,14 @@ public struct Manifest: Sendable, Codable, Equatable {
     public var quanta: [QuantumRecord]
     /// Why the job stopped early, when run-quantum saw it: `outOfMemory` (it killed the command at
     /// the job's limit) or `terminated` (SIGTERM: time limit, scancel or preemption).
-    public var failureClass: String?
+    public var failureClass: FailureClass?
     /// The memory limit the job ran under (MB), when known.
     public var memoryLimitMB: Int?
 
     public init(submission: String, array: String, index: Int, attempt: Int, status: QuantumStatus, firstError: String?,
                 startedAt: String, endedAt: String, seconds: Double, host: String, slurmJobID: String?,
                 slurmArrayJobID: String?, maxRSSKB: Int, quanta: [QuantumRecord],
-                failureClass: String? = nil, memoryLimitMB: Int? = nil) {
+                failureClass: FailureClass? = nil, memoryLimitMB: Int? = nil) {
         self.failureClass = failureClass
         self.memoryLimitMB = memoryLimitMB
         self.submission = submission
@@ -172,7 +172,7 @@ public struct Manifest: Sendable, Codable, Equatable {
         var r = JSONReader(bytes)
         var formatVersion = 1, index: Int?, attempt: Int?, maxRSSKB: Int?, memoryLimitMB: Int?
         var submission: String?, array: String?, firstError: String?, startedAt: String?, endedAt: String?, host: String?
-        var slurmJobID: String?, slurmArrayJobID: String?, failureClass: String?
+        var slurmJobID: String?, slurmArrayJobID: String?, failureClass: FailureClass?
         var status: QuantumStatus?, seconds: Double?, quanta: [QuantumRecord]?
         try r.object { key, r in
             switch key {
@@ -190,7 +190,7 @@ public struct Manifest: Sendable, Codable, Equatable {
             case "slurmJobID": slurmJobID = try r.null() ? nil : try r.string()
             case "slurmArrayJobID": slurmArrayJobID = try r.null() ? nil : try r.string()
             case "maxRSSKB": maxRSSKB = try r.int()
-            case "failureClass": failureClass = try r.null() ? nil : try r.string()
+            case "failureClass": failureClass = try r.null() ? nil : FailureClass(manifestValue: try r.string())
             case "memoryLimitMB": memoryLimitMB = try r.null() ? nil : try r.int()
             case "quanta":
                 var list: [QuantumRecord] = []

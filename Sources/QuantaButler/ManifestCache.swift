@@ -227,7 +227,7 @@ public struct ManifestCache: Sendable {
             int(m.formatVersion); int(m.index); int(m.attempt); int(m.maxRSSKB); int(m.memoryLimitMB)
             status(m.status)
             double(m.seconds)
-            for s in [m.array, m.firstError, m.endedAt, m.slurmArrayJobID, m.failureClass] { string(s) }
+            for s in [m.array, m.firstError, m.endedAt, m.slurmArrayJobID, m.failureClass?.rawValue] { string(s) }
             u32(UInt32(m.quanta.count))
             for q in m.quanta {
                 status(q.status)
@@ -314,7 +314,7 @@ public struct ManifestCache: Sendable {
             let status = try status()
             let seconds = try double()
             let array = try text(), firstError = try string(), endedAt = try text(), slurmArrayJobID = try string()
-            let failureClass = try string()
+            let failureClass = try string().map(FailureClass.init(manifestValue:))
             let n = Int(try u32())
             guard n <= bytes.count - at else { throw Damaged() }
             var quanta: [QuantumRecord] = []

@@ -34,11 +34,11 @@ public struct QuantumSpec: Sendable {
 
 /// How a task is executed, from the submit config.
 public struct TaskExecution: Sendable, Equatable {
-    public var executor: String
+    public var executor: Executor
     public var command: String?
     public var builtin: String?
 
-    public init(executor: String, command: String?, builtin: String?) {
+    public init(executor: Executor, command: String?, builtin: String?) {
         self.executor = executor
         self.command = command
         self.builtin = builtin
@@ -155,7 +155,7 @@ public enum Snapshot {
             let quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) }
             var tasks: [String: TaskExecution] = [:]
             for label in Set(quanta.map(\.task)) {
-                if let t = r.header.tasks[label], t.count == 3, let executor = t[0] {
+                if let t = r.header.tasks[label], t.count == 3, let executor = t[0].flatMap(Executor.init(rawValue:)) {
                     tasks[label] = TaskExecution(executor: executor, command: t[1], builtin: t[2])
                 }
             }
@@ -185,7 +185,7 @@ public enum Snapshot {
                 var tasks: [String: TaskExecution] = [:]
                 for label in Set(quanta.map(\.task)) {
                     if let row = try Row.fetchOne(db, sql: "SELECT executor, command, builtin FROM task WHERE label = ?", arguments: [label]) {
-                        tasks[label] = TaskExecution(executor: row[0], command: row[1], builtin: row[2])
+                        tasks[label] = (row[0] as String?).flatMap(Executor.init(rawValue:)).map { TaskExecution(executor: $0, command: row[1], builtin: row[2]) }
                     }
                 }
                 return JobSpec(array: array, index: index, label: job[1], quanta: quanta, tasks: tasks, meta: try readMeta(db))

@@ -211,7 +211,7 @@ enum SnapshotFile {
             }
         }
         offsets[checksumTable] = [at, table.bytes.count]
-        let header = Header(meta: meta, tasks: tasks.mapValues { [$0.executor, $0.command, $0.builtin] },
+        let header = Header(meta: meta, tasks: tasks.mapValues { [$0.executor.rawValue, $0.command, $0.builtin] },
                             datasetTypes: graph.datasetTypes.map { [$0.name, $0.dimensions.joined(separator: ","), $0.storageClass] },
                             taskLabels: graph.tasks.map(\.label), typeNames: graph.datasetTypes.map(\.name),
                             storageClasses: graph.datasetTypes.map(\.storageClass), runs: graph.runs,

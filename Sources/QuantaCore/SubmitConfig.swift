@@ -16,7 +16,7 @@ public struct TaskSettings: Sendable, Equatable {
     public var memoryMultiplier: Double?
     public var memoryLimit: Int?
     /// `builtin` or `command`.
-    public var executor: String?
+    public var executor: Executor?
     /// Command template for the command executor.
     public var command: String?
     /// Built-in task name for the builtin executor.
@@ -312,10 +312,10 @@ struct YAMLReader {
         }
         if let v = m["executor"] {
             let e = try string(v, path: path + "executor")
-            guard ["builtin", "command"].contains(e) else {
-                throw fail(path + "executor", "unknown executor '\(e)'; use builtin or command")
+            guard let x = Executor(rawValue: e), Executor.configurable.contains(x) else {
+                throw fail(path + "executor", "unknown executor '\(e)'; use \(Executor.configurable.map(\.rawValue).joined(separator: " or "))")
             }
-            s.executor = e
+            s.executor = x
         }
         if let v = m["command"] { s.command = try string(v, path: path + "command") }
         if let v = m["builtin"] { s.builtin = try string(v, path: path + "builtin") }

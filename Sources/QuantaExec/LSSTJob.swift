@@ -15,7 +15,7 @@ struct LSSTJob {
 
     struct Result {
         var records: [QuantumRecord]
-        var failureClass: String?
+        var failureClass: FailureClass?
     }
 
     func run(upstream: inout Upstream, log: (String) -> Void) -> Result {
@@ -67,10 +67,10 @@ struct LSSTJob {
         let seconds = Date().timeIntervalSince(started)
         if let oom = outcome.outOfMemory {
             return Result(records: all(.failed, "out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB"),
-                          failureClass: "outOfMemory")
+                          failureClass: .outOfMemory)
         }
         if let sig = outcome.terminatedBy {
-            return Result(records: all(.failed, "terminated by signal \(sig) (time limit, scancel or preemption)"), failureClass: "terminated")
+            return Result(records: all(.failed, "terminated by signal \(sig) (time limit, scancel or preemption)"), failureClass: .terminated)
         }
         guard let data = FileManager.default.contents(atPath: reportPath),
               let report = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {

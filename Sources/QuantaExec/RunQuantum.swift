@@ -48,9 +48,9 @@ public struct JobRunner: Sendable {
         let started = Date()
         log("job \(array):\(index) attempt \(attempt): \(job.quanta.count) quanta on \(hostName())")
         var records: [QuantumRecord] = []
-        var failureClass: String?
+        var failureClass: FailureClass?
         var upstream = Upstream(dir: dir, array: array, index: index)
-        if let first = job.quanta.first, job.tasks[first.task]?.executor == "lsst" {
+        if let first = job.quanta.first, job.tasks[first.task]?.executor == .lsst {
             // LSST quanta: one pipetask run-qbb process for the whole job, then every output checked.
             let r = LSSTJob(runner: self, job: job, attempt: attempt).run(upstream: &upstream, log: log)
             records = r.records
@@ -62,7 +62,7 @@ public struct JobRunner: Sendable {
         for (k, q) in job.quanta.enumerated() where records.count < job.quanta.count {
             if let sig = ChildSupervisor.terminatedBy {
                 // Told to stop (SLURM's SIGTERM before its SIGKILL): what is left does not start.
-                failureClass = failureClass ?? "terminated"
+                failureClass = failureClass ?? .terminated
                 records.append(QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .failed,
                                              reason: "not started: the job received signal \(sig) (time limit, scancel or preemption)"))
                 continue
@@ -121,16 +121,16 @@ public struct JobRunner: Sendable {
     }
 
     /// One quantum, timed; the failure class is set when the job itself was stopped (memory, signal).
-    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int) -> (QuantumRecord, String?) {
+    func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int) -> (QuantumRecord, FailureClass?) {
         let start = Date()
-        var failureClass: String?
+        var failureClass: FailureClass?
         var record = execute(q, job: job, attempt: attempt, start: start, failureClass: &failureClass)
         record.seconds = Date().timeIntervalSince(start)
         return (record, failureClass)
     }
 
     private func execute(_ q: QuantumSpec, job: JobSpec, attempt: Int, start: Date,
-                         failureClass: inout String?) -> QuantumRecord {
+                         failureClass: inout FailureClass?) -> QuantumRecord {
         let logPath = dir.quantumLog(task: q.task, quantum: q.id, dataID: q.dataID, attempt: attempt)
         var record = QuantumRecord(id: q.id.lowercased, task: q.task, dataID: q.dataID.json, status: .blocked, reason: nil,
                                    seconds: 0, log: logPath, outputs: [])
@@ -168,7 +168,7 @@ public struct JobRunner: Sendable {
             let inputs = q.inputs.map { (type: $0.type, path: root + "/" + $0.path) }
             let tmpOutputs = outputs.map { (type: $0.spec.type, path: $0.tmp) }
             switch execution.executor {
-            case "command":
+            case .command:
                 let template = try CommandTemplate(execution.command ?? "")
                 let line = template.render(task: q.task, dataID: q.dataID, inputs: inputs, outputs: tmpOutputs)
                 logFile.write("# command: \(line)\n")
@@ -186,12 +186,12 @@ public struct JobRunner: Sendable {
                 let r = try ChildSupervisor.run("/bin/sh", ["-c", line], environment: env, options: o,
                                                 memoryLimitMB: memoryLimitMB)
                 if let oom = r.outOfMemory {
-                    failureClass = "outOfMemory"
+                    failureClass = .outOfMemory
                     logFile.write("# out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB; killed\n")
                     throw QuantaError(.execution, "out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB")
                 }
                 if let sig = r.terminatedBy {
-                    failureClass = "terminated"
+                    failureClass = .terminated
                     logFile.write("# terminated: run-quantum received signal \(sig); the command was stopped (\(r.status))\n")
                     throw QuantaError(.execution, "terminated by signal \(sig) (time limit, scancel or preemption); the command ended with \(r.status)")
                 }
@@ -203,13 +203,13 @@ public struct JobRunner: Sendable {
                     unlink(noWorkFile)
                     throw NoWork(reason: said.split(separator: "\n").first.map(String.init) ?? "")
                 }
-            case "builtin":
+            case .builtin:
                 try BuiltinTasks.run(execution.builtin ?? "", dataID: q.dataID,
                                      inputs: Dictionary(grouping: inputs, by: \.type).mapValues { $0.map(\.path) },
                                      outputs: Dictionary(grouping: tmpOutputs, by: \.type).mapValues { $0.map(\.path) },
                                      log: { logFile.write($0 + "\n") })
-            default:
-                throw QuantaError(.execution, "unknown executor '\(execution.executor)'")
+            case .lsst:
+                throw QuantaError(.execution, "an LSST quantum reached the per-quantum executor; LSST jobs run through run_job.py")
             }
             for o in outputs {
                 guard FileManager.default.fileExists(atPath: o.tmp) else {

@@ -154,7 +154,7 @@ public enum Planner {
         guard let driver = req.lsstDriver else {
             throw QuantaError(.planning, "cannot find python/quanta_lsst/run_job.py next to the quanta executable; set QUANTA_HOME to the Quanta checkout")
         }
-        return Dictionary(uniqueKeysWithValues: graph.tasks.map { ($0.label, TaskExecution(executor: "lsst", command: driver, builtin: nil)) })
+        return Dictionary(uniqueKeysWithValues: graph.tasks.map { ($0.label, TaskExecution(executor: .lsst, command: driver, builtin: nil)) })
     }
 
     /// How each task runs: `builtin` when a built-in task is named, `command` when a command template is.
@@ -162,22 +162,22 @@ public enum Planner {
         var out: [String: TaskExecution] = [:]
         for t in graph.tasks {
             let s = config.settings(forTask: t.label)
-            let executor = s.executor ?? (s.builtin != nil ? "builtin" : s.command != nil ? "command" : nil)
+            let executor = s.executor ?? (s.builtin != nil ? .builtin : s.command != nil ? .command : nil)
             switch executor {
-            case "builtin"?:
+            case .builtin?:
                 guard let b = s.builtin else {
                     throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' uses the builtin executor but names no task; set pipetask.\(t.label).builtin")
                 }
                 guard BuiltinTaskNames.all.contains(b) else {
                     throw QuantaError(.invalidConfig, "\(config.source): pipetask.\(t.label).builtin: no built-in task '\(b)'; they are \(BuiltinTaskNames.all.joined(separator: ", "))")
                 }
-                out[t.label] = TaskExecution(executor: "builtin", command: nil, builtin: b)
-            case "command"?:
+                out[t.label] = TaskExecution(executor: .builtin, command: nil, builtin: b)
+            case .command?:
                 guard let c = s.command, !c.isEmpty else {
                     throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' uses the command executor but has no command; set pipetask.\(t.label).command")
                 }
                 try CommandTemplate(c).check(task: t, source: config.source)
-                out[t.label] = TaskExecution(executor: "command", command: c, builtin: nil)
+                out[t.label] = TaskExecution(executor: .command, command: c, builtin: nil)
             default:
                 throw QuantaError(.invalidConfig, "\(config.source): task '\(t.label)' has no way to run; set pipetask.\(t.label).command (a command template) or pipetask.\(t.label).builtin")
             }

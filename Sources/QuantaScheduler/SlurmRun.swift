@@ -196,21 +196,6 @@ public struct SlurmView: Sendable {
 }
 
 /// How an attempt ended, from SLURM's state and what run-quantum recorded.
-public enum FailureClass: String, Sendable, Codable {
-    case failed, outOfMemory, timeout, nodeFailure, preempted, cancelled
-
-    public var words: String {
-        switch self {
-        case .failed: return "failed"
-        case .outOfMemory: return "out of memory"
-        case .timeout: return "timeout"
-        case .nodeFailure: return "node failure"
-        case .preempted: return "preempted"
-        case .cancelled: return "cancelled"
-        }
-    }
-}
-
 public enum AttemptClassifier {
     public struct Outcome: Sendable, Equatable {
         public var state: SubmissionStatus.State
@@ -239,7 +224,7 @@ public enum AttemptClassifier {
         case .outOfMemory:
             return Outcome(state: .failed, failureClass: .outOfMemory, reason: memoryReason(attempt, current), exitCode: nil)
         case .failed:
-            if current?.failureClass == "outOfMemory" {
+            if current?.failureClass == .outOfMemory {
                 return Outcome(state: .failed, failureClass: .outOfMemory, reason: memoryReason(attempt, current), exitCode: nil)
             }
             let tail = stderrTail() ?? ""
@@ -271,10 +256,10 @@ public enum AttemptClassifier {
         case .blocked: return Outcome(state: .blocked, failureClass: nil, reason: m.firstError, exitCode: nil)
         case .failed:
             // Without SLURM's word, a SIGTERM'd job counts as cancelled (Ctrl-C of a local run).
-            if m.failureClass == "terminated" {
+            if m.failureClass == .terminated {
                 return Outcome(state: .cancelled, failureClass: .cancelled, reason: m.firstError, exitCode: nil)
             }
-            let cls: FailureClass = m.failureClass == "outOfMemory" ? .outOfMemory : .failed
+            let cls: FailureClass = m.failureClass == .outOfMemory ? .outOfMemory : .failed
             // The exit code a quantum's process had, when it had one; never made up.
             let code = m.quanta.first { $0.status == .failed }?.exitCode
             return Outcome(state: .failed, failureClass: cls, reason: m.firstError, exitCode: code)
@@ -510,7 +495,7 @@ public enum RetryPlanner {
         var selection: SlurmSubmitter.Selection = [:]
         var lines: [String] = []
         for e in status.elements where e.state == .failed {
-            guard let a = arrays[e.array], let policy = a.retry, let cls = e.failureClass.flatMap(FailureClass.init) else { continue }
+            guard let a = arrays[e.array], let policy = a.retry, let cls = e.failureClass else { continue }
             guard e.attempts < 1 + policy.numberOfRetries else { continue }
             let last = e.memoryMB ?? a.resources.memoryMB
             var memory = last
@@ -527,7 +512,7 @@ public enum RetryPlanner {
                     lines.append("\(e.array):\(e.index) out of memory at the limit (\(Units.memory(last))); not retried — raise memoryLimit or requestMemory")
                     continue
                 }
-            case .timeout, .nodeFailure, .preempted: break
+            case .timeout, .nodeFailure, .preempted, .terminated: break
             }
             selection[e.array, default: [:]][e.index] = memory
             lines.append("\(e.array):\(e.index) \(cls.words) → attempt \(e.attempts + 1) of \(1 + policy.numberOfRetries)\(memory != last ? " with \(Units.memory(memory))" : "")")
@@ -547,7 +532,7 @@ public enum RetryPlanner {
         for e in status.elements where e.state != .succeeded {
             guard let a = arrays[e.array] else { continue }
             var memory = e.memoryMB ?? a.resources.memoryMB
-            if e.failureClass == FailureClass.outOfMemory.rawValue, let policy = a.retry {
+            if e.failureClass == .outOfMemory, let policy = a.retry {
                 let nodeMemory = site?.partitions.first { $0.name == a.partition }?.memoryPerNodeMB ?? Int.max
                 memory = max(memory, policy.memory(initial: a.resources.memoryMB, outOfMemoryCount: e.outOfMemoryCount, nodeMemoryMB: nodeMemory))
             }

@@ -36,7 +36,7 @@ public struct SubmissionStatus: Sendable, Codable {
         /// First error line, missing input, or why it never ran.
         public var reason: String?
         /// For failed jobs: failed, outOfMemory, timeout, nodeFailure, preempted, cancelled.
-        public var failureClass: String?
+        public var failureClass: FailureClass?
         /// Submissions to SLURM (or runs) of this job so far.
         public var attempts: Int = 0
         public var outOfMemoryCount: Int = 0
@@ -127,7 +127,7 @@ public struct SubmissionStatus: Sendable, Codable {
                     let o = AttemptClassifier.fromManifest(m)
                     row.state = o.state
                     row.reason = o.reason.map { "\($0) (rerun by hand)" } ?? (o.state == .succeeded ? nil : "rerun by hand")
-                    row.failureClass = o.failureClass?.rawValue
+                    row.failureClass = o.failureClass
                     row.exitCode = o.exitCode
                     row.attempts = list.count + 1
                     row.memoryMB = list.last?.memoryMB
@@ -135,7 +135,7 @@ public struct SubmissionStatus: Sendable, Codable {
                 } else if let a = list.last, let o = outcomes.last {
                     row.state = o.state
                     row.reason = o.reason
-                    row.failureClass = o.failureClass?.rawValue
+                    row.failureClass = o.failureClass
                     row.exitCode = o.exitCode
                     row.memoryMB = a.memoryMB
                     row.slurmJob = a.slurmID
@@ -158,11 +158,11 @@ public struct SubmissionStatus: Sendable, Codable {
                 row.memoryMB = manifest.memoryLimitMB
                 if manifest.attempt > 1 {
                     row.outOfMemoryCount = Manifest.attempts(in: dir, array: job.array, index: job.index)
-                        .filter { $0.failureClass == "outOfMemory" }.count
-                } else if manifest.failureClass == "outOfMemory" {
+                        .filter { $0.failureClass == .outOfMemory }.count
+                } else if manifest.failureClass == .outOfMemory {
                     row.outOfMemoryCount = 1
                 }
-                row.failureClass = o.failureClass?.rawValue
+                row.failureClass = o.failureClass
                 row.exitCode = o.exitCode
                 perQuantum = manifest.quanta.map { q in
                     let st = State(rawValue: q.status.rawValue) ?? .failed
@@ -298,10 +298,10 @@ public struct SubmissionStatus: Sendable, Codable {
             lines.append("")
             lines.append("Pending: \(p)")
         }
-        let classes = Dictionary(grouping: elements.filter { $0.state == .failed }) { $0.failureClass ?? FailureClass.failed.rawValue }
+        let classes = Dictionary(grouping: elements.filter { $0.state == .failed }) { $0.failureClass ?? .failed }
         if !classes.isEmpty {
             lines.append("")
-            lines.append("Failed jobs by class: " + classes.keys.sorted().map { "\(classes[$0]!.count) \(FailureClass(rawValue: $0)?.words ?? $0)" }.joined(separator: ", "))
+            lines.append("Failed jobs by class: " + classes.keys.sorted { $0.rawValue < $1.rawValue }.map { "\(classes[$0]!.count) \($0.words)" }.joined(separator: ", "))
         }
         let problems = elements.filter { [.failed, .blocked, .cancelled].contains($0.state) }
         if !problems.isEmpty {
@@ -309,7 +309,7 @@ public struct SubmissionStatus: Sendable, Codable {
             lines.append("Jobs that need attention (rerun one with: quanta rerun DIR --job ARRAY:INDEX):")
             for e in problems.prefix(showElements ? problems.count : 20) {
                 var what = e.state.rawValue
-                if let c = e.failureClass.flatMap(FailureClass.init), c != .cancelled || e.state != .cancelled, c != .failed || e.exitCode != nil {
+                if let c = e.failureClass, c != .cancelled || e.state != .cancelled, c != .failed || e.exitCode != nil {
                     what += c == .failed ? " (exit \(e.exitCode!))" : " (\(c.words))"
                 }
                 var facts: [String] = []

@@ -32,7 +32,7 @@ import QuantaFITS
         let meta = SnapshotMeta(submission: "s", repo: store, datastoreRoot: store, outputRun: "run", output: nil,
                                 inputCollections: [], graph: "g.qg")
         let job = JobSpec(array: "a", index: 0, label: "a", quanta: [q1, q2, q3],
-                          tasks: ["calibrate": TaskExecution(executor: "lsst", command: nil, builtin: nil)], meta: meta)
+                          tasks: ["calibrate": TaskExecution(executor: .lsst, command: nil, builtin: nil)], meta: meta)
         let runner = JobRunner(dir: SubmitDirectory(root + "/sub"), array: "a", index: 0, force: false, environment: [:])
         let records = [q1, q2, q3].map { q in
             QuantumRecord(id: q.id.lowercased, task: q.task, dataID: "[]", status: .succeeded, reason: nil, seconds: 1, log: nil,

@@ -25,7 +25,7 @@ import QuantaCore
         return Manifest(submission: "s", array: array, index: index, attempt: attempt, status: status,
                         firstError: status == .failed ? "exit 3: it's \"broken\" $(x)" : nil, startedAt: "2026-11-21T10:00:00Z",
                         endedAt: "2026-11-21T10:00:0\(attempt)Z", seconds: 1.5, host: "node1", slurmJobID: slurm.map { $0 + "_1" },
-                        slurmArrayJobID: slurm, maxRSSKB: 1234, quanta: [q], failureClass: status == .failed ? "outOfMemory" : nil,
+                        slurmArrayJobID: slurm, maxRSSKB: 1234, quanta: [q], failureClass: status == .failed ? .outOfMemory : nil,
                         memoryLimitMB: 2048)
     }
 

@@ -17,7 +17,7 @@ import Testing
         return Manifest(submission: "sub", array: "isr-2", index: 41, attempt: 3, status: .failed, firstError: "calibrate: exit code 3",
                         startedAt: "2026-11-21T17:28:47Z", endedAt: "2026-11-21T17:28:48Z", seconds: 1.25, host: "node-7",
                         slurmJobID: "1234", slurmArrayJobID: nil, maxRSSKB: 35956, quanta: [ok, bad, blocked],
-                        failureClass: "outOfMemory", memoryLimitMB: 2048)
+                        failureClass: .outOfMemory, memoryLimitMB: 2048)
     }
 
     func decode(_ data: Data) throws -> Manifest {

@@ -57,7 +57,7 @@ import QuantaCore
                        stderrPath: nil, memoryMB: 200, startTime: started ? 1 : nil, endTime: 2)
     }
 
-    func manifest(_ status: QuantumStatus, jobID: String = "100", failureClass: String? = nil, exit: Int? = nil) -> Manifest {
+    func manifest(_ status: QuantumStatus, jobID: String = "100", failureClass: FailureClass? = nil, exit: Int? = nil) -> Manifest {
         Manifest(submission: "s", array: "a", index: 3, attempt: 1, status: status, firstError: status == .succeeded ? nil : "a: boom",
                  startedAt: "", endedAt: "", seconds: 1, host: "h", slurmJobID: "105", slurmArrayJobID: jobID, maxRSSKB: 0,
                  quanta: [QuantumRecord(id: "q", task: "a", dataID: "[]", status: status, reason: nil, seconds: 1, log: nil, outputs: [], exitCode: exit)],
@@ -76,10 +76,10 @@ import QuantaCore
         #expect(classify(record(.completed), manifest(.succeeded, jobID: "99")).reason == "exited 0 without writing a manifest")
         #expect(classify(record(.outOfMemory, exit: 0, signal: 125), nil).failureClass == .outOfMemory)
         #expect(classify(record(.failed, signal: 9), nil, stderr: "slurmstepd: error: Exceeded job memory limit").failureClass == .outOfMemory)
-        #expect(classify(record(.completed), manifest(.failed, failureClass: "outOfMemory")).failureClass == .outOfMemory)
+        #expect(classify(record(.completed), manifest(.failed, failureClass: .outOfMemory)).failureClass == .outOfMemory)
         let plainFail = classify(record(.failed, exit: 2), nil, stderr: "line one\nfatal: disk full\n")
         #expect(plainFail.failureClass == .failed && plainFail.exitCode == 2 && plainFail.reason == "exit code 2: fatal: disk full")
-        #expect(classify(record(.timeout), manifest(.failed, failureClass: "terminated")).failureClass == .timeout)
+        #expect(classify(record(.timeout), manifest(.failed, failureClass: .terminated)).failureClass == .timeout)
         #expect(classify(record(.nodeFail), nil).failureClass == .nodeFailure)
         #expect(classify(record(.preempted), nil).failureClass == .preempted)
         #expect(classify(record(.cancelled), nil).state == .cancelled)

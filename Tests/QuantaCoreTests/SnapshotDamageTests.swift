@@ -17,7 +17,7 @@ import QuantaScheduler
         let meta = SnapshotMeta(submission: "sub", repo: repo.root, datastoreRoot: repo.datastoreRoot, outputRun: "u/test/run1",
                                 output: "u/test", inputCollections: ["raw/all"], graph: dir + "/g.qgn")
         let tasks = Dictionary(uniqueKeysWithValues: graph.tasks.map {
-            ($0.label, TaskExecution(executor: "command", command: "cp {input} {output}", builtin: nil))
+            ($0.label, TaskExecution(executor: .command, command: "cp {input} {output}", builtin: nil))
         })
         let path = dir + "/snapshot.bin"
         try Snapshot.write(path: path, meta: meta, graph: graph, plan: plan, repo: repo, tasks: tasks)
