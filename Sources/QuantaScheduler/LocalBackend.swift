@@ -118,10 +118,9 @@ public struct LocalBackend: Sendable {
         var ready = elements.indices.filter { elements[$0].pending == 0 }
         var readyHead = 0
 
-        func record(_ e: Int, _ what: String, _ detail: String = "") {
+        func record(_ e: Int, _ kind: LocalEvent.Kind, _ detail: String = "") {
             let el = elements[e]
-            let line = "\(Timestamp.iso8601(Date()))\t\(plan.arrays[el.array].name)\t\(el.index)\t\(what)\t\(detail)\n"
-            AtomicFile.append(line, to: dir.localEvents)
+            LocalEvent.append(LocalEvent(array: plan.arrays[el.array].name, index: el.index, kind: kind, detail: detail), to: dir)
         }
 
         func name(_ e: Int) -> String { "\(plan.arrays[elements[e].array].name):\(elements[e].index)" }
@@ -152,7 +151,7 @@ public struct LocalBackend: Sendable {
                     readyHead += 1
                     elements[e].state = .skipped
                     summary.skipped += 1
-                    record(e, "skipped", "dependency never satisfied: \(invalid)")
+                    record(e, .skipped, "dependency never satisfied: \(invalid)")
                     onEvent(.skipped(array: arrayName, index: elements[e].index, reason: invalid))
                     finished(e, succeeded: false, how: "did not run")
                     continue
@@ -184,7 +183,7 @@ public struct LocalBackend: Sendable {
                 let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + options.runQuantumArguments, environment: env, options: o)
                 elements[e].state = .running
                 running[pid] = e
-                record(e, "start", "pid \(pid)")
+                record(e, .start, "pid \(pid)")
                 onEvent(.started(array: arrayName, index: elements[e].index))
             }
         }
@@ -203,7 +202,7 @@ public struct LocalBackend: Sendable {
             let s = ExitStatus(waitStatus: status)
             elements[e].state = .done(s)
             if s.succeeded { summary.exitedZero += 1 } else { summary.exitedNonZero += 1 }
-            record(e, "end", s.description)
+            record(e, .end, s.description)
             onEvent(.ended(array: plan.arrays[elements[e].array].name, index: elements[e].index, status: s))
             finished(e, succeeded: s.succeeded, how: "ended with \(s)")
             if interruptSignal != 0 { break }
@@ -222,7 +221,7 @@ public struct LocalBackend: Sendable {
                     Spawn.killSession(pid)
                     elements[e].state = .cancelled
                     summary.cancelled += 1
-                    record(e, "cancelled", "interrupted (\(ExitStatus(waitStatus: status)))")
+                    record(e, .cancelled, "interrupted (\(ExitStatus(waitStatus: status)))")
                 } else if pid < 0 && errno == ECHILD {
                     break
                 } else {
@@ -248,7 +247,7 @@ public struct LocalBackend: Sendable {
             env["QUANTA_PROGRESS"] = "0"
             let s = try Spawn.run("/bin/bash", [dir.script(array: "merge")], environment: env, options: o)
             summary.merge = s
-            AtomicFile.append("\(Timestamp.iso8601(Date()))\tmerge\t0\tend\t\(s)\n", to: dir.localEvents)
+            LocalEvent.append(LocalEvent(array: "merge", index: 0, kind: .merged, detail: s.description), to: dir)
             onEvent(.mergeEnded(s))
         }
         summary.seconds = Date().timeIntervalSince(started)

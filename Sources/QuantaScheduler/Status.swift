@@ -76,14 +76,22 @@ public struct SubmissionStatus: Sendable, Codable {
         let plan = try PlanDocument.read(dir)
         let planned = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         let jobs = try Snapshot.jobs(path: dir.snapshot)
-        let events = LocalEvents.read(dir)
+        let events = LocalEvent.latest(dir)
         var taskCounts: [String: [String: Int]] = [:]
         var taskOrder: [String] = []
         var elements: [ElementRow] = []
         var arrays: [String: [String: Int]] = [:]
         var quanta: [String: Int] = [:]
         // `isr\t3`: a job's slot in the local backend's events (its element when jobs are packed).
-        let keys = jobs.map { "\($0.array)\t\(planned[$0.array]?.element(ofJob: $0.index) ?? $0.index)" }
+        let keys = jobs.map { LocalEvent.JobKey(array: $0.array, index: planned[$0.array]?.element(ofJob: $0.index) ?? $0.index) }
+        // A start the local backend recorded after the job's manifest was written: that run is newer.
+        // Only jobs whose latest event is a start are asked, so the stat is rare.
+        func startedSinceManifest(_ j: Int, _ event: LocalEvent?) -> Bool {
+            guard let event, event.kind == .start else { return false }
+            var st = stat()
+            guard stat(dir.manifest(array: jobs[j].array, index: jobs[j].index), &st) == 0 else { return true }
+            return event.time > Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        }
         let manifests: [Manifest?]
         if cached, let snapshot = ManifestCache.Identity.of(path: dir.snapshot) {
             var cache = ManifestCache.load(path: dir.statusCache, snapshot: snapshot, jobs: jobs.count)
@@ -93,8 +101,8 @@ public struct SubmissionStatus: Sendable, Codable {
                 if let last = slurm?.attempts[job.array]?[job.index]?.last { return m?.slurmArrayJobID != String(last.arrayJobID) }
                 // The local backend: it ran (a manifest may be new), or started again after this manifest.
                 if let event = events[keys[j]] {
-                    guard let m else { return true }
-                    return event.what == "start" && event.isNewer(than: m.endedAt)
+                    guard m != nil else { return true }
+                    return startedSinceManifest(j, event)
                 }
                 return false
             }
@@ -147,7 +155,7 @@ public struct SubmissionStatus: Sendable, Codable {
                 } else {
                     row.reason = "not submitted"
                 }
-            } else if let event, event.what == "start", event.isNewer(than: manifest?.endedAt) {
+            } else if let event, manifest == nil ? event.kind == .start : startedSinceManifest(j, event) {
                 row.state = event.processAlive ? .running : .failed
                 if !event.processAlive { row.reason = "ended without writing a manifest (killed?)" }
             } else if let manifest {
@@ -169,11 +177,11 @@ public struct SubmissionStatus: Sendable, Codable {
                     return (q.task, o.state == .cancelled && st != .succeeded ? .cancelled : st)
                 }
             } else if let event {
-                switch event.what {
-                case "end": row.state = .failed; row.reason = "\(event.detail), no manifest written"
-                case "skipped": row.state = .blocked; row.reason = event.detail
-                case "cancelled": row.state = .cancelled; row.reason = event.detail
-                default: break
+                switch event.kind {
+                case .end: row.state = .failed; row.reason = "\(event.detail), no manifest written"
+                case .skipped: row.state = .blocked; row.reason = event.detail
+                case .cancelled: row.state = .cancelled; row.reason = event.detail
+                case .start, .merged: break
                 }
             }
             if perQuantum.isEmpty { perQuantum = job.tasks.map { ($0, row.state) } }
@@ -330,32 +338,3 @@ public struct SubmissionStatus: Sendable, Codable {
     }
 }
 
-/// The local backend's append-only record: the last event per element.
-struct LocalEvents {
-    struct Event {
-        var time: String
-        var what: String
-        var detail: String
-
-        var processAlive: Bool {
-            guard detail.hasPrefix("pid "), let pid = Int32(detail.dropFirst(4)) else { return false }
-            return kill(pid, 0) == 0
-        }
-
-        func isNewer(than iso: String?) -> Bool {
-            guard let iso else { return true }
-            return time >= iso
-        }
-    }
-
-    static func read(_ dir: SubmitDirectory) -> [String: Event] {
-        guard let text = try? String(contentsOfFile: dir.localEvents, encoding: .utf8) else { return [:] }
-        var out: [String: Event] = [:]
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: "\t", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
-            guard f.count >= 4 else { continue }
-            out["\(f[1])\t\(f[2])"] = Event(time: f[0], what: f[3], detail: f.count > 4 ? f[4] : "")
-        }
-        return out
-    }
-}
