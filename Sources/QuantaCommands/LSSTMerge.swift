@@ -24,7 +24,7 @@ enum LSSTMerge {
             throw QuantaError(.execution, "'butler' is not on PATH; the site config's environment lines must set up the LSST stack (e.g. source VENV/bin/activate)")
         }
         let r = try Spawn.capture(butler, args)
-        let log = dir.logs + "/merge-butler.log"
+        let log = dir.lsstMergeLog
         try AtomicFile.write("$ butler \(args.map(shellQuote).joined(separator: " "))\n\(r.stdout)\(r.stderr)", to: log)
         guard r.status.succeeded else {
             let line = r.stderr.split(separator: "\n").last { $0.contains("Error") || $0.contains("error") } ?? r.stderr.split(separator: "\n").last ?? ""
@@ -93,8 +93,8 @@ enum LSSTClobber {
         }
         guard !(failed.isEmpty && unknown.isEmpty), !driver.isEmpty else { return 0 }
         let stamp = Timestamp.iso8601(Date()).replacingOccurrences(of: ":", with: "")
-        let idsFile = "\(dir.logs)/lsst/clobber.\(stamp).ids.json", log = "\(dir.logs)/lsst/clobber.\(stamp).log"
-        try FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
+        let idsFile = dir.lsstClobberFile(stamp: stamp, suffix: "ids.json"), log = dir.lsstClobberFile(stamp: stamp, suffix: "log")
+        try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["failed": failed, "unknown": unknown]), to: idsFile)
         let environment = site.map(Planner.guardedEnvironment) ?? []
         let script = (environment + ["exec python3 \"$@\""]).joined(separator: "\n")

@@ -122,7 +122,7 @@ enum LocalRun {
             throw ExitCode(130)
         }
         if let m = s.merge, !m.succeeded {
-            StandardStreams.error("the merge failed (\(m)); see logs/merge.err, then run 'quanta merge' again\n")
+            StandardStreams.error("the merge failed (\(m)); see logs/\(SubmitDirectory.mergeLogStem(round: 0)).err, then run 'quanta merge' again\n")
             throw ExitCode(1)
         }
         if !complete { throw ExitCode(1) }

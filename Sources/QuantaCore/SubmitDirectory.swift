@@ -69,6 +69,20 @@ public struct SubmitDirectory: Sendable {
     public static func elementLogStem(array: String, element: String, packed: Bool, round: Int) -> String {
         "\(array).\(packed ? "element" : "")\(element)\(round > 0 ? ".r\(round)" : "")"
     }
+    /// The final job's log, relative to logs/: `merge` for the first round, `merge.r2` for round 2.
+    public static func mergeLogStem(round: Int) -> String { "merge\(round > 0 ? ".r\(round)" : "")" }
+    public func mergeLog(round: Int, stream: String) -> String { "\(logs)/\(Self.mergeLogStem(round: round)).\(stream)" }
+    /// An LSST job's files of one attempt (`run_job.py`'s log, report and pipetask summary), by suffix:
+    /// `logs/lsst/isr.3.1.log`, `.report.json`, `.summary.json`.
+    public func lsstJobFile(array: String, index: Int, attempt: Int, suffix: String) -> String {
+        "\(logs)/lsst/\(array).\(index).\(attempt).\(suffix)"
+    }
+    /// A clobber before a rerun (`run_job.py clobber`): its ids file and log, by suffix and time stamp.
+    public func lsstClobberFile(stamp: String, suffix: String) -> String { "\(logs)/lsst/clobber.\(stamp).\(suffix)" }
+    /// What `butler transfer-from-graph`/`aggregate-graph` printed in the final job.
+    public var lsstMergeLog: String { logs + "/merge-butler.log" }
+    /// Written once `pipetask pre-exec-init-qbb` has run for the submission (under `.lock`).
+    public var lsstInitMarker: String { root + "/lsst-init.done" }
     public func elementLog(array: String, element: Int, packed: Bool, round: Int, stream: String) -> String {
         "\(logs)/\(Self.elementLogStem(array: array, element: String(element), packed: packed, round: round)).\(stream)"
     }

@@ -20,8 +20,8 @@ struct LSSTJob {
 
     func run(upstream: inout Upstream, log: (String) -> Void) -> Result {
         let dir = runner.dir
-        let base = "\(dir.logs)/lsst/\(runner.array).\(runner.index).\(attempt)"
-        let reportPath = base + ".report.json", logPath = base + ".log"
+        let file = { dir.lsstJobFile(array: runner.array, index: runner.index, attempt: attempt, suffix: $0) }
+        let reportPath = file("report.json"), logPath = file("log")
         // FAILED_DEP first, as pipetask decides it: a quantum whose producer (in an earlier job, or
         // one of this job's own quanta already held back) failed, was blocked or never ran is not
         // handed to run-qbb at all — run-qbb would run it on what inputs are left, or write its
@@ -39,13 +39,13 @@ struct LSSTJob {
             log("every quantum of this job is blocked upstream; run-qbb not started")
             return Result(records: job.quanta.map { held[$0.id.lowercased]! }, failureClass: nil)
         }
-        try? FileManager.default.createDirectory(atPath: dir.logs + "/lsst", withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(atPath: (reportPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         unlink(reportPath)
         let driver = job.tasks[job.quanta[0].task]?.command ?? ""
         let ids = runnable.map(\.id.lowercased).joined(separator: ",")
         // python3 is the site environment's (the sbatch script's set-up lines ran before us).
         let args = ["-c", "exec python3 \"$@\"", "python3", driver, job.meta.repo, job.meta.graph, "--ids", ids,
-                    "--report", reportPath, "--summary", base + ".summary.json", "--init-marker", dir.root + "/lsst-init.done"]
+                    "--report", reportPath, "--summary", file("summary.json"), "--init-marker", dir.lsstInitMarker]
         var o = Spawn.Options()
         o.stdoutPath = logPath
         o.stderrPath = logPath

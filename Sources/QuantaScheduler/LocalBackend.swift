@@ -236,8 +236,8 @@ public struct LocalBackend: Sendable {
         if options.runMerge {
             onEvent(.mergeStarted)
             var o = Spawn.Options()
-            o.stdoutPath = dir.logs + "/merge.out"
-            o.stderrPath = dir.logs + "/merge.err"
+            o.stdoutPath = dir.mergeLog(round: 0, stream: "out")
+            o.stderrPath = dir.mergeLog(round: 0, stream: "err")
             o.newProcessGroup = true
             o.workingDirectory = dir.root
             var env = baseEnv

@@ -244,6 +244,7 @@ public enum Planner {
         }
         var mctx = common
         mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
+        mctx["logStem"] = SubmitDirectory.mergeLogStem(round: 0)
         if let p = site.finalJobPartition, !p.isEmpty { mctx["partition"] = p }
         mctx["walltime"] = Units.slurmTime(finalWalltime)
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))

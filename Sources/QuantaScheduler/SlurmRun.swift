@@ -451,8 +451,8 @@ public struct SlurmSubmitter {
             }
             var f = SlurmSubmission(script: dir.script(array: "merge"), name: jobName("final"),
                                     array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
-                                    stdout: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").out",
-                                    stderr: dir.logs + "/merge\(number > 0 ? ".r\(number)" : "").err", workDir: dir.root)
+                                    stdout: dir.mergeLog(round: number, stream: "out"),
+                                    stderr: dir.mergeLog(round: number, stream: "err"), workDir: dir.root)
             f.timeMinutes = time(plan.finalJobWalltime, partition: f.partition)
             f.account = site.account
             f.qos = site.qos

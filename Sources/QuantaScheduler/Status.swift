@@ -220,7 +220,7 @@ public struct SubmissionStatus: Sendable, Codable {
             status.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
             // The final job of the latest round: what a person needs when the merge did not happen.
             if let last = r.rounds.last, let id = last.finalJob {
-                let log = "logs/merge\(last.number > 0 ? ".r\(last.number)" : "").err"
+                let log = "logs/\(SubmitDirectory.mergeLogStem(round: last.number)).err"
                 if let f = slurm.finalJobs.first(where: { $0.jobID == id }) {
                     switch f.state {
                     case .pending: status.merge += " (final job \(id) pending: \(f.reason))"
