@@ -87,8 +87,7 @@ struct Demo: ParsableCommand {
         print("  3. graph \(graphPath): \(graph.quanta.count) quanta (\(zip(graph.tasks, perTask).map { "\($0.0.label) \($0.1)" }.joined(separator: ", ")))")
 
         let siteName = site ?? (slurm ? "local-slurm" : "local")
-        var options = try PlanOptions.parse(["--repo", repo.root, "--config", configPath, "--site", siteName])
-        options.templates = nil
+        let options = PlanInputs(repo: repo.root, config: configPath, site: siteName)
         let submitDir = SubmitDirectory(root + "/submit")
         let plan = try Plan.plan(graphPath: graphPath, options: options, out: submitDir.root)
         var labels: [String] = []

@@ -33,6 +33,25 @@ struct PlanOptions: ParsableArguments {
 
     @Flag(name: .long, help: "LSST graph: register the output run in the butler now, refusing one that exists unless --extend-run ('quanta submit' always does; costs a Python start, ~3 s).")
     var claimRun = false
+
+    var inputs: PlanInputs {
+        PlanInputs(repo: repo, config: config, site: site, bpsSite: bpsSite, outputRun: outputRun, output: output,
+                   templates: templates, extendRun: extendRun, claimRun: claimRun)
+    }
+}
+
+/// What planning a graph takes, typed: the flags of `quanta plan`, and what `submit` and `demo`
+/// pass when they plan (they never build another command's argv).
+struct PlanInputs {
+    var repo: String
+    var config: String?
+    var site = "local"
+    var bpsSite: String?
+    var outputRun: String?
+    var output: String?
+    var templates: String?
+    var extendRun = false
+    var claimRun = false
 }
 
 struct Plan: ParsableCommand {
@@ -52,7 +71,7 @@ struct Plan: ParsableCommand {
     var json = false
 
     func run() throws {
-        let doc = try Self.plan(graphPath: graph, options: options, out: out, quiet: json)
+        let doc = try Self.plan(graphPath: graph, options: options.inputs, out: out, quiet: json)
         if json {
             print(String(decoding: try doc.encoded(), as: UTF8.self))
         } else {
@@ -79,7 +98,7 @@ struct Plan: ParsableCommand {
         for n in doc.notes ?? [] { StandardStreams.error(n.hasPrefix("warning: ") ? "\(n)\n" : "note: \(n)\n") }
     }
 
-    static func plan(graphPath: String, options: PlanOptions, out: String, quiet: Bool = false) throws -> PlanDocument {
+    static func plan(graphPath: String, options: PlanInputs, out: String, quiet: Bool = false) throws -> PlanDocument {
         let progress = Progress("planning")
         progress.stage("reading \(graphPath)")
         // QUANTA_TIMINGS=1: seconds per stage on stderr (the benchmarks read them).

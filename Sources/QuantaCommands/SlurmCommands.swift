@@ -156,12 +156,9 @@ struct Submit: ParsableCommand {
             guard let repo, let out else {
                 throw ValidationError("\(target) is a graph: pass --repo and --out to plan it (or give a submit directory)")
             }
-            var args = ["--repo", repo, "--site", site ?? "local-slurm", "--claim-run"]
-            if extendRun { args.append("--extend-run") }
-            if let config { args += ["--config", config] }
-            if let outputRun { args += ["--output-run", outputRun] }
-            if let output { args += ["--output", output] }
-            let doc = try Plan.plan(graphPath: target, options: try PlanOptions.parse(args), out: out)
+            let inputs = PlanInputs(repo: repo, config: config, site: site ?? "local-slurm", outputRun: outputRun, output: output,
+                                    extendRun: extendRun, claimRun: true)
+            let doc = try Plan.plan(graphPath: target, options: inputs, out: out)
             print(doc.summary, terminator: "")
             dirPath = out
         }
