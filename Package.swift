@@ -12,7 +12,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
@@ -22,21 +21,28 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "QuantaCore", dependencies: [
             "CZlib",
-            .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         // libzstd for pipe_base's .qg files.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "QuantaGraphIO", dependencies: ["QuantaCore", "CZstd"]),
-        .target(name: "QuantaButler", dependencies: [
-            "QuantaCore",
+        // What a job reads and writes of a submission and a repository (snapshot, manifests,
+        // repository layout): run-quantum links this, so no SQLite here.
+        .target(name: "QuantaButler", dependencies: ["QuantaCore"]),
+        // The repository's registry (SQLite through GRDB) and what uses it: the merge, plan checks.
+        .target(name: "QuantaRegistry", dependencies: [
+            "QuantaCore", "QuantaButler",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "QuantaScheduler", dependencies: [
-            "QuantaCore", "QuantaButler", "QuantaSlurm",
+            "QuantaCore", "QuantaButler", "QuantaRegistry", "QuantaSlurm",
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
+        // What run-quantum runs: commands, built-in FITS tasks, LSST jobs, output checks.
         .target(name: "QuantaExec", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS"]),
+        // The demo survey, raw ingest, science check and the synthetic graphs of the benchmarks:
+        // used by `quanta` and the tests, never by run-quantum.
+        .target(name: "QuantaDemo", dependencies: ["QuantaCore", "QuantaButler", "QuantaRegistry", "QuantaExec", "QuantaFITS"]),
         // libslurm (Debian ships no slurm.pc, so the modulemap links it by name).
         .systemLibrary(name: "CSlurm", providers: [.apt(["libslurm-dev"])]),
         .target(name: "QuantaSlurm", dependencies: ["QuantaCore", "CSlurm"]),
@@ -44,14 +50,14 @@ let package = Package(
         .systemLibrary(name: "CFITSIO", providers: [.apt(["libcfitsio-dev"])]),
         .target(name: "QuantaFITS", dependencies: ["QuantaCore", "CFITSIO"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaScheduler", "QuantaExec", "QuantaSlurm", "QuantaFITS",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo",
+            "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "quanta", dependencies: ["QuantaCommands"]),
         .executableTarget(name: "run-quantum", dependencies: ["QuantaExec"]),
-        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaSlurm", "QuantaFITS", "QuantaExec"]),
-        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaFITS", "QuantaExec"]),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaRegistry", "QuantaSlurm", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
+        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
     ],
     swiftLanguageModes: [.v6]
 )

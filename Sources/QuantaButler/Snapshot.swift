@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import QuantaCore
 
 /// A dataset as a job sees it: where to read it or where to write it.
@@ -107,92 +106,67 @@ public enum Snapshot {
         return meta
     }
 
-    /// Submissions planned before the binary snapshot kept `snapshot.sqlite` next to it: read that.
-    static func legacy(_ path: String) -> String? {
-        guard !FileManager.default.fileExists(atPath: path), path.hasSuffix(".bin") else { return nil }
+    /// Submissions planned before the binary snapshot kept `snapshot.sqlite`; that reader is gone
+    /// (it made run-quantum link SQLite): such a directory gets one clear error.
+    static func refuseLegacy(_ path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path), path.hasSuffix(".bin") else { return }
         let old = String(path.dropLast(4)) + ".sqlite"
-        return FileManager.default.fileExists(atPath: old) ? old : nil
-    }
-
-    static func open(_ path: String) throws -> DatabaseQueue {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw QuantaError(.io, "\(path): no snapshot; is this a submit directory written by 'quanta plan'?")
+        if FileManager.default.fileExists(atPath: old) {
+            throw QuantaError(.usage, "\(old): a submission planned by an older Quanta (snapshot.sqlite); plan the graph again with this version ('quanta plan'), into a new directory")
         }
-        var config = Configuration()
-        config.readonly = true
-        do { return try DatabaseQueue(path: path, configuration: config) } catch {
-            throw QuantaError(.io, "\(path): cannot open the snapshot (\(error))")
-        }
-    }
-
-    static func readMeta(_ db: Database) throws -> SnapshotMeta {
-        let m = Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM meta").map { (($0[0] as String), ($0[1] as String)) },
-                           uniquingKeysWith: { a, _ in a })
-        return meta(from: m)
     }
 
     /// The graph's storage class names (an LSST graph of pipe_base's mock tasks has `_mock_…` ones,
     /// which `butler aggregate-graph` reads only with `--mock-storage-classes`).
     public static func storageClasses(path: String) throws -> [String] {
-        if legacy(path) != nil { return [] }
+        try refuseLegacy(path)
         return try SnapshotFile.Reader(path).header.storageClasses
     }
 
     public static func meta(path: String) throws -> SnapshotMeta {
-        if let old = legacy(path) { return try open(old).read { try readMeta($0) } }
+        try refuseLegacy(path)
         return try SnapshotFile.Reader(path).meta
     }
 
     /// One job's rows: its quanta in run order with their inputs and outputs.
     public static func job(path: String, array: String, index: Int) throws -> JobSpec {
-        guard let old = legacy(path) else {
-            let r = try SnapshotFile.Reader(path)
-            guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < (try r.jobCount(array: a)) else {
-                let known = try r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(try r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
-                throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
-            }
-            // The reader's errors name the file, the damage and the fix.
-            let quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) }
-            var tasks: [String: TaskExecution] = [:]
-            for label in Set(quanta.map(\.task)) {
-                if let t = r.header.tasks[label], t.count == 3, let executor = t[0].flatMap(Executor.init(rawValue:)) {
-                    tasks[label] = TaskExecution(executor: executor, command: t[1], builtin: t[2])
-                }
-            }
-            return JobSpec(array: array, index: index, label: r.header.arrays[a][1], quanta: quanta, tasks: tasks, meta: r.meta)
+        try refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        guard let a = r.header.arrays.firstIndex(where: { $0[0] == array }), index >= 0, index < (try r.jobCount(array: a)) else {
+            let known = try r.header.arrays.indices.map { "\(r.header.arrays[$0][0]) (0-\(try r.jobCount(array: $0) - 1))" }.joined(separator: ", ")
+            throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
         }
-        let queue = try open(old)
-        do {
-            return try queue.read { db in
-                guard let job = try Row.fetchOne(db, sql: "SELECT id, label FROM job WHERE array = ? AND idx = ?", arguments: [array, index]) else {
-                    let sizes = try Row.fetchAll(db, sql: "SELECT array, COUNT(*) FROM job GROUP BY array ORDER BY MIN(id)")
-                    let known = sizes.map { "\($0[0] as String) (0-\(($0[1] as Int) - 1))" }.joined(separator: ", ")
-                    throw QuantaError(.usage, "\(path): no job \(array):\(index); arrays are \(known)")
-                }
-                let jobID: Int = job[0]
-                var quanta: [QuantumSpec] = []
-                var rowIDs: [Int] = []
-                for row in try Row.fetchAll(db, sql: "SELECT id, uuid, task, data_id FROM quantum WHERE job = ? ORDER BY seq", arguments: [jobID]) {
-                    rowIDs.append(row[0])
-                    quanta.append(QuantumSpec(id: UUID(uuidString: row[1])!, task: row[2], dataID: try DataID(json: row[3]), inputs: [], outputs: []))
-                }
-                for (k, rid) in rowIDs.enumerated() {
-                    for row in try Row.fetchAll(db, sql: "SELECT output, uuid, type, data_id, run, path FROM io WHERE quantum = ? ORDER BY rowid", arguments: [rid]) {
-                        let spec = DatasetSpec(id: UUID(uuidString: row[1])!, type: row[2], dataID: try DataID(json: row[3]), run: row[4], path: row[5])
-                        if (row[0] as Int) == 1 { quanta[k].outputs.append(spec) } else { quanta[k].inputs.append(spec) }
-                    }
-                }
-                var tasks: [String: TaskExecution] = [:]
-                for label in Set(quanta.map(\.task)) {
-                    if let row = try Row.fetchOne(db, sql: "SELECT executor, command, builtin FROM task WHERE label = ?", arguments: [label]) {
-                        tasks[label] = (row[0] as String?).flatMap(Executor.init(rawValue:)).map { TaskExecution(executor: $0, command: row[1], builtin: row[2]) }
-                    }
-                }
-                return JobSpec(array: array, index: index, label: job[1], quanta: quanta, tasks: tasks, meta: try readMeta(db))
+        // The reader's errors name the file, the damage and the fix.
+        let quanta = try r.quanta(array: a, index: index).map { try r.quantum($0) }
+        var tasks: [String: TaskExecution] = [:]
+        for label in Set(quanta.map(\.task)) {
+            if let t = r.header.tasks[label], t.count == 3, let executor = t[0].flatMap(Executor.init(rawValue:)) {
+                tasks[label] = TaskExecution(executor: executor, command: t[1], builtin: t[2])
             }
-        } catch let e as QuantaError { throw e } catch {
-            throw QuantaError(.io, "\(path): cannot read job \(array):\(index) (\(error))")
         }
+        return JobSpec(array: array, index: index, label: r.header.arrays[a][1], quanta: quanta, tasks: tasks, meta: r.meta)
+    }
+
+    /// Every job's quanta (inputs and outputs resolved), in plan order, read once: for tools that
+    /// walk a whole submission (the benchmarks' simulated run). Returns the snapshot's metadata.
+    @discardableResult
+    public static func forEachJob(path: String, _ body: (_ array: String, _ index: Int, _ quanta: [QuantumSpec], _ meta: SnapshotMeta) throws -> Void) throws -> SnapshotMeta {
+        try refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        let meta = r.meta
+        for (a, names) in r.header.arrays.enumerated() {
+            for index in 0..<(try r.jobCount(array: a)) {
+                try body(names[0], index, try r.quanta(array: a, index: index).map { try r.quantum($0) }, meta)
+            }
+        }
+        return meta
+    }
+
+    /// How many jobs the plan has.
+    public static func jobCount(path: String) throws -> Int {
+        try refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        return try r.header.arrays.indices.reduce(0) { $0 + (try r.jobCount(array: $1)) }
     }
 
     public struct JobSummary: Sendable {
@@ -204,50 +178,30 @@ public enum Snapshot {
 
     /// Every job with the task label of each of its quanta (for status and merge reports).
     public static func jobs(path: String) throws -> [JobSummary] {
-        guard let old = legacy(path) else {
-            let r = try SnapshotFile.Reader(path)
-            var out: [JobSummary] = []
-            for (a, names) in r.header.arrays.enumerated() {
-                for i in 0..<(try r.jobCount(array: a)) {
-                    out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: try r.quanta(array: a, index: i).map(r.taskLabel)))
-                }
+        try refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        var out: [JobSummary] = []
+        for (a, names) in r.header.arrays.enumerated() {
+            for i in 0..<(try r.jobCount(array: a)) {
+                out.append(JobSummary(array: names[0], index: i, label: names[1], tasks: try r.quanta(array: a, index: i).map(r.taskLabel)))
             }
-            return out
         }
-        return try open(old).read { db in
-            var out: [JobSummary] = []
-            var current: Int = -1
-            for row in try Row.fetchAll(db, sql: "SELECT job.id, job.array, job.idx, job.label, quantum.task FROM job JOIN quantum ON quantum.job = job.id ORDER BY job.id, quantum.seq") {
-                let id: Int = row[0]
-                if id != current {
-                    out.append(JobSummary(array: row[1], index: row[2], label: row[3], tasks: []))
-                    current = id
-                }
-                out[out.count - 1].tasks.append(row[4])
-            }
-            return out
-        }
+        return out
     }
 
     public static func datasetTypes(path: String) throws -> [(name: String, dimensions: [String], storageClass: String)] {
-        guard let old = legacy(path) else {
-            return try SnapshotFile.Reader(path).header.datasetTypes.sorted { $0[0] < $1[0] }.map {
-                ($0[0], $0[1].split(separator: ",").map(String.init), $0[2])
-            }
-        }
-        return try open(old).read { db in
-            try Row.fetchAll(db, sql: "SELECT name, dimensions, storage_class FROM dataset_type ORDER BY name").map {
-                (($0[0] as String), ($0[1] as String).split(separator: ",").map(String.init), ($0[2] as String))
-            }
+        try refuseLegacy(path)
+        return try SnapshotFile.Reader(path).header.datasetTypes.sorted { $0[0] < $1[0] }.map {
+            ($0[0], $0[1].split(separator: ",").map(String.init), $0[2])
         }
     }
 }
 
 extension Snapshot {
     /// The outputs made, directly or further down, from the datasets with these UUIDs
-    /// (`rerun --replace` names them); an old `snapshot.sqlite` has no answer (empty).
+    /// (`rerun --replace` names them).
     public static func downstream(path: String, of ids: [UUID]) throws -> [PredictedOutput] {
-        guard legacy(path) == nil else { return [] }
+        try refuseLegacy(path)
         let r = try SnapshotFile.Reader(path)
         let repo = (r.header.template, r.header.repoKind == Repository.Kind.butler.rawValue)
         let start = try r.datasetIndices(of: Set(ids))
@@ -279,7 +233,7 @@ public struct PredictedOutput: Sendable, Equatable {
     }
 
     /// `calexp {visit=1, detector=2}`, for messages.
-    public var description: String { "\(type) \(Merger.describe(dataID))" }
+    public var description: String { "\(type) \(DataID.describe(json: dataID))" }
 }
 
 /// The plan's predicted outputs, job by job (issue 12: the merge registers nothing else).
@@ -292,14 +246,10 @@ public final class OutputPredictions: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        if Snapshot.legacy(path) != nil {
-            reader = nil
-            arrays = [:]
-        } else {
-            let r = try SnapshotFile.Reader(path)
-            reader = r
-            arrays = Dictionary(r.header.arrays.enumerated().map { ($1[0], $0) }, uniquingKeysWith: { a, _ in a })
-        }
+        try Snapshot.refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        reader = r
+        arrays = Dictionary(r.header.arrays.enumerated().map { ($1[0], $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Every output of job `array:index`'s quanta, by UUID.

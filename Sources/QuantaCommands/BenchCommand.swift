@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuantaDemo
 import QuantaButler
 import QuantaCore
 

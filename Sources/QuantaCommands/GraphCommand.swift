@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import QuantaDemo
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 import QuantaGraphIO

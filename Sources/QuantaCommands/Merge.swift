@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 import QuantaScheduler

@@ -228,3 +228,11 @@ public enum PathSanitizer {
         return name
     }
 }
+
+extension DataID {
+    /// `{visit: 903334, detector: 42}` from a manifest's or registry's JSON text; the text itself
+    /// when it is not a data ID.
+    public static func describe(json: String) -> String {
+        ((try? DataID(json: json)).map { "{\($0)}" }) ?? json
+    }
+}

@@ -47,11 +47,11 @@ struct FITSHeader: Sendable {
 }
 
 extension TanWCS {
-    static func read(_ f: FITSFile) -> TanWCS? {
+    public static func read(_ f: FITSFile) -> TanWCS? {
         TanWCS(number: { try? f.readDouble(key: $0) }, string: { try? f.readString(key: $0) })
     }
 
-    func write(_ f: FITSFile) throws {
+    public func write(_ f: FITSFile) throws {
         for (k, v) in headerStrings { try f.write(key: k, .string(v)) }
         for (k, v) in headerNumbers { try f.write(key: k, .double(v)) }
     }
@@ -160,19 +160,19 @@ enum SourceTable {
 }
 
 /// The sky map dataset: one tract's tangent plane and its patches, as JSON.
-enum SkyMapFile {
+public enum SkyMapFile {
     struct Fields: Codable {
         var ra: Double, dec: Double, pixelScaleArcsec: Double, patchesX: Int, patchesY: Int, patchSize: Int, overlap: Int
     }
 
-    static func encode(_ m: SkyMap) -> Data {
+    public static func encode(_ m: SkyMap) -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return (try? e.encode(Fields(ra: m.ra, dec: m.dec, pixelScaleArcsec: m.pixelScaleArcsec, patchesX: m.patchesX,
                                      patchesY: m.patchesY, patchSize: m.patchSize, overlap: m.overlap))) ?? Data()
     }
 
-    static func read(_ path: String) throws -> SkyMap {
+    public static func read(_ path: String) throws -> SkyMap {
         guard let data = FileManager.default.contents(atPath: path) else { throw QuantaError(.io, "\(path): cannot read the sky map") }
         let f: Fields
         do { f = try JSONDecoder().decode(Fields.self, from: data) } catch {

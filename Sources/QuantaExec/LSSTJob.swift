@@ -116,7 +116,7 @@ struct LSSTJob {
                 for out in present {
                     let oid = out["id"] as? String ?? ""
                     let path = out["path"] as? String ?? ""
-                    let (size, crc) = try checksum(job.meta.datastoreRoot + "/" + path)
+                    let (size, crc) = try CRC32.file(job.meta.datastoreRoot + "/" + path)
                     let spec = specs[oid]
                     record.outputs.append(OutputRecord(id: oid, type: out["type"] as? String ?? spec?.type ?? "",
                                                        dataID: spec?.dataID.json ?? "[]", run: spec?.run ?? job.meta.outputRun,

@@ -228,7 +228,7 @@ public struct JobRunner: Sendable {
                 guard rename(o.tmp, o.final) == 0 else {
                     throw QuantaError(.io, "cannot rename \(o.tmp) to \(o.final): \(String(cString: strerror(errno)))")
                 }
-                let (size, crc) = try checksum(o.final)
+                let (size, crc) = try CRC32.file(o.final)
                 record.outputs.append(OutputRecord(id: o.spec.id.lowercased, type: o.spec.type, dataID: o.spec.dataID.json,
                                                    run: o.spec.run, path: o.spec.path, size: size, checksum: CRC32.text(crc)))
             }
@@ -272,18 +272,6 @@ func firstErrorLine(_ path: String) -> String? {
     let markers = ["error", "fatal", "exception", "traceback", "failed", "no such file"]
     let hit = lines.first { l in markers.contains { l.lowercased().contains($0) } } ?? lines.last
     return hit.map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
-}
-
-func checksum(_ path: String) throws -> (Int64, UInt32) {
-    guard let h = FileHandle(forReadingAtPath: path) else { throw QuantaError(.io, "\(path): cannot read back the output") }
-    defer { try? h.close() }
-    var crc = CRC32()
-    var size: Int64 = 0
-    while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
-        size += Int64(chunk.count)
-        chunk.withUnsafeBytes { crc.update($0) }
-    }
-    return (size, crc.value)
 }
 
 func hostName() -> String {

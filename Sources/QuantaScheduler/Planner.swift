@@ -1,4 +1,5 @@
 import Foundation
+import QuantaRegistry
 import Mustache
 import QuantaButler
 import QuantaCore

@@ -242,7 +242,7 @@ public struct SubmissionStatus: Sendable, Codable {
         for (k, e) in problems.enumerated() {
             guard let m = full[k], m.index == status.elements[e].index else { continue }
             status.elements[e].quanta = m.quanta.filter { !$0.status.isSuccess }.map {
-                QuantumRow(task: $0.task, dataID: Merger.describe($0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
+                QuantumRow(task: $0.task, dataID: DataID.describe(json: $0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
                            reason: $0.reason, log: $0.log)
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaRegistry
 import Testing
 import QuantaButler
 import QuantaCore

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaRegistry
 import Testing
 @testable import QuantaButler
 @testable import QuantaCore

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 

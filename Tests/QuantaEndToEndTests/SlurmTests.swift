@@ -1,4 +1,5 @@
 import Foundation
+import QuantaDemo
 import Testing
 import QuantaCore
 import QuantaGraphIO

@@ -1,4 +1,6 @@
 import Foundation
+import QuantaExec
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 import QuantaFITS

@@ -1,4 +1,7 @@
 import Foundation
+import QuantaExec
+import QuantaRegistry
+import QuantaButler
 import QuantaCore
 
 /// The raws a synthetic graph reads, as tiny files registered in its input run.

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import QuantaExec
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 import QuantaFITS

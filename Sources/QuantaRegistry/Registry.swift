@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import QuantaButler
 import QuantaCore
 
 /// One registered (or to-be-registered) dataset.

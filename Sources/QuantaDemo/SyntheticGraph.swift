@@ -1,4 +1,8 @@
 import Foundation
+import QuantaExec
+import QuantaRegistry
+import QuantaButler
+import QuantaCore
 
 /// A DRP-shaped graph of any size, for benchmarks and scale tests (issue 6): per-detector chains
 /// (isr → calibrate per visit × detector), a per-visit gather, and per-patch coadds with

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaButler
 import QuantaCore
 
 /// What `quanta plan` checks of a graph against the repository it will run in (issue 12): every

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import QuantaExec
+import QuantaRegistry
 import QuantaButler
 import QuantaCore
 import QuantaFITS
@@ -99,7 +101,7 @@ public enum RawIngest {
                     throw QuantaError(.io, "cannot rename \(tmp) to \(target): \(String(cString: strerror(errno)))")
                 }
             }
-            let (size, crc) = try checksum(target)
+            let (size, crc) = try CRC32.file(target)
             records.append(DatasetRecord(id: stableID(d).lowercased, datasetType: d.datasetType, run: d.run, dataID: d.dataID.json,
                                          path: rel, size: size, checksum: CRC32.text(crc)))
             summary.runs.insert(d.run)

@@ -1,4 +1,5 @@
 import Foundation
+import QuantaButler
 import QuantaCore
 
 /// A job's outputs that the merge already registered (issue 12): a rerun would replace files the
