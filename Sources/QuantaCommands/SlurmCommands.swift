@@ -36,8 +36,7 @@ struct SlurmContext {
     }
 
     func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
-        var s = SlurmSubmitter(dir: dir, plan: plan, account: site?.account, qos: site?.qos, extraOptions: site?.sbatchOptions ?? [],
-                               backend: backend)
+        var s = SlurmSubmitter(dir: dir, plan: plan, site: site, backend: backend)
         // Test hook, not for users: QUANTA_TEST_KILL_AFTER_SUBMITS=N kills this process (SIGKILL, as
         // kill -9 would) right after its N-th sbatch is journaled, so the end-to-end tests can
         // interrupt a round at a known point.

@@ -35,6 +35,9 @@ public struct PlannedArray: Sendable, Codable, Equatable {
     public var retry: RetryPolicy?
     /// Jobs packed side by side into one element (whole-node packing); nil means 1.
     public var packing: Packing?
+    /// The SLURM request its script and every sbatch of it are made from (set by the planner;
+    /// nil in plans made before it).
+    public var request: SlurmRequest?
 
     public var jobsPerElement: Int { packing?.jobsPerElement ?? 1 }
     /// Jobs (manifests, status rows) in this array; `size` counts elements (array task ids).

@@ -31,6 +31,8 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     public var notes: [String]?
     /// The final job's time limit (seconds), as its script's `#SBATCH --time` says.
     public var finalJobWalltime: Int?
+    /// The final job's SLURM request (plans made before it: nil, and the submitter makes one).
+    public var finalJob: SlurmRequest?
 
     public init(submission: String, created: String, graph: String, repo: String, outputRun: String, output: String?,
                 site: String, siteConfig: String, submitConfig: String, quanta: Int, jobs: Int, arrays: [PlannedArray],

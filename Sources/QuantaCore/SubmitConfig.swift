@@ -108,6 +108,9 @@ public struct SubmitConfig: Sendable, Equatable {
     public var lsstMerge: String?
     /// Checks of FITS outputs (`validation`).
     public var validation = ValidationConfig()
+    /// bps's `finalJob` section: the final job's requestMemory, requestCpus, requestWalltime and
+    /// queue/partition (its other bps keys are about HTCondor and are ignored).
+    public var finalJob: TaskSettings?
     /// Keys present in the file that Quanta does not use, as dotted paths.
     public var ignoredKeys: [String]
 
@@ -137,7 +140,7 @@ public struct SubmitConfig: Sendable, Equatable {
     /// Ignored keys that look like slips of the keyboard, with the key meant (`requestMemroy` →
     /// `requestMemory`); other ignored keys are bps keys Quanta has no use for.
     public var misspelledKeys: [(key: String, meant: String)] {
-        let top = TaskSettings.keys.union(BpsConfig.understoodKeys).union(["pipetask", "cluster", "lsstMerge", "validation", "computeSite", "payload"])
+        let top = TaskSettings.keys.union(BpsConfig.understoodKeys).union(["pipetask", "cluster", "lsstMerge", "validation", "computeSite", "payload", "finalJob"])
         return ignoredKeys.compactMap { path in
             let parts = path.split(separator: ".").map(String.init)
             let last = parts.last ?? path
@@ -212,6 +215,12 @@ public struct SubmitConfig: Sendable, Equatable {
                 config.lsstMerge = m
             case "validation":
                 config.validation = try reader.validation(value)
+            case "finalJob":
+                let m = try reader.mapping(value, path: "finalJob")
+                config.finalJob = try reader.settings(m, path: "finalJob.")
+                for k in m.keys.sorted() where !["requestMemory", "requestCpus", "requestWalltime", "queue", "partition"].contains(k) {
+                    reader.ignored.append("finalJob.\(k)")
+                }
             case "computeSite":
                 config.computeSite = try reader.string(value, path: key)
             case "payload":

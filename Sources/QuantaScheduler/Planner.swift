@@ -87,8 +87,10 @@ public enum Planner {
         let clustered = try Clustering.cluster(graph, config: req.config, order: order)
         progress(.arrays)
         var plan = try ArrayPlanner.plan(clustered, site: req.site)
+        let submission = URL(fileURLWithPath: dir.root).lastPathComponent
         for a in plan.arrays.indices {
             plan.arrays[a].retry = RetryPolicy(req.config.settings(forLabel: plan.arrays[a].label))
+            plan.arrays[a].request = SlurmRequest.array(plan.arrays[a], submission: submission, site: req.site)
         }
         let untimed = plan.arrays.filter { $0.resources.walltime == nil }.map(\.label)
         if !untimed.isEmpty && req.site.scheduler == .slurm {
@@ -101,7 +103,6 @@ public enum Planner {
                 throw QuantaError(.io, "\(sub): cannot create (\(error.localizedDescription))")
             }
         }
-        let submission = URL(fileURLWithPath: dir.root).lastPathComponent
         let output = req.output ?? graph.metadata["output"]
         let inputs = (graph.metadata["inputCollections"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         progress(.snapshot)
@@ -124,13 +125,14 @@ public enum Planner {
         // The snapshot and the scripts read the plan and write different files: one core each.
         let mergeDeps = plan.arrays.map { ArrayDependency(array: $0.name, kind: .afterany) }
         let finalPlan = plan
-        let finalWalltime = req.site.finalJobWalltime(partition: req.site.finalJobPartition, outputs: graph.quantumOutputs.count)
+        let finalJob = SlurmRequest.finalJob(submission: submission, site: req.site, settings: req.config.finalJob,
+                                             outputs: graph.quantumOutputs.count)
         _ = try Parallel.both({
             try Snapshot.write(path: dir.snapshot, meta: meta, graph: runGraph, plan: finalPlan, repo: req.repo, tasks: executions)
         }, {
             try AtomicFile.write(req.site.yamlText, to: dir.siteCopy)
             try renderScripts(plan: finalPlan, mergeDependencies: mergeDeps, req: req, submission: submission,
-                              quantumCount: graph.quanta.count, finalWalltime: finalWalltime)
+                              quantumCount: graph.quanta.count, finalJob: finalJob)
         })
         progress(.summary)
 
@@ -143,7 +145,8 @@ public enum Planner {
                                planSeconds: Date().timeIntervalSince(started))
         doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
         doc.notes = notes.isEmpty ? nil : notes
-        doc.finalJobWalltime = finalWalltime
+        doc.finalJobWalltime = finalJob.timeMinutes.map { $0 * 60 }
+        doc.finalJob = finalJob
         try AtomicFile.write(doc.summary, to: dir.planText)
         try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
         return doc
@@ -197,7 +200,7 @@ public enum Planner {
     }
 
     static func renderScripts(plan: ArrayPlan, mergeDependencies: [ArrayDependency], req: PlanRequest,
-                              submission: String, quantumCount: Int, finalWalltime: Int) throws {
+                              submission: String, quantumCount: Int, finalJob: SlurmRequest) throws {
         let site = req.site
         let arrayT = try template("array.sbatch", in: req.templatesDir)
         let mergeT = try template("merge.sbatch", in: req.templatesDir)
@@ -208,10 +211,7 @@ public enum Planner {
             "quantaExecutable": shellQuote(req.quantaPath),
             "siteConfig": req.site.source.replacingOccurrences(of: "\n", with: " "),
             "environment": guardedEnvironment(site),
-            "sbatchOptions": site.sbatchOptions,
         ]
-        if let v = site.account { common["account"] = v }
-        if let v = site.qos { common["qos"] = v }
         if let v = site.umask { common["umask"] = v }
 
         var variable: [String: String] = [:]
@@ -220,23 +220,16 @@ public enum Planner {
             var ctx = common
             ctx["name"] = array.name
             ctx["label"] = PathSanitizer.safeName(array.label)
-            ctx["jobName"] = PathSanitizer.safeName("\(submission).\(array.name)")
+            let request = array.request ?? SlurmRequest.array(array, submission: submission, site: site)
+            ctx["sbatch"] = request.sbatchOptions(stdout: "logs/\(request.logStem).out", stderr: "logs/\(request.logStem).err")
             ctx["arraySpec"] = array.arraySpec
             ctx["size"] = String(array.size)
             ctx["jobs"] = String(array.jobCount)
-            ctx["logStem"] = SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: 0)
             ctx["quanta"] = String(array.quanta)
-            if !array.partition.isEmpty { ctx["partition"] = array.partition }
-            ctx["memoryMB"] = String(array.resources.memoryMB)
-            ctx["cpus"] = String(array.resources.cpus)
-            if req.site.exclusive || req.site.partitions.first(where: { $0.name == array.partition })?.exclusive == true {
-                ctx["exclusive"] = true
-            }
             if let p = array.packing {
                 ctx["packArguments"] = "--pack \(p.jobsPerElement) --pack-jobs \(p.jobs) --pack-cpus \(p.job.cpus)"
                 ctx["packing"] = "\(p.jobsPerElement) jobs side by side per node, each \(Units.memory(p.job.memoryMB)) and \(p.job.cpus) cpu\(p.job.cpus == 1 ? "" : "s")"
             }
-            if let w = array.resources.walltime { ctx["walltime"] = Units.slurmTime(w) }
             try writeScript(arrayT.render(ctx), to: req.submitDir.script(array: array.name))
             variable[array.name] = "job_\(a)"
             var entry: [String: Any] = ["name": array.name, "variable": "job_\(a)"]
@@ -244,10 +237,7 @@ public enum Planner {
             submitArrays.append(entry)
         }
         var mctx = common
-        mctx["jobName"] = PathSanitizer.safeName("\(submission).merge")
-        mctx["logStem"] = SubmitDirectory.mergeLogStem(round: 0)
-        if let p = site.finalJobPartition, !p.isEmpty { mctx["partition"] = p }
-        mctx["walltime"] = Units.slurmTime(finalWalltime)
+        mctx["sbatch"] = finalJob.sbatchOptions(stdout: "logs/\(finalJob.logStem).out", stderr: "logs/\(finalJob.logStem).err")
         try writeScript(mergeT.render(mctx), to: req.submitDir.script(array: "merge"))
 
         var sctx: [String: Any] = [

@@ -277,18 +277,18 @@ public enum AttemptClassifier {
 public struct SlurmSubmitter {
     public let dir: SubmitDirectory
     public let plan: PlanDocument
-    public let site: (account: String?, qos: String?, extraOptions: [String])
+    /// The site as planned, for plans made before requests were kept in plan.json.
+    public let plannedSite: SiteConfig?
     public let backend: any SlurmBackend
     /// Called after each sbatch returns (`journaled` false) and again once its id is journaled,
     /// with how many this call has made; the test hooks QUANTA_TEST_KILL_AFTER_SUBMITS and
     /// QUANTA_TEST_KILL_BEFORE_JOURNAL (read by the commands) kill the process here.
     public var afterSubmit: ((_ count: Int, _ journaled: Bool) -> Void)?
 
-    public init(dir: SubmitDirectory, plan: PlanDocument, account: String?, qos: String?, extraOptions: [String],
-                backend: any SlurmBackend) {
+    public init(dir: SubmitDirectory, plan: PlanDocument, site: SiteConfig?, backend: any SlurmBackend) {
         self.dir = dir
         self.plan = plan
-        site = (account, qos, extraOptions)
+        plannedSite = site
         self.backend = backend
     }
 
@@ -346,8 +346,21 @@ public struct SlurmSubmitter {
         return out
     }
 
-    /// `<submission>.<array>`, `<submission>.final`: what squeue shows, and how `adoptUnrecorded` finds a job.
-    public func jobName(_ array: String) -> String { PathSanitizer.safeName("\(plan.submission).\(array)") }
+    /// An array's request as planned (plans made before requests were kept: made as the planner makes it).
+    func arrayRequest(_ array: PlannedArray) -> SlurmRequest {
+        array.request ?? SlurmRequest.array(array, submission: plan.submission, site: plannedSite)
+    }
+
+    /// The final job's request as planned (or as the planner would make it).
+    var finalRequest: SlurmRequest {
+        plan.finalJob ?? SlurmRequest.finalJob(submission: plan.submission, site: plannedSite, settings: nil, outputs: 0)
+    }
+
+    /// `<submission>.<array>`, `<submission>.merge`: what squeue shows, and how `adoptUnrecorded` finds a job.
+    public func jobName(_ array: String?) -> String {
+        guard let array, let a = plan.arrays.first(where: { $0.name == array }) else { return finalRequest.jobName }
+        return arrayRequest(a).jobName
+    }
 
     /// A kill between slurmctld accepting an sbatch and its id reaching the journal leaves a job
     /// no record names. Before an interrupted round goes on, the controller is asked for this
@@ -358,7 +371,7 @@ public struct SlurmSubmitter {
     public func adoptUnrecorded(_ record: inout SlurmRecord) throws -> UInt32? {
         guard let round = record.rounds.last, round.isInterrupted else { return nil }
         let next = round.unsubmitted.first
-        let name = jobName(next?.array ?? "final")
+        let name = jobName(next?.array)
         var known = record.allJobIDs
         for e in SlurmJournal.read(dir.slurmJournal).entries {
             if let id = e.submitted?.jobID ?? e.jobID { known.insert(id) }
@@ -407,8 +420,8 @@ public struct SlurmSubmitter {
         // walltime is written for another cluster's limits as often as not).
         let limits = (try? backend.partitions()) ?? []
         var capNotes = Set<String>()
-        func time(_ seconds: Int?, partition: String?) -> Int? {
-            guard let minutes = seconds.map({ ($0 + 59) / 60 }) else { return nil }
+        func time(_ minutes: Int?, partition: String?) -> Int? {
+            guard let minutes else { return nil }
             let p = partition.flatMap { n in limits.first { $0.name == n } } ?? limits.first { $0.isDefault }
             guard let p, let max = p.maxTimeMinutes, minutes > max else { return minutes }
             if capNotes.insert(p.name).inserted {
@@ -428,16 +441,14 @@ public struct SlurmSubmitter {
                     let kind = p.jobs == nil ? d.kind.rawValue : DependencyKind.afterany.rawValue
                     deps += ids.map { "\(kind):\($0)" }
                 }
-                let stem = dir.logs + "/" + SubmitDirectory.elementLogStem(array: array.name, element: "%a", packed: array.packing != nil, round: number)
-                var s = SlurmSubmission(script: dir.script(array: array.name),
-                                        name: jobName(array.name),
-                                        array: p.elements, partition: array.partition.isEmpty ? nil : array.partition, memoryMB: p.memoryMB,
-                                        cpus: array.resources.cpus, stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
-                s.exclusive = array.packing != nil
-                s.timeMinutes = time(array.resources.walltime, partition: s.partition)
-                s.account = site.account
-                s.qos = site.qos
-                s.extraOptions = site.extraOptions
+                // The plan's request; a retry round may ask for more memory, and the live partition's
+                // MaxTime caps the time.
+                var request = arrayRequest(array)
+                request.memoryMB = p.memoryMB
+                request.timeMinutes = time(request.timeMinutes, partition: request.partition)
+                let stem = dir.logs + "/" + request.logStem(round: number)
+                var s = SlurmSubmission(script: dir.script(array: array.name), request: request, array: p.elements,
+                                        stdout: stem + ".out", stderr: stem + ".err", workDir: dir.root)
                 s.dependency = deps.isEmpty ? nil : deps.joined(separator: ",")
                 s.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm"]
                 let id = try backend.submit(s)
@@ -449,14 +460,11 @@ public struct SlurmSubmitter {
                 try record.journal(.array(number, .init(p, jobID: id)), in: dir)
                 afterSubmit?(submittedHere, true)
             }
-            var f = SlurmSubmission(script: dir.script(array: "merge"), name: jobName("final"),
-                                    array: nil, partition: plan.arrays.first.flatMap { $0.partition.isEmpty ? nil : $0.partition }, memoryMB: 2048, cpus: 1,
+            var final = finalRequest
+            final.timeMinutes = time(final.timeMinutes, partition: final.partition)
+            var f = SlurmSubmission(script: dir.script(array: "merge"), request: final, array: nil,
                                     stdout: dir.mergeLog(round: number, stream: "out"),
                                     stderr: dir.mergeLog(round: number, stream: "err"), workDir: dir.root)
-            f.timeMinutes = time(plan.finalJobWalltime, partition: f.partition)
-            f.account = site.account
-            f.qos = site.qos
-            f.extraOptions = site.extraOptions
             f.killOnInvalidDependency = false
             f.dependency = queued.isEmpty ? nil : queued.map { "afterany:\($0)" }.joined(separator: ",")
             f.environment = ["QUANTA_ROUND": String(number), "QUANTA_BACKEND": "slurm", "QUANTA_PROGRESS": "0"]

@@ -50,19 +50,14 @@ public struct CLISlurmBackend: SlurmBackend {
 
     /// The sbatch arguments for a submission (options on the command line win over `#SBATCH` lines).
     public static func arguments(_ s: SlurmSubmission) -> [String] {
-        var a = ["--parsable", "--job-name=\(s.name)", "--mem=\(s.memoryMB)M", "--cpus-per-task=\(s.cpus)",
-                 "--ntasks=1", "--nodes=1", "--output=\(s.stdout)", "--error=\(s.stderr)", "--chdir=\(s.workDir)"]
+        // The request's options are the very ones its script's #SBATCH lines hold.
+        var a = ["--parsable"] + s.request.sbatchOptions(stdout: s.stdout, stderr: s.stderr) + ["--chdir=\(s.workDir)"]
         if let v = s.array { a.append("--array=\(v)") }
-        if let v = s.partition { a.append("--partition=\(v)") }
-        if s.exclusive { a.append("--exclusive") }
-        if let v = s.timeMinutes { a.append("--time=\(v)") }
-        if let v = s.account { a.append("--account=\(v)") }
-        if let v = s.qos { a.append("--qos=\(v)") }
         if let v = s.dependency {
             a.append("--dependency=\(v)")
             if s.killOnInvalidDependency { a.append("--kill-on-invalid-dep=yes") }
         }
-        return a + s.extraOptions + [s.script]
+        return a + [s.script]
     }
 
     public func submit(_ s: SlurmSubmission) throws -> UInt32 {

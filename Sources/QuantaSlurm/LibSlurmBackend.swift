@@ -47,8 +47,8 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
     }
 
     public func submit(_ s: SlurmSubmission) throws -> UInt32 {
-        guard s.extraOptions.isEmpty else {
-            throw SlurmError("submitting \(s.name)", "the site's sbatchOptions (\(s.extraOptions.joined(separator: " "))) have no libslurm field; use --backend cli")
+        guard s.request.extraOptions.isEmpty else {
+            throw SlurmError("submitting \(s.name)", "the site's sbatchOptions (\(s.request.extraOptions.joined(separator: " "))) have no libslurm field; use --backend cli")
         }
         let script: String
         do { script = try String(contentsOfFile: s.script, encoding: .utf8) } catch {
@@ -72,9 +72,9 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
         desc.name = c(s.name)
         desc.script = c(script)
         if let a = s.array { desc.array_inx = c(a) }
-        if let p = s.partition { desc.partition = c(p) }
-        if let a = s.account { desc.account = c(a) }
-        if let q = s.qos { desc.qos = c(q) }
+        if let p = s.request.partition { desc.partition = c(p) }
+        if let a = s.request.account { desc.account = c(a) }
+        if let q = s.request.qos { desc.qos = c(q) }
         if let d = s.dependency { desc.dependency = c(d) }
         if s.killOnInvalidDependency { desc.bitflags |= quanta_slurm_kill_inv_dep() }
         desc.work_dir = c(s.workDir)
@@ -85,11 +85,11 @@ public final class LibSlurmBackend: SlurmBackend, @unchecked Sendable {
         desc.min_nodes = 1
         desc.max_nodes = 1
         desc.num_tasks = 1
-        desc.cpus_per_task = UInt16(clamping: s.cpus)
-        desc.min_cpus = UInt32(s.cpus)
-        desc.pn_min_memory = UInt64(s.memoryMB)
-        if s.exclusive { desc.shared = quanta_slurm_job_shared_none() }
-        if let t = s.timeMinutes { desc.time_limit = UInt32(t) }
+        desc.cpus_per_task = UInt16(clamping: s.request.cpus)
+        desc.min_cpus = UInt32(s.request.cpus)
+        desc.pn_min_memory = UInt64(s.request.memoryMB)
+        if s.request.exclusive { desc.shared = quanta_slurm_job_shared_none() }
+        if let t = s.request.timeMinutes { desc.time_limit = UInt32(t) }
         var argv: [UnsafeMutablePointer<CChar>?] = [c(s.script), nil]
 
         var response: UnsafeMutablePointer<submit_response_msg_t>?

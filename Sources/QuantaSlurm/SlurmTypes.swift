@@ -73,19 +73,13 @@ public struct SlurmJobRecord: Sendable, Codable, Equatable {
 }
 
 /// What one `sbatch` of one array needs; both backends honour every field.
+/// One sbatch: a planned request (`SlurmRequest`, from plan.json) and what this submission adds —
+/// the elements, the dependencies, where its logs go this round, the environment.
 public struct SlurmSubmission: Sendable {
     public var script: String
-    public var name: String
+    public var request: SlurmRequest
     /// `0-9%4` or `1,4,7`; nil for a plain job.
     public var array: String?
-    public var partition: String?
-    public var memoryMB: Int
-    public var cpus: Int
-    /// Whole node: `--exclusive`.
-    public var exclusive = false
-    public var timeMinutes: Int?
-    public var account: String?
-    public var qos: String?
     public var stdout: String
     public var stderr: String
     public var workDir: String
@@ -94,17 +88,13 @@ public struct SlurmSubmission: Sendable {
     public var killOnInvalidDependency = true
     /// Extra variables on top of the submitting environment.
     public var environment: [String: String] = [:]
-    /// Site-specific options (`--constraint=…`): only the CLI backend can pass them.
-    public var extraOptions: [String] = []
 
-    public init(script: String, name: String, array: String?, partition: String?, memoryMB: Int, cpus: Int,
-                stdout: String, stderr: String, workDir: String) {
+    public var name: String { request.jobName }
+
+    public init(script: String, request: SlurmRequest, array: String?, stdout: String, stderr: String, workDir: String) {
         self.script = script
-        self.name = name
+        self.request = request
         self.array = array
-        self.partition = partition
-        self.memoryMB = memoryMB
-        self.cpus = cpus
         self.stdout = stdout
         self.stderr = stderr
         self.workDir = workDir

@@ -99,14 +99,14 @@ import QuantaCore
     }
 
     @Test func sbatchArgumentsCarryEveryField() {
-        var s = SlurmSubmission(script: "/d/scripts/a.sbatch", name: "sub.a", array: "1,4%2", partition: "debug", memoryMB: 400,
-                                cpus: 2, stdout: "/d/logs/a.%a.r1.out", stderr: "/d/logs/a.%a.r1.err", workDir: "/d")
+        let request = SlurmRequest(jobName: "sub.a", partition: "debug", memoryMB: 400, cpus: 2, exclusive: true, timeMinutes: 2,
+                                   account: nil, qos: nil, extraOptions: ["--constraint=x"], logStem: "a.%a")
+        var s = SlurmSubmission(script: "/d/scripts/a.sbatch", request: request, array: "1,4%2",
+                                stdout: "/d/logs/a.%a.r1.out", stderr: "/d/logs/a.%a.r1.err", workDir: "/d")
         s.dependency = "afterany:7"
-        s.timeMinutes = 2
-        s.exclusive = true
         let a = CLISlurmBackend.arguments(s)
         for want in ["--array=1,4%2", "--mem=400M", "--cpus-per-task=2", "--dependency=afterany:7", "--kill-on-invalid-dep=yes",
-                     "--time=2", "--exclusive", "--partition=debug", "--output=/d/logs/a.%a.r1.out"] {
+                     "--time=00:02:00", "--exclusive", "--partition=debug", "--output=/d/logs/a.%a.r1.out", "--constraint=x"] {
             #expect(a.contains(want), "\(want) missing from \(a)")
         }
         #expect(a.last == "/d/scripts/a.sbatch")
