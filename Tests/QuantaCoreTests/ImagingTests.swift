@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QuantaExec
+import QuantaCore
 
 /// The imaging core (pure logic): WCS conventions, sky map, survey determinism, ISR, coadd, matching, PNG.
 @Suite struct ImagingTests {
@@ -106,8 +107,42 @@ import Testing
         for y in 0..<300 { for x in 0..<300 { p[x, y] = Float(x + y) } }
         p[0, 0] = .nan
         let png = PNGPreview.encode(p)
-        try Data(png).write(to: URL(fileURLWithPath: "/tmp/imaging_test_300.png"))
         #expect(Array(png[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         #expect(Array(png.suffix(12)) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82])  // IEND + known CRC
+        // Decoded by an independent reader (Python's zlib and struct): every chunk's CRC, the
+        // header, and the pixels — FITS orientation (PNG row 0 is y = 299), NaN black, the stretch
+        // rising with x + y and saturating at the top percentile.
+        let dir = NSTemporaryDirectory() + "quanta-png-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(png).write(to: URL(fileURLWithPath: dir + "/p.png"))
+        let script = """
+        import struct, sys, zlib, json
+        b = open(sys.argv[1], "rb").read()
+        assert b[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+        pos, idat, ihdr = 8, b"", None
+        while pos < len(b):
+            n, = struct.unpack(">I", b[pos:pos + 4]); kind = b[pos + 4:pos + 8]; body = b[pos + 8:pos + 8 + n]
+            crc, = struct.unpack(">I", b[pos + 8 + n:pos + 12 + n])
+            assert zlib.crc32(kind + body) == crc, kind
+            if kind == b"IHDR": ihdr = struct.unpack(">IIBBBBB", body)
+            if kind == b"IDAT": idat += body
+            pos += 12 + n
+        w, h, depth, color = ihdr[:4]
+        raw = zlib.decompress(idat)
+        rows = [raw[r * (w + 1) + 1:(r + 1) * (w + 1)] for r in range(h)]
+        assert all(raw[r * (w + 1)] == 0 for r in range(h))
+        print(json.dumps({"w": w, "h": h, "depth": depth, "color": color, "nan": rows[h - 1][0], "top_right": rows[0][w - 1],
+                          "bottom_row": list(rows[h - 1][:8]), "row_monotonic": all(rows[150][x] <= rows[150][x + 1] for x in range(w - 1))}))
+        """
+        let r = try Spawn.capture("/usr/bin/python3", ["-c", script, dir + "/p.png"])
+        #expect(r.status.succeeded, "\(r.stderr)")
+        let d = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        #expect(d["w"] as? Int == 300 && d["h"] as? Int == 300 && d["depth"] as? Int == 8 && d["color"] as? Int == 0, "\(d)")
+        #expect(d["nan"] as? Int == 0, "the NaN pixel (0, 0) is black, in the PNG's last row: \(d)")
+        #expect(d["top_right"] as? Int == 255, "x + y = 598 is past the 99.5th percentile: \(d)")
+        #expect(d["row_monotonic"] as? Bool == true, "\(d)")
+        let bottom = d["bottom_row"] as? [Int] ?? []
+        #expect(bottom.count == 8 && bottom[1] <= bottom[7] && bottom[7] < 255, "\(bottom)")
     }
 }
