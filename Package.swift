@@ -56,7 +56,15 @@ let package = Package(
         ]),
         .executableTarget(name: "quanta", dependencies: ["QuantaCommands"]),
         .executableTarget(name: "run-quantum", dependencies: ["QuantaExec"]),
-        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaScheduler", "QuantaButler", "QuantaRegistry", "QuantaSlurm", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
+        // Tests mirror the sources: one target per library, the end-to-end suite apart, and the
+        // fixtures they share (a DRP-shaped graph, a test site, temporary directories).
+        .target(name: "QuantaTestSupport", dependencies: ["QuantaCore"], path: "Tests/Support"),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaGraphIOTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaDemo", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaButlerTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaSchedulerTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler", "QuantaSlurm", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaFITSTests", dependencies: ["QuantaCore", "QuantaFITS", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaExecTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS", "QuantaExec", "QuantaTestSupport"]),
         .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
     ],
     swiftLanguageModes: [.v6]

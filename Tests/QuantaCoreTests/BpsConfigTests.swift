@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuantaTestSupport
 import QuantaCore
 
 /// bps submit YAML files as people have them: includes, ${ENV}, {placeholders}, site.<name>.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuantaTestSupport
 @testable import QuantaCore
 
 /// Values a graph or config can carry that must never run anything in a script.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuantaTestSupport
 import QuantaButler
 import QuantaCore
 @testable import QuantaScheduler

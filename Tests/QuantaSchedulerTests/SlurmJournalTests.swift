@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuantaTestSupport
 import QuantaCore
 @testable import QuantaScheduler
 

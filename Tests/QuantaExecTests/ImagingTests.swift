@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import QuantaTestSupport
 @testable import QuantaExec
 import QuantaCore
 

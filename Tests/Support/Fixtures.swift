@@ -2,7 +2,7 @@ import Foundation
 import QuantaCore
 
 /// A small DRP-shaped graph: isr and calibrate per (visit, detector), gather per visit.
-func pipelineGraph(visits: [Int64], detectors: [Int64]) -> QuantumGraph {
+public func pipelineGraph(visits: [Int64], detectors: [Int64]) -> QuantumGraph {
     var b = GraphBuilder(universe: ["instrument", "visit", "detector"], metadata: ["outputRun": "u/test/run1", "output": "u/test"])
     let det = ["instrument", "visit", "detector"], vis = ["instrument", "visit"]
     for (name, dims) in [("raw", det), ("postISR", det), ("calexp", det), ("visitSummary", vis)] {
@@ -28,20 +28,20 @@ func pipelineGraph(visits: [Int64], detectors: [Int64]) -> QuantumGraph {
     return b.graph
 }
 
-func config(_ yaml: String) throws -> SubmitConfig {
+public func config(_ yaml: String) throws -> SubmitConfig {
     try SubmitConfig.parse(yaml, source: "test.yaml")
 }
 
-let testSite = SiteConfig(name: "test", partitions: [
+public let testSite = SiteConfig(name: "test", partitions: [
     Partition(name: "normal", nodes: 10, coresPerNode: 16, memoryPerNodeMB: 64 * 1024, maxWalltime: 86400),
     Partition(name: "bigmem", nodes: 2, coresPerNode: 16, memoryPerNodeMB: 512 * 1024, maxWalltime: 86400),
 ], defaultPartition: "normal", maxArraySize: 1001)
 
 /// The repository root, from this file's path.
-let repoRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public let repoRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
 
-func temporaryDirectory() throws -> String {
+public func temporaryDirectory() throws -> String {
     let dir = NSTemporaryDirectory() + "quanta-test-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir

@@ -1,6 +1,7 @@
 import Foundation
 import QuantaDemo
 import Testing
+import QuantaTestSupport
 import QuantaCore
 import QuantaGraphIO
 

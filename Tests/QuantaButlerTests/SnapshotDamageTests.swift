@@ -1,6 +1,7 @@
 import Foundation
 import QuantaRegistry
 import Testing
+import QuantaTestSupport
 @testable import QuantaButler
 @testable import QuantaCore
 @testable import QuantaGraphIO

@@ -1,6 +1,7 @@
 import Foundation
 import QuantaRegistry
 import Testing
+import QuantaTestSupport
 import QuantaButler
 import QuantaCore
 
