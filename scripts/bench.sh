@@ -58,7 +58,7 @@ jobs=$(seq 0 99)
 t0=$(date +%s.%N)
 for i in $jobs; do "$bin/run-quantum" --submit-dir "$rq/sub" --array isr --index "$i" >/dev/null 2>&1; done
 t1=$(date +%s.%N)
-raw=$(find "$rq/repo/datastore/synth/raw" -type f | head -1)
+raw=$(find "$rq/repo/datastore/synth/raw" -type f -print -quit)  # not "| head -1": find dies of SIGPIPE under pipefail
 for i in $jobs; do /bin/sh -c "cp '$raw' '$rq/x'"; done
 t2=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { j = (b - a) * 10; s = (c - b) * 10;
