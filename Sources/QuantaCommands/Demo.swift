@@ -113,10 +113,10 @@ struct Demo: ParsableCommand {
         if slurm {
             let started = Date()
             let backend = try backendOption.open()
-            let ctx = try SlurmContext(submitDir.root)
+            let ctx = try SubmissionArgument.open(submitDir.root)
             let record = try ctx.submitter(backend).submitAll()
             print("  5. submitted to SLURM with \(backend): \(record.rounds[0].arrays.map { "\($0.array)=\($0.jobID)" }.joined(separator: " ")), final job \(record.rounds[0].finalJob.map(String.init) ?? "-")")
-            let (s, view) = try ctx.wait(backend, poll: 0.5)
+            let (s, view) = try ctx.waitShowingProgress(backend, poll: 0.5)
             status = s
             print("  6. submit to merged: \(String(format: "%.1f", Date().timeIntervalSince(started))) s, \(view?.record.sbatchCalls ?? 0) sbatch calls, \(view?.record.rounds.count ?? 1) round(s)\n")
         } else {

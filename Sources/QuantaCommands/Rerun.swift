@@ -100,7 +100,7 @@ struct Rerun: ParsableCommand {
     func refuseWhatSlurmHolds(array: String, slot: Int) throws {
         let d = SubmitDirectory.named(dir)
         guard SlurmRecord.exists(d), let backend = try? backendOption.open(quiet: true) else { return }
-        let (status, view) = try SlurmContext(dir).status(backend)
+        let (status, view) = try SubmissionArgument.open(dir).status(backend)
         guard view?.note == nil, let row = status.elements.first(where: { $0.array == array && $0.index == slot }),
               row.state == .pending || row.state == .running, let held = row.slurmJob else { return }
         throw QuantaError(.usage, "\(d.root): SLURM holds job \(array):\(slot) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")

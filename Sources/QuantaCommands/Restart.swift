@@ -21,7 +21,7 @@ struct Restart: ParsableCommand {
     var wait = false
 
     func run() throws {
-        let ctx = try SlurmContext(dir)
+        let ctx = try SubmissionArgument.open(dir)
         // Submitted to SLURM, even part-way: never run here what SLURM may hold.
         if SlurmRecord.exists(ctx.dir) {
             try restartOnSlurm(ctx)
@@ -52,7 +52,7 @@ struct Restart: ParsableCommand {
         try LocalRun.finish(summary, complete: after.isComplete)
     }
 
-    func restartOnSlurm(_ ctx: SlurmContext) throws {
+    func restartOnSlurm(_ ctx: Submission) throws {
         let backend = try backendOption.open()
         var record = try ctx.record()
         for note in record.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
@@ -93,9 +93,9 @@ struct Restart: ParsableCommand {
         try waitIfAsked(ctx, backend)
     }
 
-    func waitIfAsked(_ ctx: SlurmContext, _ backend: any SlurmBackend) throws {
+    func waitIfAsked(_ ctx: Submission, _ backend: any SlurmBackend) throws {
         guard wait else { return }
-        let (after, _) = try ctx.wait(backend, poll: 2)
+        let (after, _) = try ctx.waitShowingProgress(backend, poll: 2)
         print(after.render(showElements: false), terminator: "")
         if !after.isComplete { throw ExitCode(1) }
     }

@@ -40,74 +40,37 @@ struct Run: ParsableCommand {
     }
 }
 
-/// Runs the local backend with live progress, shared by run, restart and demo.
+/// The local backend with live progress, shared by run, restart, submit and demo:
+/// `Submission.runLocally` does the work; this draws the progress line.
 enum LocalRun {
-    /// Runs, then retries what the arrays' retry policies allow (as the final job does on SLURM:
-    /// not for exit codes in retryUnlessExit, more memory after out-of-memory), then merges.
     static func execute(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
-        if SlurmRecord.exists(dir) {
-            // Its jobs may be queued or running under SLURM: running them here too would do the work twice.
-            let file = FileManager.default.fileExists(atPath: dir.slurmRecord) ? dir.slurmRecord : dir.slurmJournal
-            throw QuantaError(.usage, "\(file): this submission went to SLURM, which may hold its jobs; follow it with 'quanta status \(shellQuote(dir.root))', resume it with 'quanta restart \(shellQuote(dir.root))' (on SLURM), or 'quanta cancel' it first")
-        }
-        var o = options
-        let merge = o.runMerge
-        o.runMerge = false
         // Before the first job: its logs follow the site's umask.
-        let site = Resources.plannedSite(dir, plan)
-        var total = try executeOnce(dir, plan: plan, options: o)
-        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
-        var round = 0
-        while !total.interrupted {
-            let decision = RetryPlanner.retries(status: try SubmissionStatus.read(dir), plan: plan, site: site)
-            if decision.selection.isEmpty { break }
-            round += 1
-            for line in decision.lines { print("retry \(round): \(line)") }
-            o.only = [:]
-            o.memoryMB = [:]
-            for (array, slots) in decision.selection {
-                for (slot, memory) in slots {
-                    let element = arrays[array]?.element(ofJob: slot) ?? slot
-                    o.only![array, default: []].insert(element)
-                    o.memoryMB[array, default: [:]][element] = memory
-                }
-            }
-            let again = try executeOnce(dir, plan: plan, options: o)
-            total.elements += again.elements
-            total.exitedZero += again.exitedZero
-            total.exitedNonZero += again.exitedNonZero
-            total.skipped += again.skipped
-            total.cancelled += again.cancelled
-            total.interrupted = again.interrupted
-            total.seconds += again.seconds
-        }
-        if merge && !total.interrupted {
-            o.only = [:]
-            o.runMerge = true
-            let m = try executeOnce(dir, plan: plan, options: o)
-            total.merge = m.merge
-            total.seconds += m.seconds
-        }
-        return total
-    }
-
-    static func executeOnce(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
-        let total = options.only?.values.reduce(0) { $0 + $1.count } ?? plan.arrays.reduce(0) { $0 + $1.size }
+        let submission = Submission(dir: dir, plan: plan, site: Resources.plannedSite(dir, plan))
         let progress = Progress("running")
-        var done = 0, failed = 0, running = 0
-        let backend = LocalBackend(dir: dir, plan: plan)
-        let summary = try backend.run(options) { event in
-            switch event {
-            case .started: running += 1
-            case .ended(_, _, let s):
-                running -= 1; done += 1
-                if !s.succeeded { failed += 1 }
-            case .skipped: done += 1
-            case .mergeStarted: progress.stage("merging")
-            case .mergeEnded: progress.done()
-            case .interrupted(let sig, let n):
+        var total = 0, done = 0, failed = 0, running = 0
+        let summary = try submission.runLocally(options) { report in
+            switch report {
+            case .pass(let n):
                 progress.done()
-                StandardStreams.error("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n")
+                total = n; done = 0; failed = 0; running = 0
+                return
+            case .retry(let round, let line):
+                progress.done()
+                print("retry \(round): \(line)")
+                return
+            case .event(let event):
+                switch event {
+                case .started: running += 1
+                case .ended(_, _, let s):
+                    running -= 1; done += 1
+                    if !s.succeeded { failed += 1 }
+                case .skipped: done += 1
+                case .mergeStarted: progress.stage("merging")
+                case .mergeEnded: progress.done()
+                case .interrupted(let sig, let n):
+                    progress.done()
+                    StandardStreams.error("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n")
+                }
             }
             progress.update(done, total, "\(running) running\(failed > 0 ? ", \(failed) exited non-zero" : "")")
         }

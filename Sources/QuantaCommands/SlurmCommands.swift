@@ -22,76 +22,27 @@ struct BackendOption: ParsableArguments {
     }
 }
 
-/// What the SLURM commands share: the plan, the record of submitted jobs, the site.
-struct SlurmContext {
-    let dir: SubmitDirectory
-    let plan: PlanDocument
-    let site: SiteConfig?
-
-    init(_ path: String) throws {
-        dir = SubmitDirectory.named(path)
-        plan = try PlanDocument.read(dir)
-        // The copy kept at plan time first: the site as planned, whatever became of its file.
-        site = Resources.plannedSite(dir, plan)
-    }
-
-    func submitter(_ backend: any SlurmBackend) -> SlurmSubmitter {
-        var s = SlurmSubmitter(dir: dir, plan: plan, site: site, backend: backend)
-        // Test hook, not for users: QUANTA_TEST_KILL_AFTER_SUBMITS=N kills this process (SIGKILL, as
-        // kill -9 would) right after its N-th sbatch is journaled, so the end-to-end tests can
-        // interrupt a round at a known point.
-        // QUANTA_TEST_KILL_BEFORE_JOURNAL=N kills it after the N-th sbatch returned, before its id
-        // is journaled (a job no record names).
-        let env = ProcessInfo.processInfo.environment
-        let after = env["QUANTA_TEST_KILL_AFTER_SUBMITS"].flatMap(Int.init), before = env["QUANTA_TEST_KILL_BEFORE_JOURNAL"].flatMap(Int.init)
-        if after != nil || before != nil {
-            s.afterSubmit = { count, journaled in
-                if count >= (journaled ? after : before) ?? .max { raise(SIGKILL) }
-            }
-        }
-        return s
-    }
-
-    func record() throws -> SlurmRecord {
-        guard let r = try SlurmRecord.read(dir) else {
-            throw QuantaError(.usage, "\(dir.root): not submitted to SLURM (no slurm.json nor slurm-journal.jsonl); submit it with 'quanta submit \(shellQuote(dir.root))' or run it locally with 'quanta run'")
-        }
-        return r
-    }
-
-    /// `cached`: for what a person reads (status, the wait loop), not for decisions.
-    func status(_ backend: (any SlurmBackend)?, backendError: String? = nil, cached: Bool = false,
-                detail: Int = .max) throws -> (SubmissionStatus, SlurmView?) {
-        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir, cached: cached, detail: detail), nil) }
-        var view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
-        if backend == nil {
-            view.note = "SLURM not reachable (\(backendError ?? "no backend")); states come from manifests and remembered records"
-        }
-        return (try SubmissionStatus.read(dir, slurm: view, cached: cached, detail: detail), view)
-    }
-
-    /// Polls until the latest round's final job has ended and no new round was added.
-    func wait(_ backend: any SlurmBackend, poll: Double) throws -> (SubmissionStatus, SlurmView?) {
+extension Submission {
+    /// `wait` with a progress line on a terminal and a plain line per change otherwise.
+    func waitShowingProgress(_ backend: any SlurmBackend, poll: Double) throws -> (SubmissionStatus, SlurmView?) {
         let progress = Progress("waiting")
         var lastLine = ""
-        while true {
-            let (s, view) = try status(backend, cached: true, detail: 20)
-            if let view, !view.isActive {
-                // The final job may just have submitted a retry round.
-                let again = try status(backend, detail: 20)
-                if let v2 = again.1, !v2.isActive, v2.record.rounds.count == view.record.rounds.count {
-                    progress.done()
-                    return again
-                }
-                continue
-            }
-            let done = s.elements.filter { [.succeeded, .failed, .blocked, .cancelled].contains($0.state) }.count
-            let running = s.elements.filter { $0.state == .running }.count
-            let line = "round \((view?.record.rounds.count ?? 1) - 1): \(done)/\(s.elements.count) jobs finished, \(running) running"
-            progress.update(done, s.elements.count, "\(running) running, round \((view?.record.rounds.count ?? 1) - 1)")
+        defer { progress.done() }
+        return try wait(backend, poll: poll) { p in
+            let line = "round \(p.round): \(p.done)/\(p.total) jobs finished, \(p.running) running"
+            progress.update(p.done, p.total, "\(p.running) running, round \(p.round)")
             if !progress.enabled && line != lastLine { print(line); fflush(nil); lastLine = line }
-            usleep(UInt32(poll * 1_000_000))
         }
+    }
+}
+
+/// A submission named on the command line: its directory (or bps's run id), its plan, and the site
+/// as planned, whose umask this process adopts.
+enum SubmissionArgument {
+    static func open(_ path: String) throws -> Submission {
+        let dir = SubmitDirectory.named(path)
+        let plan = try PlanDocument.read(dir)
+        return Submission(dir: dir, plan: plan, site: Resources.plannedSite(dir, plan))
     }
 }
 
@@ -162,7 +113,7 @@ struct Submit: ParsableCommand {
             print(doc.summary, terminator: "")
             dirPath = out
         }
-        let ctx = try SlurmContext(dirPath)
+        let ctx = try SubmissionArgument.open(dirPath)
         if let site = ctx.site, site.scheduler != .slurm {
             // A local site: run it here to the end (merge included), as 'quanta run' does — one command.
             print("Site '\(site.name)' runs locally: running \(ctx.plan.jobs) jobs here (quanta run \(shellQuote(ctx.dir.root)))")
@@ -182,7 +133,7 @@ struct Submit: ParsableCommand {
         if let f = round.finalJob { print("  final (merge, retries)  job \(f)") }
         print("Follow it with: quanta status \(shellQuote(ctx.dir.root))")
         guard wait else { return }
-        let (status, _) = try ctx.wait(backend, poll: poll)
+        let (status, _) = try ctx.waitShowingProgress(backend, poll: poll)
         print(status.render(showElements: false), terminator: "")
         print("Submit to end: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         if !status.isComplete || status.mergeFailed { throw ExitCode(1) }
@@ -197,7 +148,7 @@ struct Cancel: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
-        let ctx = try SlurmContext(dir)
+        let ctx = try SubmissionArgument.open(dir)
         var record = try ctx.record()
         let backend = try backendOption.open()
         // A kill mid-round may have left a job that sbatch queued but no record names yet.
@@ -229,7 +180,7 @@ struct Finalize: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
-        let ctx = try SlurmContext(dir)
+        let ctx = try SubmissionArgument.open(dir)
         let merged = try MergeFailure.recording(ctx.dir) {
             LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
                 : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }

@@ -27,7 +27,7 @@ struct Status: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
-        let ctx = try SlurmContext(dir)
+        let ctx = try SubmissionArgument.open(dir)
         // Submitted to SLURM: one query for every job's state, merged with the manifests.
         var backend: (any SlurmBackend)?
         var backendError: String?
