@@ -50,6 +50,13 @@ enum LSSTMerge {
         return result
     }
 
+    /// Runs `python3 DRIVER ARGS…` in the site's environment (its guarded `environment:` lines), as
+    /// the jobs run it: the clobber before a rerun and the output-run claim.
+    static func runDriver(_ driver: String, _ arguments: [String], site: SiteConfig?) throws -> (status: ExitStatus, stdout: String, stderr: String) {
+        let script = ((site.map(Planner.guardedEnvironment) ?? []) + ["exec python3 \"$@\""]).joined(separator: "\n")
+        return try Spawn.capture("/bin/bash", ["-c", script, "bash", driver] + arguments)
+    }
+
     /// The LSST driver (`python/quanta_lsst/run_job.py`) the plan's jobs run.
     static func driver(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
         guard let array = plan.arrays.first else { return "" }
@@ -96,9 +103,7 @@ enum LSSTClobber {
         let idsFile = dir.lsstClobberFile(stamp: stamp, suffix: "ids.json"), log = dir.lsstClobberFile(stamp: stamp, suffix: "log")
         try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["failed": failed, "unknown": unknown]), to: idsFile)
-        let environment = site.map(Planner.guardedEnvironment) ?? []
-        let script = (environment + ["exec python3 \"$@\""]).joined(separator: "\n")
-        let r = try Spawn.capture("/bin/bash", ["-c", script, "bash", driver, "clobber", plan.repo, plan.graph, idsFile])
+        let r = try LSSTMerge.runDriver(driver, ["clobber", plan.repo, plan.graph, idsFile], site: site)
         try AtomicFile.write(r.stderr + r.stdout, to: log)
         guard r.status.succeeded else {
             throw QuantaError(.registry, "could not remove the stale outputs of the quanta to rerun (\(r.status)); nothing was rerun; see \(log)")

@@ -23,8 +23,7 @@ enum RunClaim {
     /// environment here) is a note, since the merge still refuses what conflicts.
     static func lsst(repo: String, run: String, extend: Bool, site: SiteConfig) throws {
         guard let driver = Resources.lsstDriver else { return }
-        let script = (Planner.guardedEnvironment(site) + ["exec python3 \"$@\""]).joined(separator: "\n")
-        let r = try Spawn.capture("/bin/bash", ["-c", script, "bash", driver, "claim-run", repo, run] + (extend ? ["--extend"] : []))
+        let r = try LSSTMerge.runDriver(driver, ["claim-run", repo, run] + (extend ? ["--extend"] : []), site: site)
         let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         guard let o = try? JSONDecoder().decode(Outcome.self, from: Data(last.utf8)) else {
             let why = r.stderr.split(separator: "\n").last.map(String.init) ?? "\(r.status)"

@@ -29,8 +29,6 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     /// What planning noticed and a person should see (settings for tasks not in the graph, arrays
     /// without a time limit); `warning: ` starts the ones that likely need a fix.
     public var notes: [String]?
-    /// The final job's time limit (seconds), as its script's `#SBATCH --time` says.
-    public var finalJobWalltime: Int?
     /// The final job's SLURM request (plans made before it: nil, and the submitter makes one).
     public var finalJob: SlurmRequest?
 

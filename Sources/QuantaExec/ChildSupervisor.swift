@@ -42,9 +42,9 @@ public enum ChildSupervisor {
                            options: Spawn.Options, memoryLimitMB: Int?, graceSeconds: Double = 2) throws -> Result {
         var o = options
         o.newProcessGroup = true
+        let kernelKillsBefore = KernelOOM.kills()
         let pid = try Spawn.launch(executable, arguments, environment: environment, options: o)
         let watch = Watch(pid: pid, limitMB: memoryLimitMB, ownMB: residentMB(getpid()), grace: graceSeconds)
-        let kernelKillsBefore = KernelOOM.kills()
         let thread = Thread { watch.loop() }
         thread.start()
         var status: Int32 = 0
@@ -62,7 +62,8 @@ public enum ChildSupervisor {
         // command can allocate hundreds of MB in 0.2 s). Its OOM killer counts what it killed; the
         // victim may be a process inside the command, which then exits 137 rather than by signal.
         if oom == nil, status != 0, KernelOOM.kills() > kernelKillsBefore {
-            oom = (max(peak, KernelOOM.limitMB() ?? 0), KernelOOM.limitMB() ?? memoryLimitMB ?? 0)
+            let kernel = KernelOOM.limitMB()
+            oom = (max(peak, kernel ?? 0), kernel ?? memoryLimitMB ?? 0)
         }
         return Result(status: ExitStatus(waitStatus: status), outOfMemory: oom.map { (usedMB: $0.0, limitMB: $0.1) },
                       terminatedBy: terminatedBy, peakRSSMB: peak)
@@ -175,7 +176,10 @@ public enum ChildSupervisor {
         }
 
         /// Processes the kernel OOM-killed in this cgroup and its ancestors so far.
-        static func kills(_ dirs: [String] = cgroupDirs()) -> Int {
+        /// This process's, read once: a job's cgroup does not change while it runs.
+        static let ownDirs = cgroupDirs()
+
+        static func kills(_ dirs: [String] = ownDirs) -> Int {
             var total = 0
             for d in dirs {
                 for file in ["memory.oom_control", "memory.events"] {
@@ -189,7 +193,7 @@ public enum ChildSupervisor {
         }
 
         /// The smallest memory limit on the way to the root, in MB; nil when there is none.
-        static func limitMB(_ dirs: [String] = cgroupDirs()) -> Int? {
+        static func limitMB(_ dirs: [String] = ownDirs) -> Int? {
             var best: Int?
             for d in dirs {
                 for file in ["memory.limit_in_bytes", "memory.max"] {

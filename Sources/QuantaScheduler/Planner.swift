@@ -145,7 +145,6 @@ public enum Planner {
                                planSeconds: Date().timeIntervalSince(started))
         doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
         doc.notes = notes.isEmpty ? nil : notes
-        doc.finalJobWalltime = finalJob.timeMinutes.map { $0 * 60 }
         doc.finalJob = finalJob
         try AtomicFile.write(doc.summary, to: dir.planText)
         try AtomicFile.write(try doc.encoded(), to: dir.planJSON)
