@@ -49,8 +49,7 @@ enum BpsSubmit {
                               templatesDir: try Resources.templates(nil),
                               lsstDriver: Resources.lsstDriver)
         req.extendRun = overrides.extendRun
-        let extend = overrides.extendRun
-        req.claimRun = { run in try RunClaim.lsst(repo: repo.root, run: run, extend: extend, site: site) }
+        req.claimRun = true
         let doc = try Planner.plan(graph, req)
         Plan.reportNotes(doc)
         print(doc.summary, terminator: "")

@@ -122,7 +122,8 @@ struct Demo: ParsableCommand {
         } else {
             var o = LocalBackend.Options()
             o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
-            let s = try LocalRun.execute(submitDir, plan: plan, options: o)
+            let ctx = try SubmissionArgument.open(submitDir.root)
+            let s = try LocalRun.execute(ctx) { try ctx.runLocally(o, progress: $0) }
             summary = s
             print("  5. ran locally in \(String(format: "%.2f", s.seconds)) s (\(s.elements) jobs, \(o.parallel) at a time) and merged\n")
             status = try SubmissionStatus.read(submitDir)

@@ -23,19 +23,11 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let d = SubmitDirectory.named(dir)
-        let plan = try PlanDocument.read(d)
-        _ = Resources.plannedSite(d, plan)
-        if LSSTMerge.isLSST(plan) {
-            Self.report(try MergeFailure.recording(d) { try LSSTMerge.run(d, plan: plan) })
-            return
-        }
+        let ctx = try SubmissionArgument.open(dir)
         let progress = Progress("merging")
-        let r = try MergeFailure.recording(d) {
-            try Merger(dir: d).run(batchSize: batchSize, pauseMilliseconds: batchPauseMs) { done, total in
-                progress.update(done, total)
-                if !progress.enabled { print("committed \(done)/\(total) datasets"); fflush(nil) }
-            }
+        let r = try ctx.merge(batchSize: batchSize, pauseMilliseconds: batchPauseMs) { done, total in
+            progress.update(done, total)
+            if !progress.enabled { print("committed \(done)/\(total) datasets"); fflush(nil) }
         }
         progress.done()
         Self.report(r)

@@ -115,10 +115,7 @@ struct Plan: ParsableCommand {
                               outputRun: options.outputRun, output: options.output,
                               lsstDriver: Resources.lsstDriver)
         req.extendRun = options.extendRun
-        if options.claimRun {
-            let extend = options.extendRun
-            req.claimRun = { run in try RunClaim.lsst(repo: repo.root, run: run, extend: extend, site: site) }
-        }
+        req.claimRun = options.claimRun
         var last = "config"
         let doc = try Planner.plan(graph, req) { stage in
             timings.mark(last)

@@ -23,44 +23,19 @@ struct Restart: ParsableCommand {
     func run() throws {
         let ctx = try SubmissionArgument.open(dir)
         // Submitted to SLURM, even part-way: never run here what SLURM may hold.
-        if SlurmRecord.exists(ctx.dir) {
-            try restartOnSlurm(ctx)
+        guard ctx.isOnSlurm else {
+            var o = LocalBackend.Options()
+            o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
+            let summary = try LocalRun.execute(ctx) { try ctx.restartLocally(o, note: { print($0) }, progress: $0) }
+            let after = try SubmissionStatus.read(ctx.dir)
+            print(after.render(showElements: false), terminator: "")
+            try LocalRun.finish(summary, complete: after.isComplete)
             return
         }
-        let d = ctx.dir
-        let plan = ctx.plan
-        let status = try SubmissionStatus.read(d)
-        if status.elements.contains(where: { $0.state == .running }) {
-            throw QuantaError(.usage, "\(d.root): jobs are still running; wait for them or stop them first")
-        }
-        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
-        var only: [String: Set<Int>] = [:], jobs: [String: Set<Int>] = [:]
-        var count = 0
-        for e in status.elements where e.state != .succeeded {
-            only[e.array, default: []].insert(arrays[e.array]?.element(ofJob: e.index) ?? e.index)
-            jobs[e.array, default: []].insert(e.index)
-            count += 1
-        }
-        try LSSTClobber.prepare(d, plan: plan, site: Resources.plannedSite(d, plan), jobs: jobs)
-        print(count == 0 ? "Every job succeeded; running the merge only." : "Restarting \(count) jobs: \(only.keys.sorted().map { "\($0) ×\(only[$0]!.count)" }.joined(separator: ", "))")
-        var o = LocalBackend.Options()
-        o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
-        o.only = only
-        let summary = try LocalRun.execute(d, plan: plan, options: o)
-        let after = try SubmissionStatus.read(d)
-        print(after.render(showElements: false), terminator: "")
-        try LocalRun.finish(summary, complete: after.isComplete)
-    }
-
-    func restartOnSlurm(_ ctx: Submission) throws {
         let backend = try backendOption.open()
-        var record = try ctx.record()
-        for note in record.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-        if let cut = record.interrupted, !record.cancelled {
-            // `quanta submit` (or a final job) was killed mid-round: finish that round, waiting on what it queued.
-            let before = cut.arrays.count
-            let adopted = try ctx.submitter(backend).completeRound(&record)
-            let round = record.rounds.last!
+        for n in try ctx.record().notes { StandardStreams.error("note: \(n)\n") }
+        switch try ctx.restartOnSlurm(backend, note: { print($0) }) {
+        case .completed(let round, let before, let adopted):
             if let adopted {
                 print("Job \(adopted) was queued when the submission was interrupted, before its id was recorded: adopted, not submitted again.")
             }
@@ -68,32 +43,15 @@ struct Restart: ParsableCommand {
             for a in round.arrays.dropFirst(before) where a.jobID != adopted { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)") }
             print("  final job \(round.finalJob.map(String.init) ?? "-")\(round.finalJob == adopted ? " (adopted)" : "")")
             print("Already queued before the interruption: \(round.arrays.prefix(before).map { "\($0.array) job \($0.jobID)" }.joined(separator: ", "))")
-            return try waitIfAsked(ctx, backend)
+        case .submitted(let round, let count):
+            if count == 0 {
+                print("Every job succeeded; submitted the final job (merge) only: job \(round.finalJob.map(String.init) ?? "-")")
+            } else {
+                print("Round \(round.number): resubmitted \(count) jobs as \(round.arrays.count) arrays with explicit index lists:")
+                for a in round.arrays { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)  \(Units.memory(a.memoryMB))") }
+                print("  final job \(round.finalJob.map(String.init) ?? "-")")
+            }
         }
-        let (status, view) = try ctx.status(backend)
-        // Jobs of a round that was cancelled part-way and never submitted are not SLURM's: they go in this round.
-        let busy = status.elements.filter { ($0.state == .running || $0.state == .pending) && $0.slurmJob != nil }
-        if !busy.isEmpty || view?.isActive == true {
-            throw QuantaError(.usage, "\(ctx.dir.root): \(busy.count) jobs are still pending or running (and the final job has not ended); wait, or 'quanta cancel' first")
-        }
-        let selection = RetryPlanner.restart(status: status, plan: ctx.plan, site: ctx.site)
-        let count = selection.values.reduce(0) { $0 + $1.count }
-        record.cancelled = false
-        try LSSTClobber.prepare(ctx.dir, plan: ctx.plan, site: ctx.site, jobs: selection.mapValues { Set($0.keys) })
-        let number = (record.rounds.last?.number ?? 0) + 1
-        try ctx.submitter(backend).submitRound(&record, number: number, reason: "restart", selection: selection)
-        let round = record.rounds.last!
-        if count == 0 {
-            print("Every job succeeded; submitted the final job (merge) only: job \(round.finalJob.map(String.init) ?? "-")")
-        } else {
-            print("Round \(number): resubmitted \(count) jobs as \(round.arrays.count) arrays with explicit index lists:")
-            for a in round.arrays { print("  \(a.array)  job \(a.jobID)  --array=\(a.elements)  \(Units.memory(a.memoryMB))") }
-            print("  final job \(round.finalJob.map(String.init) ?? "-")")
-        }
-        try waitIfAsked(ctx, backend)
-    }
-
-    func waitIfAsked(_ ctx: Submission, _ backend: any SlurmBackend) throws {
         guard wait else { return }
         let (after, _) = try ctx.waitShowingProgress(backend, poll: 2)
         print(after.render(showElements: false), terminator: "")

@@ -22,33 +22,26 @@ struct Run: ParsableCommand {
     var noMerge = false
 
     func run() throws {
-        let d = SubmitDirectory.named(dir)
-        let plan = try PlanDocument.read(d)
-        if force, let data = FileManager.default.contents(atPath: d.mergeSummary),
-           let merged = try? JSONDecoder().decode(MergeResult.self, from: data), merged.registered + merged.alreadyRegistered > 0 {
-            // Redoing every job would write over files the registry vouches for (issue 13).
-            throw QuantaError(.usage, "\(d.root): the merge registered \(merged.registered + merged.alreadyRegistered) of its outputs; --force would rewrite them in place. Rerun one job with 'quanta rerun \(shellQuote(d.root)) --job ARRAY:INDEX --force --replace', or plan the graph again with a new --output-run")
-        }
+        let ctx = try SubmissionArgument.open(dir)
         var o = LocalBackend.Options()
         o.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
-        o.runQuantumArguments = force ? ["--force"] : []
+        o.force = force
         o.runMerge = !noMerge
-        let summary = try LocalRun.execute(d, plan: plan, options: o)
-        let status = try SubmissionStatus.read(d)
+        let summary = try LocalRun.execute(ctx) { try ctx.runLocally(o, progress: $0) }
+        let status = try SubmissionStatus.read(ctx.dir)
         print(status.render(showElements: false), terminator: "")
         try LocalRun.finish(summary, complete: status.isComplete)
     }
 }
 
-/// The local backend with live progress, shared by run, restart, submit and demo:
-/// `Submission.runLocally` does the work; this draws the progress line.
+/// The local backend with live progress, shared by run, restart, submit and demo: `body` does the
+/// work (`Submission.runLocally`, `restartLocally`); this draws the progress line it reports.
 enum LocalRun {
-    static func execute(_ dir: SubmitDirectory, plan: PlanDocument, options: LocalBackend.Options) throws -> LocalBackend.Summary {
-        // Before the first job: its logs follow the site's umask.
-        let submission = Submission(dir: dir, plan: plan, site: Resources.plannedSite(dir, plan))
+    static func execute(_ submission: Submission,
+                        _ body: (_ progress: (Submission.LocalProgress) -> Void) throws -> LocalBackend.Summary) throws -> LocalBackend.Summary {
         let progress = Progress("running")
         var total = 0, done = 0, failed = 0, running = 0
-        let summary = try submission.runLocally(options) { report in
+        let summary = try body { report in
             switch report {
             case .pass(let n):
                 progress.done()

@@ -119,7 +119,7 @@ struct Submit: ParsableCommand {
             print("Site '\(site.name)' runs locally: running \(ctx.plan.jobs) jobs here (quanta run \(shellQuote(ctx.dir.root)))")
             var o = LocalBackend.Options()
             o.parallel = ProcessInfo.processInfo.activeProcessorCount
-            let summary = try LocalRun.execute(ctx.dir, plan: ctx.plan, options: o)
+            let summary = try LocalRun.execute(ctx) { try ctx.runLocally(o, progress: $0) }
             let status = try SubmissionStatus.read(ctx.dir)
             print(status.render(showElements: false), terminator: "")
             try LocalRun.finish(summary, complete: status.isComplete)
@@ -149,24 +149,11 @@ struct Cancel: ParsableCommand {
 
     func run() throws {
         let ctx = try SubmissionArgument.open(dir)
-        var record = try ctx.record()
-        let backend = try backendOption.open()
-        // A kill mid-round may have left a job that sbatch queued but no record names yet.
-        if record.interrupted != nil, !record.cancelled {
-            // What cannot be adopted must not stop the cancel of what is on record.
-            do {
-                if let id = try ctx.submitter(backend).adoptUnrecorded(&record) {
-                    print("Found job \(id), queued when the submission was interrupted and on no record yet.")
-                }
-            } catch {
-                FileHandle.standardError.write(Data("note: \(error)\n".utf8))
-            }
-        }
-        try record.journal(.cancelled, in: ctx.dir)
-        try record.write(ctx.dir)
-        let ids = record.allJobIDs.sorted().map(String.init)
-        try backend.cancel(ids)
-        print("Cancelled \(ids.count) SLURM jobs (\(ids.joined(separator: " "))).")
+        _ = try ctx.record()
+        let done = try ctx.cancel(try backendOption.open())
+        if let why = done.adoptionProblem { StandardStreams.error("note: \(why)\n") }
+        if let id = done.adopted { print("Found job \(id), queued when the submission was interrupted and on no record yet.") }
+        print("Cancelled \(done.jobIDs.count) SLURM jobs (\(done.jobIDs.map(String.init).joined(separator: " "))).")
         print("What finished stays; register it with 'quanta merge \(shellQuote(ctx.dir.root))', resume with 'quanta restart \(shellQuote(ctx.dir.root))'.")
     }
 }
@@ -181,33 +168,24 @@ struct Finalize: ParsableCommand {
 
     func run() throws {
         let ctx = try SubmissionArgument.open(dir)
-        let merged = try MergeFailure.recording(ctx.dir) {
-            LSSTMerge.isLSST(ctx.plan) ? try LSSTMerge.run(ctx.dir, plan: ctx.plan)
-                : try Merger(dir: ctx.dir).run(batchSize: 10_000, pauseMilliseconds: 0) { _, _ in }
-        }
-        Merge.report(merged)
-        defer { if !merged.refused.isEmpty { StandardStreams.error("quanta finalize: the merge refused \(merged.refused.count) manifest records (see merge-summary.json)\n") } }
-        guard var record = try SlurmRecord.read(ctx.dir) else { return }
-        let backend = try backendOption.open()
-        let live = (try? backend.jobs(arrayJobIDs: record.allJobIDs)) ?? []
-        try SlurmStateStore.remember(live, in: ctx.dir)
-        let (status, _) = try ctx.status(backend)
+        var refused = 0
+        defer { if refused > 0 { StandardStreams.error("quanta finalize: the merge refused \(refused) manifest records (see merge-summary.json)\n") } }
+        let done = try ctx.finalize(backend: { try backendOption.open() }, merged: { r in
+            Merge.report(r)
+            refused = r.refused.count
+        }, note: { print($0) })
+        guard let status = done.status else { return }
         print(status.render(showElements: true), terminator: "")
-        if record.cancelled {
+        if done.cancelled {
             print("Cancelled: nothing is retried.")
             return
         }
-        let decision = RetryPlanner.retries(status: status, plan: ctx.plan, site: ctx.site)
-        for line in decision.lines { print("retry: \(line)") }
-        guard !decision.selection.isEmpty else {
+        for line in done.retryLines { print("retry: \(line)") }
+        guard let round = done.retryRound else {
             print(status.isComplete ? "Every quantum succeeded." : "Nothing left to retry; 'quanta restart' runs the rest after a fix.")
             return
         }
-        let number = (record.rounds.last?.number ?? 0) + 1
-        try LSSTClobber.prepare(ctx.dir, plan: ctx.plan, site: ctx.site, jobs: decision.selection.mapValues { Set($0.keys) })
-        try ctx.submitter(backend).submitRound(&record, number: number, reason: "retry", selection: decision.selection)
-        let round = record.rounds.last!
-        print("Round \(number): resubmitted \(decision.selection.values.reduce(0) { $0 + $1.count }) jobs in \(round.arrays.count) arrays (\(round.arrays.map { "\($0.array)[\($0.elements)] job \($0.jobID)" }.joined(separator: ", "))), final job \(round.finalJob.map(String.init) ?? "-")")
+        print("Round \(round.number): resubmitted \(done.retried) jobs in \(round.arrays.count) arrays (\(round.arrays.map { "\($0.array)[\($0.elements)] job \($0.jobID)" }.joined(separator: ", "))), final job \(round.finalJob.map(String.init) ?? "-")")
     }
 }
 

@@ -17,7 +17,8 @@ public struct LocalBackend: Sendable {
         /// Only these elements (array name → array task ids, not packed job slots); nil runs everything.
         public var only: [String: Set<Int>]?
         /// Extra arguments for run-quantum (e.g. `--force`).
-        public var runQuantumArguments: [String] = []
+        /// Redo jobs that already succeeded (run-quantum's `--force`).
+        public var force = false
         public var runMerge = true
         /// Memory (MB) per element for a retry after out-of-memory: array → element → MB.
         public var memoryMB: [String: [Int: Int]] = [:]
@@ -180,7 +181,7 @@ public struct LocalBackend: Sendable {
                 // (a command whose run-quantum was killed outright) is ended with it.
                 o.newSession = true
                 o.workingDirectory = dir.root
-                let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + options.runQuantumArguments, environment: env, options: o)
+                let pid = try Spawn.launch("/bin/bash", [dir.script(array: arrayName)] + (options.force ? ["--force"] : []), environment: env, options: o)
                 elements[e].state = .running
                 running[pid] = e
                 record(e, .start, "pid \(pid)")

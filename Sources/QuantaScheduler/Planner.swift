@@ -21,9 +21,9 @@ public struct PlanRequest: Sendable {
     public var lsstDriver: String?
     /// Add to an output run that already exists (pipetask's --extend-run).
     public var extendRun = false
-    /// Claims the output run in an LSST repository once the plan is known to be good and before
-    /// anything is written (`quanta submit`; the command layer runs the claim).
-    public var claimRun: (@Sendable (_ outputRun: String) throws -> Void)?
+    /// Claims the output run in an LSST repository (`RunClaim`) once the plan is known to be good
+    /// and before anything is written (`quanta submit`, `quanta plan --claim-run`).
+    public var claimRun = false
 
     public init(graphPath: String, config: SubmitConfig, site: SiteConfig, repo: Repository, submitDir: SubmitDirectory,
                 runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil,
@@ -97,7 +97,7 @@ public enum Planner {
             notes.append("warning: no requestWalltime for \(Array(Set(untimed)).sorted().joined(separator: ", ")): SLURM gives those jobs the partition's default time limit; set requestWalltime (globally, under pipetask.<label> or cluster.<name>)")
         }
 
-        if lsst { try req.claimRun?(outputRun) }
+        if lsst && req.claimRun { try RunClaim.lsst(repo: req.repo.root, run: outputRun, extend: req.extendRun, site: req.site, driver: req.lsstDriver) }
         for sub in [dir.root, dir.scripts, dir.logs, dir.manifests] {
             do { try fm.createDirectory(atPath: sub, withIntermediateDirectories: true) } catch {
                 throw QuantaError(.io, "\(sub): cannot create (\(error.localizedDescription))")

@@ -24,14 +24,14 @@ public enum SlurmJournal {
         public var v = 1
         public var event: Event
         public var round: Int?
-        public var reason: String?
+        public var reason: SlurmRecord.Reason?
         public var backend: String?
         public var at: String?
         public var planned: [SlurmRecord.Planned]?
         public var submitted: SlurmRecord.Submitted?
         public var jobID: UInt32?
 
-        public static func round(_ number: Int, reason: String, backend: String, planned: [SlurmRecord.Planned], at: Date = Date()) -> Entry {
+        public static func round(_ number: Int, reason: SlurmRecord.Reason, backend: String, planned: [SlurmRecord.Planned], at: Date = Date()) -> Entry {
             Entry(event: .round, round: number, reason: reason, backend: backend, at: Timestamp.iso8601(at), planned: planned)
         }
         public static func array(_ number: Int, _ s: SlurmRecord.Submitted) -> Entry { Entry(event: .array, round: number, submitted: s) }
@@ -113,9 +113,9 @@ extension SlurmRecord {
             guard let n = e.round else { return }
             if backend.isEmpty, let b = e.backend { backend = b }
             // A person's restart resumes a cancelled submission (as `quanta restart` always did).
-            if e.reason == "restart" { cancelled = false }
+            if e.reason == .restart { cancelled = false }
             guard at == nil else { return }
-            rounds.append(Round(number: n, reason: e.reason ?? "submit", submittedAt: e.at ?? "", arrays: [], finalJob: nil,
+            rounds.append(Round(number: n, reason: e.reason ?? .submit, submittedAt: e.at ?? "", arrays: [], finalJob: nil,
                                 planned: e.planned ?? []))
         case .array:
             guard let i = at, let s = e.submitted, !rounds[i].arrays.contains(where: { $0.jobID == s.jobID }) else { return }

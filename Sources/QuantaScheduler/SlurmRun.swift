@@ -36,10 +36,19 @@ public struct SlurmRecord: Sendable, Codable {
         }
     }
 
+    /// Why a round was submitted.
+    public enum Reason: String, Sendable, Codable {
+        /// `quanta submit`: round 0, everything as planned.
+        case submit
+        /// The final job's retry policy.
+        case retry
+        /// A person's `quanta restart` (it resumes a cancelled submission).
+        case restart
+    }
+
     public struct Round: Sendable, Codable {
         public var number: Int
-        /// `submit`, `retry` or `restart`.
-        public var reason: String
+        public var reason: Reason
         public var submittedAt: String
         public var arrays: [Submitted]
         public var finalJob: UInt32?
@@ -306,7 +315,7 @@ public struct SlurmSubmitter {
         try preflight()
         var record = try SlurmRecord.read(dir) ?? SlurmRecord(backend: backend.kind.rawValue, rounds: [])
         record.backend = backend.kind.rawValue
-        try submitRound(&record, number: 0, reason: "submit", selection: nil)
+        try submitRound(&record, number: 0, reason: .submit, selection: nil)
         return record
     }
 
@@ -390,7 +399,7 @@ public struct SlurmSubmitter {
 
     /// Submits one round and records it; `selection` nil means everything as planned. The intent
     /// goes to the journal first, then each job id as sbatch returns it.
-    public func submitRound(_ record: inout SlurmRecord, number: Int, reason: String, selection: Selection?) throws {
+    public func submitRound(_ record: inout SlurmRecord, number: Int, reason: SlurmRecord.Reason, selection: Selection?) throws {
         try record.journal(.round(number, reason: reason, backend: backend.kind.rawValue, planned: planRound(selection: selection)), in: dir)
         try submitRest(&record)
     }

@@ -6,8 +6,8 @@ import QuantaSlurm
 /// One submission as a library: what `submit`, `status`, `restart`, `cancel`, `finalize`, `run`
 /// and the wait loop need of a submit directory, for both backends. Commands open one
 /// (`SubmissionArgument.open`) and only translate arguments; progress reaches them by callbacks.
-/// (Issue 15, first step: the SLURM side's shared context and the local retry loop live here now;
-/// restart, rerun, cancel and the LSST merge steps still sit in their commands.)
+/// The steps that change a submission (merge, finalize, cancel, restart, rerun) are in
+/// SubmissionSteps.swift.
 public struct Submission {
     public let dir: SubmitDirectory
     public let plan: PlanDocument
@@ -96,6 +96,11 @@ public struct Submission {
             // Its jobs may be queued or running under SLURM: running them here too would do the work twice.
             let file = FileManager.default.fileExists(atPath: dir.slurmRecord) ? dir.slurmRecord : dir.slurmJournal
             throw QuantaError(.usage, "\(file): this submission went to SLURM, which may hold its jobs; follow it with 'quanta status \(shellQuote(dir.root))', resume it with 'quanta restart \(shellQuote(dir.root))' (on SLURM), or 'quanta cancel' it first")
+        }
+        if options.force, let data = FileManager.default.contents(atPath: dir.mergeSummary),
+           let merged = try? JSONDecoder().decode(MergeResult.self, from: data), merged.registered + merged.alreadyRegistered > 0 {
+            // Redoing every job would write over files the registry vouches for (issue 13).
+            throw QuantaError(.usage, "\(dir.root): the merge registered \(merged.registered + merged.alreadyRegistered) of its outputs; --force would rewrite them in place. Rerun one job with 'quanta rerun \(shellQuote(dir.root)) --job ARRAY:INDEX --force --replace', or plan the graph again with a new --output-run")
         }
         var o = options
         let merge = o.runMerge

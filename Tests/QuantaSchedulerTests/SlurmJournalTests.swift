@@ -32,7 +32,7 @@ import QuantaCore
 
     @Test func aKillMidRoundLeavesTheQueuedArraysOnRecord() throws {
         #expect(try SlurmRecord.read(dir) == nil && !SlurmRecord.exists(dir))
-        try append(.round(0, reason: "submit", backend: "cli", planned: Self.planned))
+        try append(.round(0, reason: .submit, backend: "cli", planned: Self.planned))
         try append(.array(0, submitted("a", 101)))
         // The kill: no slurm.json, the second array's line half-written.
         try appendRaw(#"{"event":"array","round":0,"submitted":{"arr"#)
@@ -65,11 +65,11 @@ import QuantaCore
     @Test func journalEntriesNewerThanSlurmJsonAreFoldedIn() throws {
         // A slurm.json from before the journal existed: round 0, complete.
         let old = SlurmRecord(backend: "libslurm", rounds: [
-            .init(number: 0, reason: "submit", submittedAt: "t0", arrays: [submitted("a", 1), submitted("b", 2)], finalJob: 3),
+            .init(number: 0, reason: .submit, submittedAt: "t0", arrays: [submitted("a", 1), submitted("b", 2)], finalJob: 3),
         ])
         try old.write(dir)
         // The final job's retry round, killed after its first sbatch.
-        try append(.round(1, reason: "retry", backend: "libslurm",
+        try append(.round(1, reason: .retry, backend: "libslurm",
                           planned: [.init(array: "a", jobs: [2], elements: "2", memoryMB: 4096), .init(array: "b", jobs: [2], elements: "2", memoryMB: 2048)]))
         try append(.array(1, .init(.init(array: "a", jobs: [2], elements: "2", memoryMB: 4096), jobID: 10)))
         let r = try #require(try SlurmRecord.read(dir))
@@ -80,7 +80,7 @@ import QuantaCore
         // Cancel, then a person's restart: replayed in order.
         try append(.cancelled)
         #expect(try SlurmRecord.read(dir)?.cancelled == true)
-        try append(.round(2, reason: "restart", backend: "libslurm", planned: []))
+        try append(.round(2, reason: .restart, backend: "libslurm", planned: []))
         #expect(try SlurmRecord.read(dir)?.cancelled == false)
         // A round whose sbatch failed (and whose jobs were cancelled) is void.
         try append(.abandoned(2))
@@ -90,7 +90,7 @@ import QuantaCore
     @Test func anUnreadableSlurmJsonFallsBackToTheJournal() throws {
         try Data("{ not json".utf8).write(to: URL(fileURLWithPath: dir.slurmRecord))
         #expect(throws: QuantaError.self) { try SlurmRecord.read(dir) }
-        try append(.round(0, reason: "submit", backend: "cli", planned: Self.planned))
+        try append(.round(0, reason: .submit, backend: "cli", planned: Self.planned))
         try append(.array(0, submitted("a", 7)))
         let r = try #require(try SlurmRecord.read(dir))
         #expect(r.allJobIDs == [7])

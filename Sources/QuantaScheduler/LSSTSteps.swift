@@ -1,17 +1,16 @@
 import Foundation
 import QuantaButler
 import QuantaCore
-import QuantaScheduler
 
 /// Merging an LSST graph's outputs: the butler's own `transfer-from-graph` (default) or
 /// `aggregate-graph`, with `--register-dataset-types --update-output-chain`, run in the site's
 /// environment; the result lands in merge-summary.json like a native merge's.
-enum LSSTMerge {
-    static func isLSST(_ plan: PlanDocument) -> Bool {
+public enum LSSTMerge {
+    public static func isLSST(_ plan: PlanDocument) -> Bool {
         (try? Repository(root: plan.repo))?.kind == .butler
     }
 
-    static func run(_ dir: SubmitDirectory, plan: PlanDocument) throws -> MergeResult {
+    public static func run(_ dir: SubmitDirectory, plan: PlanDocument) throws -> MergeResult {
         let started = Date()
         let method = plan.lsstMerge ?? "transfer-from-graph"
         var args = [method, plan.graph, plan.repo, "--register-dataset-types", "--update-output-chain"]
@@ -52,20 +51,20 @@ enum LSSTMerge {
 
     /// Runs `python3 DRIVER ARGS…` in the site's environment (its guarded `environment:` lines), as
     /// the jobs run it: the clobber before a rerun and the output-run claim.
-    static func runDriver(_ driver: String, _ arguments: [String], site: SiteConfig?) throws -> (status: ExitStatus, stdout: String, stderr: String) {
+    public static func runDriver(_ driver: String, _ arguments: [String], site: SiteConfig?) throws -> (status: ExitStatus, stdout: String, stderr: String) {
         let script = ((site.map(Planner.guardedEnvironment) ?? []) + ["exec python3 \"$@\""]).joined(separator: "\n")
         return try Spawn.capture("/bin/bash", ["-c", script, "bash", driver] + arguments)
     }
 
     /// The LSST driver (`python/quanta_lsst/run_job.py`) the plan's jobs run.
-    static func driver(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
+    public static func driver(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
         guard let array = plan.arrays.first else { return "" }
         let job = try Snapshot.job(path: dir.snapshot, array: array.name, index: 0)
         return job.quanta.first.flatMap { job.tasks[$0.task]?.command } ?? ""
     }
 
     /// Sets the datastore records' file sizes of the run's datasets (`run_job.py sizes`).
-    static func fixSizes(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
+    public static func fixSizes(_ dir: SubmitDirectory, plan: PlanDocument) throws -> String {
         let driver = try driver(dir, plan: plan)
         guard !driver.isEmpty, let python = Spawn.which("python3") else { return "skipped (no LSST driver or python3)" }
         let r = try Spawn.capture(python, [driver, "sizes", plan.repo, plan.outputRun])
@@ -81,11 +80,21 @@ enum LSSTMerge {
 /// whose metadata exists); every other quantum of the jobs has its outputs removed — pruned from
 /// the butler with their files when the merge registered them (a failed quantum's log is), deleted
 /// when only on disk — so the rerun writes fresh files and no registered file is rewritten in place.
-enum LSSTClobber {
-    /// `jobs`: array → job slots about to run again. Prints what it removed; nothing to do → no Python.
+public enum LSSTClobber {
+    /// What was removed before a rerun, for a person to read.
+    public struct Outcome: Sendable {
+        public var quanta: Int, pruned: Int, deleted: Int, log: String
+        /// Nil when nothing was removed.
+        public var note: String? {
+            pruned + deleted == 0 ? nil
+                : "Removed the stale outputs of \(quanta) quanta to rerun (as pipetask's --clobber-outputs): \(pruned) unregistered from the butler, \(deleted) files deleted; list in \(log)"
+        }
+    }
+
+    /// `jobs`: array → job slots about to run again. Nil when there was nothing to do (no Python ran).
     @discardableResult
-    static func prepare(_ dir: SubmitDirectory, plan: PlanDocument, site: SiteConfig?, jobs: [String: Set<Int>]) throws -> Int {
-        guard LSSTMerge.isLSST(plan), !jobs.isEmpty else { return 0 }
+    public static func prepare(_ dir: SubmitDirectory, plan: PlanDocument, site: SiteConfig?, jobs: [String: Set<Int>]) throws -> Outcome? {
+        guard LSSTMerge.isLSST(plan), !jobs.isEmpty else { return nil }
         var failed: [String] = [], unknown: [String] = []
         let driver = try LSSTMerge.driver(dir, plan: plan)
         for (array, slots) in jobs {
@@ -98,7 +107,7 @@ enum LSSTClobber {
                 }
             }
         }
-        guard !(failed.isEmpty && unknown.isEmpty), !driver.isEmpty else { return 0 }
+        guard !(failed.isEmpty && unknown.isEmpty), !driver.isEmpty else { return nil }
         let stamp = Timestamp.iso8601(Date()).replacingOccurrences(of: ":", with: "")
         let idsFile = dir.lsstClobberFile(stamp: stamp, suffix: "ids.json"), log = dir.lsstClobberFile(stamp: stamp, suffix: "log")
         try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -109,10 +118,6 @@ enum LSSTClobber {
             throw QuantaError(.registry, "could not remove the stale outputs of the quanta to rerun (\(r.status)); nothing was rerun; see \(log)")
         }
         let removed = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: [String]] ?? [:]
-        let pruned = removed["pruned"]?.count ?? 0, deleted = removed["deleted"]?.count ?? 0
-        if pruned + deleted > 0 {
-            print("Removed the stale outputs of \(failed.count + unknown.count) quanta to rerun (as pipetask's --clobber-outputs): \(pruned) unregistered from the butler, \(deleted) files deleted; list in \(log)")
-        }
-        return pruned + deleted
+        return Outcome(quanta: failed.count + unknown.count, pruned: removed["pruned"]?.count ?? 0, deleted: removed["deleted"]?.count ?? 0, log: log)
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import QuantaCore
-import QuantaScheduler
 
 /// Claiming an LSST submission's output RUN collection in the butler repository before any job
 /// starts (issue 14): two submissions given the same run name used to both run, and the second
@@ -10,7 +9,7 @@ import QuantaScheduler
 /// jobs run. A run that already exists is refused unless the person asked to extend it, as
 /// `pipetask --extend-run`. A Quanta repository needs none of this: its merge registers by UUID,
 /// and planning refuses a run that holds datasets.
-enum RunClaim {
+public enum RunClaim {
     struct Outcome: Decodable {
         var claimed: Bool
         var run: String
@@ -19,10 +18,11 @@ enum RunClaim {
         var error: String?
     }
 
-    /// Registers `run` in `repo` or throws why not; a claim that could not be tried at all (no LSST
-    /// environment here) is a note, since the merge still refuses what conflicts.
-    static func lsst(repo: String, run: String, extend: Bool, site: SiteConfig) throws {
-        guard let driver = Resources.lsstDriver else { return }
+    /// Registers `run` in `repo` with `driver` (`run_job.py`; nil when this install has none) or
+    /// throws why not; a claim that could not be tried at all (no LSST environment here) is a note,
+    /// since the merge still refuses what conflicts.
+    public static func lsst(repo: String, run: String, extend: Bool, site: SiteConfig, driver: String?) throws {
+        guard let driver else { return }
         let r = try LSSTMerge.runDriver(driver, ["claim-run", repo, run] + (extend ? ["--extend"] : []), site: site)
         let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         guard let o = try? JSONDecoder().decode(Outcome.self, from: Data(last.utf8)) else {

@@ -1,0 +1,229 @@
+import Foundation
+import QuantaButler
+import QuantaCore
+import QuantaRegistry
+import QuantaSlurm
+
+/// What `merge`, `finalize`, `cancel`, `restart` and `rerun` do to a submission, for both backends.
+/// The commands translate arguments into these calls and print what they return; `note` callbacks
+/// carry what a person should read while the step is still going (before a job's own output).
+extension Submission {
+    /// The graph is an LSST butler repository's: the butler merges it, and a rerun first removes
+    /// the stale outputs of what runs again (`LSSTClobber`).
+    public var isLSST: Bool { LSSTMerge.isLSST(plan) }
+
+    // MARK: merge
+
+    /// Registers what the jobs wrote: Quanta's own idempotent batches, or the butler's
+    /// `transfer-from-graph`/`aggregate-graph` for an LSST repository. A failure is recorded in
+    /// merge-error.json (status shows it) and thrown. `progress(done, total)` in datasets.
+    public func merge(batchSize: Int = 10_000, pauseMilliseconds: Int = 0,
+                      progress: (Int, Int) -> Void = { _, _ in }) throws -> MergeResult {
+        try MergeFailure.recording(dir) {
+            isLSST ? try LSSTMerge.run(dir, plan: plan)
+                : try Merger(dir: dir).run(batchSize: batchSize, pauseMilliseconds: pauseMilliseconds, progress: progress)
+        }
+    }
+
+    // MARK: cancel
+
+    public struct Cancellation: Sendable {
+        /// A job `quanta submit` queued just before it was killed, found and cancelled with the rest.
+        public var adopted: UInt32?
+        /// Why such a job could not be looked for (the cancel of the rest went on).
+        public var adoptionProblem: String?
+        public var jobIDs: [UInt32] = []
+    }
+
+    /// Cancels every SLURM job of every round, the final jobs too, and records it so the final job
+    /// retries nothing; `restart` resumes.
+    public func cancel(_ backend: any SlurmBackend) throws -> Cancellation {
+        var record = try self.record()
+        var out = Cancellation()
+        // A kill mid-round may have left a job that sbatch queued but no record names yet; what
+        // cannot be adopted must not stop the cancel of what is on record.
+        if record.interrupted != nil, !record.cancelled {
+            do { out.adopted = try submitter(backend).adoptUnrecorded(&record) } catch { out.adoptionProblem = "\(error)" }
+        }
+        try record.journal(.cancelled, in: dir)
+        try record.write(dir)
+        out.jobIDs = record.allJobIDs.sorted()
+        try backend.cancel(out.jobIDs.map(String.init))
+        return out
+    }
+
+    // MARK: finalize (the final job)
+
+    public struct Finalization: Sendable {
+        /// Nil when the submission never went to SLURM (a finalize run by hand on a local one).
+        public var status: SubmissionStatus?
+        public var cancelled = false
+        /// One line per job the retry policy resubmits.
+        public var retryLines: [String] = []
+        /// The retry round submitted, if any, and how many jobs it holds.
+        public var retryRound: SlurmRecord.Round?
+        public var retried = 0
+    }
+
+    /// The final job: merges what succeeded (`merged` gets the result before anything else can
+    /// fail), then resubmits what the arrays' retry policies allow as a new round.
+    public func finalize(backend open: () throws -> any SlurmBackend, merged: (MergeResult) -> Void,
+                         note: (String) -> Void = { _ in }) throws -> Finalization {
+        merged(try merge())
+        var out = Finalization()
+        guard var record = try SlurmRecord.read(dir) else { return out }
+        let backend = try open()
+        let live = (try? backend.jobs(arrayJobIDs: record.allJobIDs)) ?? []
+        try SlurmStateStore.remember(live, in: dir)
+        let (status, _) = try self.status(backend)
+        out.status = status
+        if record.cancelled {
+            out.cancelled = true
+            return out
+        }
+        let decision = RetryPlanner.retries(status: status, plan: plan, site: site)
+        out.retryLines = decision.lines
+        guard !decision.selection.isEmpty else { return out }
+        let number = (record.rounds.last?.number ?? 0) + 1
+        if let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: decision.selection.mapValues { Set($0.keys) })?.note { note(n) }
+        try submitter(backend).submitRound(&record, number: number, reason: .retry, selection: decision.selection)
+        out.retryRound = record.rounds.last
+        out.retried = decision.selection.values.reduce(0) { $0 + $1.count }
+        return out
+    }
+
+    // MARK: restart
+
+    public enum SlurmRestart: Sendable {
+        /// A round that `quanta submit` (or a final job) left part-way was completed: its first
+        /// `alreadyQueued` sbatch calls had been made; `adopted` was queued but on no record.
+        case completed(round: SlurmRecord.Round, alreadyQueued: Int, adopted: UInt32?)
+        /// A new round with every job that did not succeed (`jobs` of them; 0: the merge only).
+        case submitted(round: SlurmRecord.Round, jobs: Int)
+    }
+
+    /// Resubmits to SLURM what did not succeed (more memory where memory ran out), or completes an
+    /// interrupted round; refuses while jobs are still pending or running. (What reading the record
+    /// found amiss is in `record().notes`.)
+    public func restartOnSlurm(_ backend: any SlurmBackend, note: (String) -> Void = { _ in }) throws -> SlurmRestart {
+        var record = try self.record()
+        if let cut = record.interrupted, !record.cancelled {
+            // `quanta submit` (or a final job) was killed mid-round: finish that round, waiting on what it queued.
+            let before = cut.arrays.count
+            let adopted = try submitter(backend).completeRound(&record)
+            return .completed(round: record.rounds.last!, alreadyQueued: before, adopted: adopted)
+        }
+        let (status, view) = try self.status(backend)
+        // Jobs of a round that was cancelled part-way and never submitted are not SLURM's: they go in this round.
+        let busy = status.elements.filter { ($0.state == .running || $0.state == .pending) && $0.slurmJob != nil }
+        if !busy.isEmpty || view?.isActive == true {
+            throw QuantaError(.usage, "\(dir.root): \(busy.count) jobs are still pending or running (and the final job has not ended); wait, or 'quanta cancel' first")
+        }
+        let selection = RetryPlanner.restart(status: status, plan: plan, site: site)
+        record.cancelled = false
+        if let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: selection.mapValues { Set($0.keys) })?.note { note(n) }
+        let number = (record.rounds.last?.number ?? 0) + 1
+        try submitter(backend).submitRound(&record, number: number, reason: .restart, selection: selection)
+        return .submitted(round: record.rounds.last!, jobs: selection.values.reduce(0) { $0 + $1.count })
+    }
+
+    /// Runs here what did not succeed (with the retry rounds and the merge of `runLocally`).
+    /// A submission that went to SLURM is refused by `runLocally`; use `restartOnSlurm`.
+    public func restartLocally(_ options: LocalBackend.Options, note: (String) -> Void = { _ in },
+                               progress: (LocalProgress) -> Void = { _ in }) throws -> LocalBackend.Summary {
+        let status = try SubmissionStatus.read(dir)
+        if status.elements.contains(where: { $0.state == .running }) {
+            throw QuantaError(.usage, "\(dir.root): jobs are still running; wait for them or stop them first")
+        }
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        var only: [String: Set<Int>] = [:], jobs: [String: Set<Int>] = [:]
+        var count = 0
+        for e in status.elements where e.state != .succeeded {
+            only[e.array, default: []].insert(arrays[e.array]?.element(ofJob: e.index) ?? e.index)
+            jobs[e.array, default: []].insert(e.index)
+            count += 1
+        }
+        if let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: jobs)?.note { note(n) }
+        note(count == 0 ? "Every job succeeded; running the merge only." : "Restarting \(count) jobs: \(only.keys.sorted().map { "\($0) ×\(only[$0]!.count)" }.joined(separator: ", "))")
+        var o = options
+        o.only = only
+        return try runLocally(o, progress: progress)
+    }
+
+    // MARK: rerun one job
+
+    /// `ARRAY:INDEX` as status lists it, or `LABEL:INDEX` counting across the label's arrays.
+    public func job(_ name: String, _ index: Int) throws -> (array: PlannedArray, slot: Int) {
+        if let array = plan.arrays.first(where: { $0.name == name }) {
+            guard index < array.jobCount else {
+                throw QuantaError(.usage, "array '\(array.name)' has jobs 0-\(array.jobCount - 1); \(index) is outside")
+            }
+            return (array, index)
+        }
+        var offset = index
+        for array in plan.arrays where array.label == name {
+            if offset < array.jobCount { return (array, offset) }
+            offset -= array.jobCount
+        }
+        guard Set(plan.arrays.map(\.label)).contains(name) else {
+            throw QuantaError(.usage, "no array or task label '\(name)' in \(dir.root); arrays are \(plan.arrays.map(\.name).joined(separator: ", "))")
+        }
+        throw QuantaError(.usage, "task '\(name)' has \(plan.arrays.filter { $0.label == name }.reduce(0) { $0 + $1.jobCount }) jobs; \(index) is outside")
+    }
+
+    public struct Rerun: Sendable {
+        /// The job script's exit status.
+        public var exit: ExitStatus
+        public var manifest: Manifest?
+        /// With `replace`: how many registered datasets now carry the new files' size and checksum.
+        public var replaced: Int?
+        /// Registered datasets downstream made from the replaced files.
+        public var stale: [String] = []
+    }
+
+    /// Runs one job in the foreground with the script SLURM runs (its output on this terminal).
+    /// Refuses a job SLURM holds (`backend` is asked only for a submission that went to SLURM; nil:
+    /// SLURM does not answer, and the person decides), and outputs the merge registered unless
+    /// `replace`: then their registry records follow the new files.
+    public func rerun(array: PlannedArray, slot: Int, force: Bool, replace: Bool,
+                      backend: () -> (any SlurmBackend)?, note: (String) -> Void = { _ in }) throws -> Rerun {
+        if isOnSlurm, let backend = backend() {
+            let (status, view) = try self.status(backend)
+            if view?.note == nil, let row = status.elements.first(where: { $0.array == array.name && $0.index == slot }),
+               row.state == .pending || row.state == .running, let held = row.slurmJob {
+                throw QuantaError(.usage, "\(dir.root): SLURM holds job \(array.name):\(slot) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")
+            }
+        }
+        // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
+        // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
+        let latest = (try? Manifest.read(path: dir.manifest(array: array.name, index: slot))) ?? nil
+        let runs = force || latest?.status != .succeeded
+        var registered = runs ? try RegisteredOutputs.of(dir, array: array.name, index: slot) : .none(dir)
+        if !force, let latest {
+            // run-quantum keeps what an earlier attempt made and left intact (--skip-existing): not replaced.
+            let kept = latest.intactQuanta(root: try Snapshot.meta(path: dir.snapshot).datastoreRoot).values.flatMap(\.outputs)
+            registered = registered.excluding(kept: Set(kept.map(\.id)))
+        }
+        if !registered.datasets.isEmpty && !replace {
+            let first = registered.datasets[0]
+            throw QuantaError(.usage, "job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")
+        }
+        if runs, let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: [array.name: [slot]])?.note { note(n) }
+        var env = ProcessInfo.processInfo.environment
+        env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: slot))
+        env["SLURM_SUBMIT_DIR"] = dir.root
+        env["QUANTA_BACKEND"] = "rerun"
+        var o = Spawn.Options()
+        o.workingDirectory = dir.root
+        let exit = try Spawn.run("/bin/bash", [dir.script(array: array.name), "--index", String(slot)] + (force ? ["--force"] : []),
+                                 environment: env, options: o)
+        var out = Rerun(exit: exit)
+        guard exit.succeeded else { return out }
+        out.manifest = try Manifest.read(path: dir.manifest(array: array.name, index: slot))
+        if replace, !registered.datasets.isEmpty, let m = out.manifest {
+            out.replaced = try registered.adopt(m)
+            out.stale = try registered.downstream()
+        }
+        return out
+    }
+}
