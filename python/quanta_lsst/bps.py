@@ -224,9 +224,37 @@ def submit_config(config):
                 clusters[name] = spec
         if clusters:
             out["cluster"] = clusters
+    final = _final_job(config)
+    if final:
+        out["finalJob"] = final
     merge = _value(config, "lsstMerge")
     if merge:
         out["lsstMerge"] = str(merge)
+    return out
+
+
+# The final job's keys Quanta reads (SubmitConfig's finalJob); bps's own finalJob keys (commands,
+# whenRun, concurrencyLimit) belong to its merge command, which Quanta does its own way.
+FINAL_JOB_KEYS = ("requestMemory", "requestCpus", "requestWalltime", "queue")
+
+
+def _final_job(config):
+    """The finalJob keys the person wrote. bps merges its defaults in, and those size the final
+    job for its own aggregate-graph at a data facility (requestCpus 16, requestMemory 32768); taken
+    as written they would ask a small cluster for a node the merge does not need. A value equal to
+    bps's default is the default, whoever wrote it, and Quanta's own final-job default applies."""
+    from lsst.ctrl.bps import BPS_DEFAULTS
+
+    section = _raw_section(config, "finalJob")
+    if section is None:
+        return {}
+    defaults = BPS_DEFAULTS.get("finalJob") or {}
+    out = {}
+    for key in FINAL_JOB_KEYS:
+        if key in set(section.keys()):
+            value = _plain(section[key])
+            if key not in defaults or _plain(defaults[key]) != value:
+                out[key] = value
     return out
 
 

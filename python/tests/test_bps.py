@@ -120,6 +120,8 @@ payload:
         self.assertEqual(out["pipetask"], {"gather": {"requestMemory": 4096, "requestWalltime": "01:00:00"}})
         self.assertEqual(out["cluster"], {"perVisit": {"pipetasks": "isr, calibrate", "dimensions": "visit",
                                                        "requestMemory": 3000}})
+        # bps's defaults size its own final job (requestCpus 16, requestMemory 32768): not copied.
+        self.assertNotIn("finalJob", out)
         # Without dimension clustering bps ignores cluster.*, and so does the plugin.
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "bps.yaml")
@@ -127,6 +129,14 @@ payload:
                 f.write("wmsServiceClass: quanta_lsst.bps.QuantaService\ncluster:\n  perVisit:\n    pipetasks: isr\n    dimensions: visit\n")
             out = bps.submit_config(BpsConfig(path, search_order=BPS_SEARCH_ORDER, defaults=BPS_DEFAULTS))
         self.assertNotIn("cluster", out)
+        # What the person wrote under finalJob is copied; bps's defaults beside it are not.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bps.yaml")
+            with open(path, "w") as f:
+                f.write("wmsServiceClass: quanta_lsst.bps.QuantaService\nfinalJob:\n  requestMemory: 4096\n"
+                        "  requestWalltime: '00:30:00'\n  queue: merge\n")
+            out = bps.submit_config(BpsConfig(path, search_order=BPS_SEARCH_ORDER, defaults=BPS_DEFAULTS))
+        self.assertEqual(out["finalJob"], {"requestMemory": 4096, "requestWalltime": "00:30:00", "queue": "merge"})
 
     def test_resolve_dirs(self):
         with tempfile.TemporaryDirectory() as tmp:
