@@ -17,16 +17,6 @@ import QuantaCore
 /// and last the chunk table: a CRC-32 per `chunkSize` bytes of each section, so a job verifies
 /// only the chunks it reads (a 1M-quantum snapshot is hundreds of MB; a job reads a few records).
 /// Output paths are not stored: the repository's file template makes them when a job reads them.
-/// Little-endian fields appended to bytes: the snapshot's sections and `status-cache.bin`.
-struct ByteWriter {
-    var bytes: [UInt8] = []
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: Int) { u32(UInt32(truncatingIfNeeded: v)) }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func uuid(_ id: UUID) { withUnsafeBytes(of: id.uuid) { bytes.append(contentsOf: $0) } }
-}
-
 enum SnapshotFile {
     static let magic = Array("QSNAP004".utf8)
     /// The format before the producer index (issue 13): read, with no producers (jobs then fall

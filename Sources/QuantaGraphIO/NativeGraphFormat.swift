@@ -11,7 +11,7 @@ public enum NativeGraphFormat {
 
     public static func encode(_ g: QuantumGraph) throws -> [UInt8] {
         var w = ByteWriter()
-        w.bytes(magic)
+        w.append(magic)
         w.u32(version)
         let dimIndex = Dictionary(g.universe.enumerated().map { ($1, UInt32($0)) }, uniquingKeysWith: { a, _ in a })
         func dims(_ names: [String], of what: String) throws -> [UInt32] {
@@ -81,9 +81,9 @@ public enum NativeGraphFormat {
                 s.u32s(g.outputs(of: q).map { UInt32($0) })
             }
         }
-        let crc = CRC32.checksum(w.buffer)
+        let crc = CRC32.checksum(w.bytes)
         w.section("END!") { s in s.u32(crc) }
-        return w.buffer
+        return w.bytes
     }
 
     /// Writes to a temporary name in the same directory, then renames.
@@ -349,105 +349,5 @@ public enum NativeGraphFormat {
     private static func typeName(_ i: UInt32, _ g: QuantumGraph, _ s: ByteReader) throws -> String {
         guard Int(i) < g.datasetTypes.count else { throw s.corrupt("dataset type index \(i) outside the type table") }
         return g.datasetTypes[Int(i)].name
-    }
-}
-
-struct ByteWriter {
-    var buffer: [UInt8] = []
-
-    mutating func bytes(_ b: [UInt8]) { buffer.append(contentsOf: b) }
-    mutating func u8(_ v: UInt8) { buffer.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
-    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    mutating func string(_ s: String) { let u = Array(s.utf8); u32(UInt32(u.count)); bytes(u) }
-    mutating func u32s(_ a: [UInt32]) { u32(UInt32(a.count)); a.forEach { u32($0) } }
-    mutating func uuid(_ id: UUID) { withUnsafeBytes(of: id.uuid) { buffer.append(contentsOf: $0) } }
-
-    mutating func section(_ tag: String, _ body: (inout ByteWriter) -> Void) {
-        try! trySection(tag) { body(&$0) }
-    }
-
-    mutating func trySection(_ tag: String, _ body: (inout ByteWriter) throws -> Void) throws {
-        bytes(Array(tag.utf8))
-        let lengthAt = buffer.count
-        u64(0)
-        let start = buffer.count
-        try body(&self)
-        let length = UInt64(buffer.count - start).littleEndian
-        withUnsafeBytes(of: length) { for (i, b) in $0.enumerated() { buffer[lengthAt + i] = b } }
-    }
-}
-
-/// Little-endian values from a borrowed buffer, bounds-checked against its section.
-struct ByteReader {
-    let raw: UnsafeRawBufferPointer
-    let source: String
-    var offset: Int
-    let end: Int
-    let section: String
-
-    init(raw: UnsafeRawBufferPointer, source: String, offset: Int = 0, end: Int? = nil, section: String = "header") {
-        self.raw = raw
-        self.source = source
-        self.offset = offset
-        self.end = end ?? raw.count
-        self.section = section
-    }
-
-    func corrupt(_ what: String) -> QuantaError {
-        QuantaError(.invalidGraph, "\(source): corrupt section \(section) at byte \(offset): \(what)")
-    }
-
-    @inline(__always) func need(_ n: Int) throws {
-        guard n >= 0, n <= end - offset else {
-            if end == raw.count {
-                throw QuantaError(.invalidGraph, "\(source): truncated: needed \(n) more bytes at byte \(offset) of \(raw.count); the file was cut short — copy or write it again")
-            }
-            throw corrupt("a value runs past the end of the section")
-        }
-    }
-
-    @inline(__always) mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
-        try need(MemoryLayout<T>.size)
-        defer { offset += MemoryLayout<T>.size }
-        return T(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self))
-    }
-
-    mutating func skip(_ n: Int) throws { try need(n); offset += n }
-    mutating func bytes(_ n: Int) throws -> UnsafeRawBufferPointer {
-        try need(n)
-        defer { offset += n }
-        return UnsafeRawBufferPointer(rebasing: raw[offset ..< offset + n])
-    }
-    mutating func u8() throws -> UInt8 { try load(UInt8.self) }
-    mutating func u16() throws -> UInt16 { try load(UInt16.self) }
-    mutating func u32() throws -> UInt32 { try load(UInt32.self) }
-    mutating func u64() throws -> UInt64 { try load(UInt64.self) }
-    mutating func i64() throws -> Int64 { try load(Int64.self) }
-    mutating func string() throws -> String { String(decoding: try bytes(Int(try u32())), as: UTF8.self) }
-    /// A u32 count of records of at least `minBytes` each, checked against what is left of the
-    /// section: a damaged count is an error, not a request for gigabytes (`map` reserves it).
-    mutating func count(minBytes: Int) throws -> Int {
-        let n = Int(try u32())
-        guard n <= (end - offset) / minBytes else { throw corrupt("\(n) entries cannot fit in the \(end - offset) bytes left of the section") }
-        return n
-    }
-    mutating func u32s() throws -> [UInt32] {
-        let n = try count(minBytes: 4)
-        return try (0..<n).map { _ in try u32() }
-    }
-    /// A u32-counted list appended as `Int32`s, without a temporary array.
-    mutating func appendU32s(to out: inout [Int32]) throws {
-        let n = Int(try u32())
-        guard n <= (end - offset) / 4 else { throw corrupt("a list of \(n) entries runs past the end of the section") }
-        for i in 0..<n { out.append(raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: Int32.self).littleEndian) }
-        offset += 4 * n
-    }
-    mutating func uuid() throws -> UUID {
-        try need(16)
-        defer { offset += 16 }
-        return UUID(uuid: raw.loadUnaligned(fromByteOffset: offset, as: uuid_t.self))
     }
 }
