@@ -243,6 +243,7 @@ public struct ManifestCache: Sendable {
         var r: ByteReader
 
         init(_ r: ByteReader) { self.r = r }
+        init(bytes: UnsafeRawBufferPointer) { self.init(ByteReader(raw: bytes, source: "status-cache.bin", section: "status cache")) }
 
         mutating func u8() throws -> UInt8 { try r.u8() }
         mutating func u32() throws -> UInt32 { try r.u32() }

@@ -18,7 +18,9 @@ import QuantaCore
 /// only the chunks it reads (a 1M-quantum snapshot is hundreds of MB; a job reads a few records).
 /// Output paths are not stored: the repository's file template makes them when a job reads them.
 enum SnapshotFile {
-    static let magic = Array("QSNAP004".utf8)
+    static let magic = Array("QSNAP005".utf8)
+    /// Before the binary data IDs (issue 15): the same sections, data IDs as JSON text. Read.
+    static let v4Magic = Array("QSNAP004".utf8)
     /// The format before the producer index (issue 13): read, with no producers (jobs then fall
     /// back to checking their inputs' files).
     static let previousMagic = Array("QSNAP003".utf8)
@@ -51,6 +53,8 @@ enum SnapshotFile {
         var template: String
         var repoKind: String
         var sections: [String: [Int]]
+        /// QSNAP005: the dimension table the binary data IDs index (nil before).
+        var dimensions: [String]? = nil
 
         /// Read by hand: every job reads the header (26 KB for a 1M-quantum plan, one entry per
         /// array), and JSONDecoder took 2–3 ms of run-quantum's lookup. Same result as the Codable form.
@@ -68,7 +72,7 @@ enum SnapshotFile {
             }
             var meta: [String: String]?, tasks: [String: [String?]]?, datasetTypes: [[String]]?, taskLabels: [String]?
             var typeNames: [String]?, storageClasses: [String]?, runs: [String]?, arrays: [[String]]?
-            var template: String?, repoKind: String?, sections: [String: [Int]]?
+            var template: String?, repoKind: String?, sections: [String: [Int]]?, dimensions: [String]?
             try r.object { key, r in
                 switch key {
                 case "meta":
@@ -91,6 +95,7 @@ enum SnapshotFile {
                 case "arrays": arrays = try lists(&r)
                 case "template": template = try r.string()
                 case "repoKind": repoKind = try r.string()
+                case "dimensions": dimensions = try strings(&r)
                 case "sections":
                     var out: [String: [Int]] = [:]
                     try r.object { k, r in
@@ -111,7 +116,7 @@ enum SnapshotFile {
                           taskLabels: try need(taskLabels, "taskLabels"), typeNames: try need(typeNames, "typeNames"),
                           storageClasses: try need(storageClasses, "storageClasses"), runs: try need(runs, "runs"),
                           arrays: try need(arrays, "arrays"), template: try need(template, "template"),
-                          repoKind: try need(repoKind, "repoKind"), sections: try need(sections, "sections"))
+                          repoKind: try need(repoKind, "repoKind"), sections: try need(sections, "sections"), dimensions: dimensions)
         }
     }
 
@@ -175,11 +180,19 @@ enum SnapshotFile {
             }
         }
         locOff.u32(locText.bytes.count)
+        // Data IDs in the binary form the native graph uses, indexing the graph's dimensions (and
+        // any a data ID uses beyond them, e.g. an LSST graph's).
+        var dimensions = graph.universe
+        var dimensionIndex = Dictionary(dimensions.enumerated().map { ($1, UInt32($0)) }, uniquingKeysWith: { a, _ in a })
         var didOff = Buffer(), didText = Buffer()
         didOff.bytes.reserveCapacity(4 * (graph.dataIDs.count + 1))
         for id in graph.dataIDs {
             didOff.u32(didText.bytes.count)
-            id.appendJSON(to: &didText.bytes)
+            for k in id.keys where dimensionIndex[k] == nil {
+                dimensionIndex[k] = UInt32(dimensions.count)
+                dimensions.append(k)
+            }
+            try id.encode(into: &didText, dimensions: dimensionIndex)
         }
         didOff.u32(didText.bytes.count)
         let sections: [(Section, Buffer)] = [(.elemStart, elemStart), (.elemJob, elemJob), (.jobQStart, jobQStart), (.jobQ, jobQ),
@@ -206,7 +219,7 @@ enum SnapshotFile {
                             taskLabels: graph.tasks.map(\.label), typeNames: graph.datasetTypes.map(\.name),
                             storageClasses: graph.datasetTypes.map(\.storageClass), runs: graph.runs,
                             arrays: plan.arrays.map { [$0.name, $0.label] }, template: repo.template, repoKind: repo.kind.rawValue,
-                            sections: offsets)
+                            sections: offsets, dimensions: dimensions)
         var head = Array(try JSONEncoder().encode(header))
         head += [UInt8](repeating: 0x20, count: (8 - head.count % 8) % 8)
         var lead = Buffer()
@@ -273,6 +286,8 @@ enum SnapshotFile {
         private let checksums: Bool
         /// False for a QSNAP003 file (planned before issue 13).
         let hasProducers: Bool
+        /// Reads the binary data IDs; nil for QSNAP003/004, whose data IDs are JSON text.
+        private var dataIDs: DataIDDecoder?
 
         convenience init(_ path: String) throws {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -292,7 +307,8 @@ enum SnapshotFile {
             self.checksums = checksums
             func damaged(_ what: String) -> QuantaError { QuantaError(.io, "\(path): damaged (\(what)); plan the submission again") }
             let v3 = data.count >= prefix && Array(data.prefix(8)) == SnapshotFile.previousMagic
-            guard data.count >= prefix, v3 || Array(data.prefix(8)) == SnapshotFile.magic else {
+            let v4 = data.count >= prefix && Array(data.prefix(8)) == SnapshotFile.v4Magic
+            guard data.count >= prefix, v3 || v4 || Array(data.prefix(8)) == SnapshotFile.magic else {
                 if data.count >= 8, Array(data.prefix(8)) == Array("QSNAP002".utf8) {
                     throw QuantaError(.io, "\(path): a snapshot from an older quanta (QSNAP002, without checksums); plan the submission again")
                 }
@@ -345,6 +361,12 @@ enum SnapshotFile {
             else { throw damaged("section sizes do not match the header") }
             self.header = header
             self.hasProducers = !v3
+            if v3 || v4 {
+                dataIDs = nil
+            } else {
+                guard let d = header.dimensions else { throw damaged("no dimension table in the header") }
+                dataIDs = DataIDDecoder(dimensions: d)
+            }
             self.starts = starts
             self.lengths = lengths
             self.firstChunk = firstChunk
@@ -402,8 +424,21 @@ enum SnapshotFile {
         }
 
         func dataID(_ i: Int) throws -> DataID {
-            let json = try text(.didOff, .didText, i)
-            do { return try DataID(json: json) } catch { throw damaged(.didText, "data ID #\(i) is not one") }
+            guard dataIDs != nil else {
+                let json = try text(.didOff, .didText, i)
+                do { return try DataID(json: json) } catch { throw damaged(.didText, "data ID #\(i) is not one") }
+            }
+            let a = try u32(.didOff, i), b = try u32(.didOff, i + 1)
+            guard a <= b else { throw damaged(.didOff, "offsets out of order") }
+            try check(.didText, a, b - a)
+            let off = start(.didText)
+            let id: DataID? = data.withUnsafeBytes { raw in
+                var r = ByteReader(raw: raw, source: path, offset: off + a, end: off + b, section: Section.didText.name)
+                guard let id = try? dataIDs!.decode(&r), r.atEnd else { return nil }
+                return id
+            }
+            guard let id else { throw damaged(.didText, "data ID #\(i) is not one") }
+            return id
         }
 
         var meta: SnapshotMeta { Snapshot.meta(from: header.meta) }

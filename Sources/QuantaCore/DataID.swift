@@ -103,24 +103,82 @@ public struct DataID: Hashable, Sendable, Comparable, CustomStringConvertible {
         out.append(UInt8(ascii: "]"))
     }
 
+    /// The canonical text form back (`json`'s inverse), read by the shared JSON scanner.
     public init(json: String) throws {
-        guard let data = json.data(using: .utf8),
-              let array = try JSONSerialization.jsonObject(with: data) as? [[Any]]
-        else { throw QuantaError(.io, "not a data ID: \(json)") }
-        var pairs: [(String, DimensionValue)] = []
-        for item in array {
-            guard item.count == 2, let key = item[0] as? String else {
-                throw QuantaError(.io, "not a data ID: \(json)")
+        var text = json
+        let parsed: [(String, DimensionValue)]? = text.withUTF8 { utf8 in
+            var r = JSONReader(UnsafeRawBufferPointer(utf8))
+            var pairs: [(String, DimensionValue)] = []
+            do {
+                try r.array { r in
+                    var key: String?, value: DimensionValue?, n = 0
+                    try r.array { r in
+                        n += 1
+                        if n == 1 { key = try r.string() }
+                        else if n == 2 { value = r.peekIsString ? .string(try r.string()) : .int(Int64(try r.int())) }
+                        else { try r.skip(); key = nil }
+                    }
+                    guard n == 2, let key, let value else { throw JSONScanError(message: "not a pair") }
+                    pairs.append((key, value))
+                }
+                try r.end()
+            } catch { return nil }
+            return pairs
+        }
+        guard let parsed else { throw QuantaError(.io, "not a data ID: \(json)") }
+        self.init(parsed)
+    }
+}
+
+extension DataID {
+    /// The binary form, shared by the native graph (`.qgn`) and the snapshot: a u16 pair count,
+    /// then per pair a u16 index into the file's dimension table, a u8 kind (0 integer, 1 string)
+    /// and the value (i64, or a u32-counted UTF-8 string).
+    public func encode(into w: inout ByteWriter, dimensions: [String: UInt32]) throws {
+        w.u16(UInt16(truncatingIfNeeded: keys.count))
+        for i in keys.indices {
+            guard let d = dimensions[keys[i]], d <= UInt32(UInt16.max) else {
+                throw QuantaError(.invalidGraph, "data ID {\(self)} uses dimension '\(keys[i])', which is not in the universe")
             }
-            if let s = item[1] as? String {
-                pairs.append((key, .string(s)))
-            } else if let n = item[1] as? NSNumber {
-                pairs.append((key, .int(n.int64Value)))
-            } else {
-                throw QuantaError(.io, "not a data ID: \(json)")
+            w.u16(UInt16(d))
+            switch values[i] {
+            case .int(let n): w.u8(0); w.i64(n)
+            case .string(let str): w.u8(1); w.string(str)
             }
         }
-        self.init(pairs)
+    }
+}
+
+/// Reads data IDs in their binary form (`DataID.encode`). Data IDs of one dataset type share one
+/// key array, as the graph's do.
+public struct DataIDDecoder {
+    public let dimensions: [String]
+    var keyLists: [[UInt16]: [String]] = [:]
+    var indices: [UInt16] = []
+
+    public init(dimensions: [String]) { self.dimensions = dimensions }
+
+    public mutating func decode(_ s: inout ByteReader) throws -> DataID {
+        let k = Int(try s.u16())
+        indices.removeAll(keepingCapacity: true)
+        var values: [DimensionValue] = []
+        values.reserveCapacity(k)
+        for _ in 0..<k {
+            let d = try s.u16()
+            guard Int(d) < dimensions.count else { throw s.corrupt("dimension index \(d) outside the universe") }
+            indices.append(d)
+            switch try s.u8() {
+            case 0: values.append(.int(try s.i64()))
+            case 1: values.append(.string(try s.string()))
+            case let kind: throw s.corrupt("unknown data ID value kind \(kind)")
+            }
+        }
+        let keys: [String]
+        if let known = keyLists[indices] { keys = known } else {
+            keys = indices.map { dimensions[Int($0)] }
+            keyLists[indices] = keys
+        }
+        return DataID(keys: keys, values: values)
     }
 }
 

@@ -42,6 +42,11 @@ public struct JSONReader {
 
     public mutating func string() throws -> String { try s.string("a string") }
 
+    /// Whether the next value is a string (nothing consumed).
+    public var peekIsString: Bool {
+        mutating get { (try? s.peek("a value")) == UInt8(ascii: "\"") }
+    }
+
     public mutating func int() throws -> Int {
         let at = s.i
         let v = try s.integer()

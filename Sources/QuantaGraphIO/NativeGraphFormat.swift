@@ -53,17 +53,7 @@ public enum NativeGraphFormat {
         w.section("RUNS") { s in s.u32(UInt32(g.runs.count)); g.runs.forEach { s.string($0) } }
         try w.trySection("DIDS") { s in
             s.u32(UInt32(g.dataIDs.count))
-            for id in g.dataIDs {
-                s.u16(UInt16(id.keys.count))
-                for (k, v) in id.pairs {
-                    guard let d = dimIndex[k] else { throw QuantaError(.invalidGraph, "data ID {\(id)} uses dimension '\(k)', which is not in the universe") }
-                    s.u16(UInt16(d))
-                    switch v {
-                    case .int(let n): s.u8(0); s.i64(n)
-                    case .string(let str): s.u8(1); s.string(str)
-                    }
-                }
-            }
+            for id in g.dataIDs { try id.encode(into: &s, dimensions: dimIndex) }
         }
         w.section("DSET") { s in
             s.u32(UInt32(g.datasets.count))
@@ -279,30 +269,8 @@ public enum NativeGraphFormat {
         guard n <= (s.end - s.offset) / 2 else { throw s.corrupt("\(n) data IDs cannot fit in the section") }
         var out: [DataID] = []
         out.reserveCapacity(n)
-        var keyLists: [[UInt16]: [String]] = [:]
-        var indices: [UInt16] = []
-        for _ in 0..<n {
-            let k = Int(try s.u16())
-            indices.removeAll(keepingCapacity: true)
-            var values: [DimensionValue] = []
-            values.reserveCapacity(k)
-            for _ in 0..<k {
-                let d = try s.u16()
-                guard Int(d) < universe.count else { throw s.corrupt("dimension index \(d) outside the universe") }
-                indices.append(d)
-                switch try s.u8() {
-                case 0: values.append(.int(try s.i64()))
-                case 1: values.append(.string(try s.string()))
-                case let kind: throw s.corrupt("unknown data ID value kind \(kind)")
-                }
-            }
-            let keys: [String]
-            if let known = keyLists[indices] { keys = known } else {
-                keys = indices.map { universe[Int($0)] }
-                keyLists[indices] = keys
-            }
-            out.append(DataID(keys: keys, values: values))
-        }
+        var decoder = DataIDDecoder(dimensions: universe)
+        for _ in 0..<n { out.append(try decoder.decode(&s)) }
         return out
     }
 

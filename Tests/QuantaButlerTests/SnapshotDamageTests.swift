@@ -134,13 +134,33 @@ import QuantaScheduler
         #expect(inputs > 0)
     }
 
+    /// A QSNAP004 snapshot (data IDs as JSON text, before the binary form the native graph uses)
+    /// is still read, to the same jobs, quanta and data IDs as the same graph planned today.
+    @Test func aSnapshotWithTextDataIDsIsStillRead() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/snapshot").path
+        let v4 = corpus + "/seed-synth-v4.bin", v5 = corpus + "/seed-synth.bin"
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: v4)).prefix(8)) == Array("QSNAP004".utf8))
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: v5)).prefix(8)) == Array("QSNAP005".utf8))
+        func shape(_ path: String) throws -> [String] {
+            try Snapshot.jobs(path: path).flatMap { job in
+                try Snapshot.job(path: path, array: job.array, index: job.index).quanta.map { q in
+                    "\(job.array):\(job.index) \(q.task) \(q.dataID.json) in \(q.inputs.map { "\($0.type)\($0.dataID.json)" }.sorted()) out \(q.outputs.map { "\($0.type)\($0.dataID.json)" }.sorted())"
+                }
+            }
+        }
+        let old = try shape(v4), new = try shape(v5)
+        #expect(!old.isEmpty && old.count == new.count)
+        #expect(old == new)
+    }
+
     @Test func writtenReadOnlyUnderItsName() throws {
         let dir = try temporaryDirectory()
         let path = try Self.writeSnapshot(dir)
         var st = stat()
         #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o444)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        #expect(Array(bytes.prefix(8)) == Array("QSNAP004".utf8))
+        #expect(Array(bytes.prefix(8)) == Array("QSNAP005".utf8))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["repo", "snapshot.bin"])
     }
 }
