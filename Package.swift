@@ -35,7 +35,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "QuantaScheduler", dependencies: [
-            "QuantaCore", "QuantaButler", "QuantaRegistry", "QuantaSlurm",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaSlurm",
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
         // What run-quantum runs: commands, built-in FITS tasks, LSST jobs, output checks.

@@ -40,20 +40,6 @@ struct PlanOptions: ParsableArguments {
     }
 }
 
-/// What planning a graph takes, typed: the flags of `quanta plan`, and what `submit` and `demo`
-/// pass when they plan (they never build another command's argv).
-struct PlanInputs {
-    var repo: String
-    var config: String?
-    var site = "local"
-    var bpsSite: String?
-    var outputRun: String?
-    var output: String?
-    var templates: String?
-    var extendRun = false
-    var claimRun = false
-}
-
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cluster a graph into SLURM job arrays and write a submit directory.",
@@ -82,51 +68,36 @@ struct Plan: ParsableCommand {
         }
     }
 
-    /// Keys Quanta does not use, once; the ones that look misspelled as warnings with the key meant.
-    static func reportKeys(_ config: SubmitConfig) {
-        let misspelled = config.misspelledKeys
-        for (key, meant) in misspelled {
-            StandardStreams.error("warning: \(config.source): \(key) is not a key Quanta knows; did you mean \(meant)? (ignored)\n")
-        }
-        let rest = config.ignoredKeys.filter { k in !misspelled.contains { $0.key == k } }
-        if !rest.isEmpty {
-            StandardStreams.error("note: \(config.source): ignoring keys Quanta does not use: \(rest.joined(separator: ", "))\n")
-        }
-    }
-
-    static func reportNotes(_ doc: PlanDocument) {
-        for n in doc.notes ?? [] { StandardStreams.error(n.hasPrefix("warning: ") ? "\(n)\n" : "note: \(n)\n") }
-    }
-
+    /// Plans with progress on a terminal, notices on stderr (info on stdout), and with
+    /// QUANTA_TIMINGS=1 seconds per stage on stderr (the benchmarks read them). `quiet`: no notices.
     static func plan(graphPath: String, options: PlanInputs, out: String, quiet: Bool = false) throws -> PlanDocument {
         let progress = Progress("planning")
-        progress.stage("reading \(graphPath)")
-        // QUANTA_TIMINGS=1: seconds per stage on stderr (the benchmarks read them).
         let timings = StageTimer(enabled: ProcessInfo.processInfo.environment["QUANTA_TIMINGS"] == "1")
-        let graph = try GraphFile.read(path: graphPath)
-        timings.mark("read")
-        let config = try options.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
-        if !quiet { Self.reportKeys(config) }
-        let site = try Resources.site(options.site, bpsSite: options.bpsSite)
-        let repo = try Repository(root: options.repo)
-        var req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: repo,
-                              submitDir: SubmitDirectory(out), runQuantumPath: Resources.runQuantum,
-                              quantaPath: Resources.executable, templatesDir: try Resources.templates(options.templates),
-                              outputRun: options.outputRun, output: options.output,
-                              lsstDriver: Resources.lsstDriver)
-        req.extendRun = options.extendRun
-        req.claimRun = options.claimRun
         var last = "config"
-        let doc = try Planner.plan(graph, req) { stage in
-            timings.mark(last)
-            last = stage.rawValue
-            progress.stage(stage.rawValue)
+        let doc = try PlanService.plan(graphPath: graphPath, options, out: out, notice: { if !quiet { show($0) } }) { p in
+            switch p {
+            case .reading(let path): progress.stage("reading \(path)")
+            case .read: timings.mark("read")
+            case .stage(let stage):
+                timings.mark(last)
+                last = stage.rawValue
+                progress.stage(stage.rawValue)
+            }
         }
         timings.mark(last)
         timings.report()
         progress.done()
-        if !quiet { reportNotes(doc) }
         return doc
+    }
+
+    /// A planning notice as a person reads it.
+    static func show(_ notice: PlanNotice) {
+        switch notice {
+        case .warning(let text): StandardStreams.error("warning: \(text)\n")
+        case .note(let text): StandardStreams.error("note: \(text)\n")
+        case .info(let text): print(text)
+        case .summary(let text): print(text, terminator: "")
+        }
     }
 }
 

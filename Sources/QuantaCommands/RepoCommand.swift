@@ -4,6 +4,7 @@ import QuantaDemo
 import QuantaRegistry
 import QuantaButler
 import QuantaCore
+import QuantaScheduler
 import QuantaExec
 
 struct RepoCommand: ParsableCommand {
@@ -18,7 +19,7 @@ struct RepoCommand: ParsableCommand {
         var site = "local"
 
         func run() throws {
-            _ = try Resources.site(site)
+            _ = try Installation.site(site)
             let repo = try Repository.create(at: path)
             print("Created repository \(repo.root) (registry \(repo.registryPath), datastore \(repo.datastoreRoot))")
         }

@@ -5,20 +5,36 @@ import Foundation
 import QuantaButler
 import QuantaCore
 import QuantaGraphIO
-import QuantaScheduler
 
-/// `quanta submit bps.yaml`: a bps submit file as people already have it. The graph is the file's
+/// Planning from a bps submit file (`quanta submit bps.yaml`, campaigns): a bps submit file as people already have it. The graph is the file's
 /// `qgraphFile`, or is built with `pipetask qgraph` from `pipelineYaml` and the payload; the site is
 /// `quantaSite`, `site-configs/<computeSite>.yaml`, or `site.<computeSite>` mapped to SLURM terms.
-enum BpsSubmit {
+public enum BpsPlanning {
     /// bps submit's command-line flags: each wins over the YAML's value, as in bps.
-    struct Overrides {
-        var butlerConfig: String?, pipeline: String?, input: String?, output: String?, outputRun: String?, dataQuery: String?
-        var configs: [String] = [], configFiles: [String] = []
-        var extendRun = false
+    public struct Overrides: Sendable {
+        public var butlerConfig: String?, pipeline: String?, input: String?, output: String?, outputRun: String?, dataQuery: String?
+        public var configs: [String] = [], configFiles: [String] = []
+        public var extendRun = false
+
+        public init(butlerConfig: String? = nil, pipeline: String? = nil, input: String? = nil, output: String? = nil,
+                    outputRun: String? = nil, dataQuery: String? = nil, configs: [String] = [], configFiles: [String] = [],
+                    extendRun: Bool = false) {
+            self.butlerConfig = butlerConfig
+            self.pipeline = pipeline
+            self.input = input
+            self.output = output
+            self.outputRun = outputRun
+            self.dataQuery = dataQuery
+            self.configs = configs
+            self.configFiles = configFiles
+            self.extendRun = extendRun
+        }
     }
 
-    static func plan(bpsPath: String, site siteOverride: String?, out: String?, overrides: Overrides = Overrides()) throws -> String {
+    /// Plans a bps submit file (building its graph first unless it names one) into a new submit
+    /// directory, claiming the output run; returns the directory.
+    public static func plan(bpsPath: String, site siteOverride: String?, out: String?, overrides: Overrides = Overrides(),
+                            notice: (PlanNotice) -> Void) throws -> SubmitDirectory {
         var bps = try BpsConfig.load(path: bpsPath, validate: false)
         bps.apply(butlerConfig: overrides.butlerConfig, pipelineYaml: overrides.pipeline, inCollection: overrides.input,
                   output: overrides.output, outputRun: overrides.outputRun, dataQuery: overrides.dataQuery)
@@ -27,13 +43,13 @@ enum BpsSubmit {
         if bps.qgraphFile != nil && (overrides.pipeline != nil || overrides.dataQuery != nil || !bps.qgraphConfigs.isEmpty) {
             throw QuantaError(.usage, "\(bpsPath): qgraphFile names an existing graph; -p, -d, -c, -C and extraQgraphOptions build one")
         }
-        Plan.reportKeys(bps.submit)
+        PlanService.reportKeys(bps.submit, notice)
         var repoPath = bps.butlerConfig!
         if repoPath.hasSuffix(".yaml") { repoPath = URL(fileURLWithPath: repoPath).deletingLastPathComponent().path }
         let repo = try Repository(root: repoPath)
-        let site = try chooseSite(bps, override: siteOverride)
+        let site = try chooseSite(bps, override: siteOverride, notice: notice)
         if siteOverride == nil, bps.quantaSite == nil, site.source.hasSuffix("(site.\(site.name))") {
-            print(BpsSubmit.describeSiteMapping(site, source: bps.source))
+            notice(.info(describeSiteMapping(site, source: bps.source)))
         }
         let (outputRun, submitDir) = try claim(bps, out: out)
         let graphPath: String
@@ -41,26 +57,27 @@ enum BpsSubmit {
             graphPath = g
         } else {
             graphPath = submitDir.root + "/graph.qg"
-            try buildGraph(bps, repo: repo.root, outputRun: outputRun, extendRun: overrides.extendRun, into: graphPath, log: submitDir.root + "/qgraph.log")
+            try buildGraph(bps, repo: repo.root, outputRun: outputRun, extendRun: overrides.extendRun, into: graphPath,
+                           log: submitDir.root + "/qgraph.log", notice: notice)
         }
         let graph = try GraphFile.read(path: graphPath)
         var req = PlanRequest(graphPath: graphPath, config: bps.submit, site: site, repo: repo, submitDir: submitDir,
-                              runQuantumPath: Resources.runQuantum, quantaPath: Resources.executable,
-                              templatesDir: try Resources.templates(nil),
-                              lsstDriver: Resources.lsstDriver)
+                              runQuantumPath: Installation.runQuantum, quantaPath: Installation.executable,
+                              templatesDir: try Installation.templates(nil),
+                              lsstDriver: Installation.lsstDriver)
         req.extendRun = overrides.extendRun
         req.claimRun = true
         let doc = try Planner.plan(graph, req)
-        Plan.reportNotes(doc)
-        print(doc.summary, terminator: "")
-        return submitDir.root
+        PlanService.reportNotes(doc, notice)
+        notice(.summary(doc.summary))
+        return submitDir
     }
 
     /// The submit directory, claimed with one exclusive `mkdir` before anything is built in it, and
     /// the output run named with it. Four per-band submissions started in the same second get the
     /// same `{timestamp}`: the first takes the name, the others `…-2`, `…-3` (run and directory
     /// alike), so no two share a graph, a directory or a run (issue 14).
-    static func claim(_ bps: BpsConfig, out: String?) throws -> (outputRun: String, dir: SubmitDirectory) {
+    public static func claim(_ bps: BpsConfig, out: String?) throws -> (outputRun: String, dir: SubmitDirectory) {
         let base = bps.outputRun ?? "\(bps.output ?? "u/quanta")/run"
         let cwd = FileManager.default.currentDirectoryPath
         let path = out ?? bps.submitPath ?? cwd + "/submit/" + base
@@ -85,7 +102,7 @@ enum BpsSubmit {
     }
 
     /// One line per bps site key saying what it became, for the person who wrote `site.<name>`.
-    static func describeSiteMapping(_ site: SiteConfig, source: String) -> String {
+    public static func describeSiteMapping(_ site: SiteConfig, source: String) -> String {
         guard let p = site.partitions.first else { return "" }
         var lines = ["site.\(site.name) of \(source) mapped to a \(site.scheduler == .slurm ? "SLURM" : "local") site:"]
         lines.append("  nodes \(p.nodes), cores_per_node \(p.coresPerNode), mem_per_node \(p.memoryPerNodeMB / 1024) GB → partition '\(p.name.isEmpty ? "(SLURM's default)" : p.name)' of \(p.nodes) nodes × \(p.coresPerNode) cores × \(Units.memory(p.memoryPerNodeMB)): each job asks for its own requestCpus/requestMemory within one node (no pilot jobs)")
@@ -99,16 +116,16 @@ enum BpsSubmit {
         return lines.joined(separator: "\n")
     }
 
-    static func chooseSite(_ bps: BpsConfig, override: String?) throws -> SiteConfig {
-        if let name = override ?? bps.quantaSite { return try Resources.site(name) }
-        if let name = bps.computeSite, let dir = try? Resources.folder("site-configs", marker: "local.yaml"),
+    public static func chooseSite(_ bps: BpsConfig, override: String?, notice: (PlanNotice) -> Void) throws -> SiteConfig {
+        if let name = override ?? bps.quantaSite { return try Installation.site(name) }
+        if let name = bps.computeSite, let dir = try? Installation.folder("site-configs", marker: "local.yaml"),
            FileManager.default.fileExists(atPath: "\(dir)/\(name).yaml") {
-            return try Resources.site(name)
+            return try Installation.site(name)
         }
         let memMB = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
         if let s = try bps.site(machine: (ProcessInfo.processInfo.activeProcessorCount, memMB)) {
             if !s.ignoredKeys.isEmpty {
-                StandardStreams.error("note: \(bps.source): site.\(s.name): ignoring \(s.ignoredKeys.joined(separator: ", "))\n")
+                notice(.note("\(bps.source): site.\(s.name): ignoring \(s.ignoredKeys.joined(separator: ", "))"))
             }
             return s
         }
@@ -117,7 +134,8 @@ enum BpsSubmit {
 
     /// `pipetask qgraph` from the bps file's pipeline and payload, with datastore records so jobs
     /// never need the registry.
-    static func buildGraph(_ bps: BpsConfig, repo: String, outputRun: String, extendRun: Bool = false, into path: String, log: String) throws {
+    public static func buildGraph(_ bps: BpsConfig, repo: String, outputRun: String, extendRun: Bool = false, into path: String, log: String,
+                                  notice: (PlanNotice) -> Void) throws {
         let env = ProcessInfo.processInfo.environment
         guard let pipetask = Spawn.which("pipetask") ?? env["QUANTA_LSST_VENV"].map({ "\($0)/bin/pipetask" }).flatMap({
             FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
@@ -140,7 +158,7 @@ enum BpsSubmit {
                 args.append(option)
             }
         }
-        print("Building the graph: pipetask \(args.map(shellQuote).joined(separator: " "))")
+        notice(.info("Building the graph: pipetask \(args.map(shellQuote).joined(separator: " "))"))
         let started = Date()
         let r = try Spawn.capture(pipetask, args)
         try AtomicFile.write("$ pipetask \(args.map(shellQuote).joined(separator: " "))\n\(r.stdout)\(r.stderr)", to: log)
@@ -148,6 +166,6 @@ enum BpsSubmit {
             let line = r.stderr.split(separator: "\n").last { $0.contains("rror") } ?? r.stderr.split(separator: "\n").last ?? "\(r.status)"
             throw QuantaError(.planning, "pipetask qgraph failed: \(line); full output in \(log)")
         }
-        print("  built \(path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        notice(.info("  built \(path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"))
     }
 }
