@@ -49,8 +49,15 @@ let package = Package(
         // cfitsio (issue 5): long names are macros, wrapped in shim.h; the library is dlopen()ed on first use.
         .systemLibrary(name: "CFITSIO", providers: [.apt(["libcfitsio-dev"])]),
         .target(name: "QuantaFITS", dependencies: ["QuantaCore", "CFITSIO"]),
+        // Campaigns (issue 16): the campaign file, its schedule, the campaign database and the tick
+        // that advances campaigns through PlanService and Submission.
+        .target(name: "QuantaCampaign", dependencies: [
+            "QuantaCore", "QuantaButler", "QuantaRegistry", "QuantaScheduler",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign",
             "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -65,6 +72,7 @@ let package = Package(
         .testTarget(name: "QuantaSchedulerTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler", "QuantaSlurm", "QuantaTestSupport"]),
         .testTarget(name: "QuantaFITSTests", dependencies: ["QuantaCore", "QuantaFITS", "QuantaTestSupport"]),
         .testTarget(name: "QuantaExecTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS", "QuantaExec", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaCampaignTests", dependencies: ["QuantaCore", "QuantaCampaign", "QuantaTestSupport"]),
         .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
     ],
     swiftLanguageModes: [.v6]
