@@ -18,7 +18,8 @@ public enum CampaignFile {
             throw QuantaError(.invalidConfig, "\(path): cannot read the campaign file")
         }
         var spec = try parse(String(decoding: data, as: UTF8.self), source: path)
-        spec.source = path
+        // Absolute: ticks run from cron in another directory.
+        spec.source = URL(fileURLWithPath: path).standardizedFileURL.path
         return spec
     }
 

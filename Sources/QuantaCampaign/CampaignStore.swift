@@ -76,6 +76,8 @@ public final class CampaignStore: Sendable {
         public var submitDir: String
         public var outputRun: String
         public var updatedAt: String
+        /// The last change's reason: quantum counts, or why it could not be submitted.
+        public var detail: String?
     }
 
     public struct Event: Sendable, Equatable {
@@ -129,7 +131,7 @@ public final class CampaignStore: Sendable {
                 PRIMARY KEY (campaign, run, step), FOREIGN KEY (campaign, run) REFERENCES run(campaign, number));
             CREATE TABLE IF NOT EXISTS grp (
                 campaign TEXT NOT NULL, run INTEGER NOT NULL, step TEXT NOT NULL, grp TEXT NOT NULL,
-                state TEXT NOT NULL, submit_dir TEXT NOT NULL, output_run TEXT NOT NULL, updated_at TEXT NOT NULL,
+                state TEXT NOT NULL, submit_dir TEXT NOT NULL, output_run TEXT NOT NULL, updated_at TEXT NOT NULL, detail TEXT,
                 PRIMARY KEY (campaign, run, step, grp));
             CREATE TABLE IF NOT EXISTS event (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, campaign TEXT NOT NULL,
@@ -267,8 +269,8 @@ public final class CampaignStore: Sendable {
 
     public func setGroup(campaign: String, run: Int, step: String, group: String, _ state: GroupState, actor: String, why: String) throws {
         try db.write { db in
-            try db.execute(sql: "UPDATE grp SET state = ?, updated_at = ? WHERE campaign = ? AND run = ? AND step = ? AND grp = ?",
-                           arguments: [state.rawValue, Self.now(), campaign, run, step, group])
+            try db.execute(sql: "UPDATE grp SET state = ?, updated_at = ?, detail = ? WHERE campaign = ? AND run = ? AND step = ? AND grp = ?",
+                           arguments: [state.rawValue, Self.now(), why.isEmpty ? nil : Redact.urls(why), campaign, run, step, group])
             try Self.log(db, campaign: campaign, run: run, step: step, group: group, actor: actor, what: "group \(group) \(state.rawValue)\(why.isEmpty ? "" : ": \(why)")")
         }
     }
@@ -281,7 +283,7 @@ public final class CampaignStore: Sendable {
             return try Row.fetchAll(db, sql: sql + " ORDER BY rowid", arguments: StatementArguments(args.map(\.databaseValue))).map {
                 GroupRow(campaign: $0["campaign"], run: $0["run"], step: $0["step"], group: $0["grp"],
                          state: GroupState(rawValue: $0["state"]) ?? .failed, submitDir: $0["submit_dir"],
-                         outputRun: $0["output_run"], updatedAt: $0["updated_at"])
+                         outputRun: $0["output_run"], updatedAt: $0["updated_at"], detail: $0["detail"])
             }
         }
     }

@@ -13,4 +13,15 @@ public enum Timestamp {
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
+
+    /// The inverse of `iso8601` (nil for other text).
+    public static func parse(_ text: String) -> Date? {
+        let f = text.split(whereSeparator: { "-T:Z".contains($0) }).compactMap { Int32($0) }
+        guard f.count == 6, text.hasSuffix("Z") else { return nil }
+        var parts = tm()
+        parts.tm_year = f[0] - 1900; parts.tm_mon = f[1] - 1; parts.tm_mday = f[2]
+        parts.tm_hour = f[3]; parts.tm_min = f[4]; parts.tm_sec = f[5]
+        let t = timegm(&parts)
+        return t == -1 ? nil : Date(timeIntervalSince1970: TimeInterval(t))
+    }
 }

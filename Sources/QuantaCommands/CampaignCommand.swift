@@ -1,0 +1,242 @@
+import ArgumentParser
+import Foundation
+import QuantaCampaign
+import QuantaCore
+import QuantaScheduler
+
+/// `quanta campaign …`: whole productions from one file (docs/campaigns.md).
+struct CampaignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "campaign",
+        abstract: "Campaigns: ordered steps, gates and schedules from one file (docs/campaigns.md).",
+        subcommands: [CampaignValidate.self, CampaignRun.self, CampaignTick.self, CampaignStatus.self, CampaignApprove.self,
+                      CampaignReject.self, CampaignPause.self, CampaignResume.self, CampaignLog.self, CampaignList.self])
+}
+
+/// `--db` for every campaign command.
+struct CampaignDatabaseOption: ParsableArguments {
+    @Option(name: .long, help: "The campaign database (default: $QUANTA_DB, else ~/.quanta/campaigns.sqlite).")
+    var db: String?
+
+    func open() throws -> CampaignStore { try CampaignStore(path: db ?? CampaignStore.defaultPath) }
+
+    /// A registered campaign's spec, read from its file.
+    func spec(_ name: String, in store: CampaignStore) throws -> CampaignSpec {
+        guard let c = try store.campaign(name) else {
+            let known = try store.campaigns().map(\.name)
+            let hint = DidYouMean.suggestion(for: name, among: known).map { "; did you mean '\($0)'?" } ?? (known.isEmpty ? "" : "; known: \(known.joined(separator: ", "))")
+            throw QuantaError(.usage, "no campaign '\(name)' in \(store.path)\(hint)")
+        }
+        return try CampaignFile.load(path: c.file)
+    }
+
+    func engine(_ store: CampaignStore, actor: String, backend: BackendOption) -> CampaignEngine {
+        CampaignEngine(store: store, actor: actor, backend: { try backend.open(quiet: true) }, note: { print($0); fflush(nil) })
+    }
+}
+
+var person: String { ProcessInfo.processInfo.environment["USER"] ?? NSUserName() }
+
+struct CampaignValidate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a campaign file; print its steps.")
+    @Argument(help: "Campaign file (YAML).") var file: String
+
+    func run() throws {
+        let spec = try CampaignFile.load(path: file)
+        print("\(file): campaign \(spec.name) on \(spec.repository) (site \(spec.site)), \(spec.steps.count) steps:")
+        for s in spec.steps {
+            print("  \(s.name): \(s.work.summary)\(s.after.isEmpty ? "" : " after \(s.after.joined(separator: ", "))")\(s.gate.map { " gate: \($0.summary)" } ?? "")")
+        }
+        if let c = spec.schedule { print("  schedule: \(c)\(c.next(after: Date()).map { ", next \(Timestamp.iso8601($0))" } ?? "")") }
+        if let r = spec.retention { print("  retention: keep \(r.keep)") }
+    }
+}
+
+struct CampaignRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Register a campaign file and run it here until it finishes or needs a person.",
+        discussion: "Starts a run unless one is in progress; exit 0 when the run succeeded, 2 when it waits for a person, 1 when it failed.")
+    @Argument(help: "Campaign file (YAML).") var file: String
+    @OptionGroup var database: CampaignDatabaseOption
+    @OptionGroup var backendOption: BackendOption
+    @Option(name: .long, help: "Seconds between looks at SLURM jobs.") var poll = 5.0
+
+    func run() throws {
+        let spec = try CampaignFile.load(path: file)
+        let store = try database.open()
+        let engine = database.engine(store, actor: "run", backend: backendOption)
+        let number = try engine.start(spec)
+        print("campaign \(spec.name): run \(number) (database \(store.path))")
+        while true {
+            // Under the tick lock, so a cron tick and this never act on the campaign at once.
+            guard let state = try store.withTickLock(holder: "campaign run \(spec.name)", { _ in try engine.advance(spec, run: number) }) else {
+                Thread.sleep(forTimeInterval: poll)
+                continue
+            }
+            if state != .running {
+                print(try CampaignReport.render(spec, store: store))
+                switch state {
+                case .succeeded: return
+                case .held: throw ExitCode(2)
+                default: throw ExitCode(1)
+                }
+            }
+            Thread.sleep(forTimeInterval: poll)
+        }
+    }
+}
+
+struct CampaignTick: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tick",
+        abstract: "One bounded round for every campaign: start runs that are due, advance the others; then exit (for cron).")
+    @OptionGroup var database: CampaignDatabaseOption
+    @OptionGroup var backendOption: BackendOption
+    @Option(name: .long, help: "Act as if it were this time (ISO 8601, e.g. 2026-12-01T03:00:00Z): for testing schedules.") var now: String?
+
+    func run() throws {
+        let store = try database.open()
+        let at = try now.map { t -> Date in
+            guard let d = Timestamp.parse(t) else { throw ValidationError("--now: '\(t)' is not a time like 2026-12-01T03:00:00Z") }
+            return d
+        } ?? Date()
+        guard let lines = try database.engine(store, actor: "tick", backend: backendOption).tick(now: at) else {
+            print("another tick is running (\(store.path)); nothing done")
+            return
+        }
+        for l in lines { print(l) }
+    }
+}
+
+struct CampaignStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "A campaign's runs, steps and groups at a glance.")
+    @Argument(help: "Campaign name.") var name: String
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws {
+        let store = try database.open()
+        print(try CampaignReport.render(try database.spec(name, in: store), store: store))
+    }
+}
+
+struct CampaignApprove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approve", abstract: "Pass a step held at a manual gate (or an empty step); the run goes on at the next tick.")
+    @Argument(help: "Campaign name.") var name: String
+    @Argument(help: "Step name.") var step: String
+    @OptionGroup var database: CampaignDatabaseOption
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let store = try database.open()
+        try database.engine(store, actor: person, backend: backendOption).decide(try database.spec(name, in: store), step: step, approve: true)
+        print("approved \(name) \(step); 'quanta campaign tick' (or the next scheduled one) goes on")
+    }
+}
+
+struct CampaignReject: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reject", abstract: "Fail a step held at a manual gate; its run fails.")
+    @Argument(help: "Campaign name.") var name: String
+    @Argument(help: "Step name.") var step: String
+    @OptionGroup var database: CampaignDatabaseOption
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let store = try database.open()
+        let spec = try database.spec(name, in: store)
+        let engine = database.engine(store, actor: person, backend: backendOption)
+        try engine.decide(spec, step: step, approve: false)
+        if let run = try store.runs(campaign: name).last {
+            _ = try store.withTickLock(holder: "reject \(name)") { _ in try engine.advance(spec, run: run.number) }
+        }
+        print("rejected \(name) \(step)")
+    }
+}
+
+struct CampaignPause: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Ticks leave the campaign alone until 'resume' (what is submitted keeps running).")
+    @Argument(help: "Campaign name.") var name: String
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws { try database.open().setPaused(name, true, actor: person) }
+}
+
+struct CampaignResume: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Ticks advance the campaign again.")
+    @Argument(help: "Campaign name.") var name: String
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws { try database.open().setPaused(name, false, actor: person) }
+}
+
+struct CampaignLog: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "log", abstract: "The activity log: who or what changed what, when.")
+    @Argument(help: "Campaign name.") var name: String
+    @Option(name: .long, help: "Only the last N entries.") var last: Int?
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws {
+        let store = try database.open()
+        for e in try store.events(campaign: name, limit: last ?? .max) {
+            print("\(e.at)  \(e.actor.padding(toLength: 8, withPad: " ", startingAt: 0))  \(e.run.map { "run \($0)  " } ?? "")\(e.what)")
+        }
+    }
+}
+
+struct CampaignList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Campaigns in the database with their latest run.")
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws {
+        let store = try database.open()
+        let rows = try store.campaigns().map { c -> [String] in
+            let last = try store.runs(campaign: c.name).last
+            return [c.name, last.map { "run \($0.number)" } ?? "-", last?.state.rawValue ?? "-", c.paused ? "paused" : "", c.file]
+        }
+        print((TextTable.render(header: ["campaign", "latest", "state", "", "file"], rows: rows)).joined(separator: "\n"))
+    }
+}
+
+/// What `campaign status` and `campaign run` print.
+enum CampaignReport {
+    static func render(_ spec: CampaignSpec, store: CampaignStore) throws -> String {
+        var lines = ["Campaign \(spec.name) (\(spec.source)), repository \(spec.repository), site \(spec.site)"]
+        let runs = try store.runs(campaign: spec.name)
+        if runs.isEmpty { lines.append("  no run yet") }
+        for r in runs.suffix(5) {
+            lines.append("run \(r.number): \(r.state.rawValue), started \(r.startedAt)\(r.endedAt.map { ", ended \($0)" } ?? "")")
+            let groups = try store.groups(campaign: spec.name, run: r.number)
+            for s in try store.steps(campaign: spec.name, run: r.number) {
+                lines.append("  \(s.step.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))\(s.detail.map { " \($0)" } ?? "")")
+                for g in groups where g.step == s.step {
+                    lines.append("      \(g.group): \(g.state.rawValue)  \(g.outputRun)  \(g.submitDir)")
+                    if g.state == .failed, let d = g.detail { lines.append("        \(d)") }
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Work {
+    var summary: String {
+        switch self {
+        case let .pipeline(p, q): return "pipeline \(p)\(q.map { " where \($0)" } ?? "")"
+        case let .builtin(tasks): return "built-in pipeline\(tasks.map { " (\($0.joined(separator: ", ")))" } ?? "")"
+        case let .graph(g): return "graph \(g)"
+        case let .script(c, over): return "script '\(c)'\(over.map { " over \($0.joined(separator: ", "))" } ?? "")"
+        }
+    }
+}
+
+extension Gate {
+    var summary: String {
+        var parts: [String] = []
+        if let f = maxFailedFraction { parts.append("≤ \(String(format: "%g", f * 100)) % failed") }
+        if !datasetTypes.isEmpty { parts.append("has \(datasetTypes.joined(separator: ", "))") }
+        if outputsValidated { parts.append("outputs validated") }
+        if let c = command { parts.append("'\(c)' exits 0") }
+        if manual { parts.append("approved by a person") }
+        return parts.joined(separator: ", ")
+    }
+}

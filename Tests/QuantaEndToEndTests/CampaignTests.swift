@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import QuantaCore
+
+/// Campaigns end to end on the local backend (issue 16, first part): `quanta campaign run`, gates,
+/// approve, tick with an injected clock, the tick lock across processes, a tick killed with -9.
+@Suite struct CampaignTests {
+    /// A synthetic repository and graph, the synth commands, and a campaign file using them.
+    func setUp(_ cli: CLI, campaign: String) throws {
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        let synth = try cli.run(["graph", "synth", "--visits", "2", "--detectors", "2", "--patches", "1", "--patches-per-visit", "1",
+                                 "--out", "g.qgn", "--repo", "repo"])
+        #expect(synth.status == .exited(0), "\(synth.output)")
+        try FileManager.default.copyItem(atPath: CLI.repoRoot + "/scripts/synth-commands.yaml", toPath: cli.path("cmd.yaml"))
+        try campaign.write(toFile: cli.path("c.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    @Test func stepsRunInOrderThroughTheirGatesAndAPersonApproves() throws {
+        let cli = try CLI()
+        try setUp(cli, campaign: """
+        name: trial
+        repository: repo
+        config: cmd.yaml
+        output: u/test/trial
+        notify: echo "$QUANTA_CAMPAIGN_EVENT run $QUANTA_RUN" >> notified.txt
+        steps:
+          - name: prepare
+            script: echo prepared {value} > prep-$QUANTA_VALUE.txt
+            over: [a, b]
+          - name: process
+            after: prepare
+            graph: g.qgn
+            gate: {maxFailedFraction: 0.1, command: 'test -f prep-a.txt && test -f prep-b.txt && test "$QUANTA_COLLECTION" = u/test/trial/1/process'}
+          - name: signoff
+            after: process
+            script: "true"
+            gate: manual
+        """)
+        let db = cli.path("db.sqlite")
+        let run = try cli.run(["campaign", "run", "c.yaml", "--db", db])
+        #expect(run.status == .exited(2), "held for a person: \(run.output)")
+        #expect(run.stdout.contains("step signoff waits for a person: quanta campaign approve trial signoff"), "\(run.stdout)")
+        // The script ran once per value, from the campaign file's directory, and the
+        // graph step's outputs are in its own run, chained into the step's collection.
+        #expect(cli.read(cli.path("prep-a.txt")) == "prepared a\n" && cli.read(cli.path("prep-b.txt")) == "prepared b\n")
+        let chained = try cli.datasets(repo: "repo", collection: "u/test/trial/1/process")
+        let made = chained.filter { ($0["run"] as? String) == "u/test/trial/1/process/all" }
+        #expect(made.count == 20 && chained.count > made.count, "\(made.count) of \(chained.count): the step's outputs, then its inputs")
+        let status = try cli.run(["campaign", "status", "trial", "--db", db])
+        #expect(status.stdout.contains("prepare        passed   2 succeeded, 0 failed, 0 blocked of 2 quanta"), "\(status.stdout)")
+        #expect(status.stdout.contains("signoff        gated"), "\(status.stdout)")
+        #expect(cli.read(cli.path("notified.txt")) == "held run 1\n")
+
+        // Not a step waiting for a person: refused with the state it is in.
+        let early = try cli.run(["campaign", "approve", "trial", "process", "--db", db])
+        #expect(early.status != .exited(0) && early.stderr.contains("step process of trial run 1 is passed, not waiting for a person"), "\(early.output)")
+        let typo = try cli.run(["campaign", "approve", "trial", "signof", "--db", db])
+        #expect(typo.stderr.contains("no step 'signof'; did you mean 'signoff'?"), "\(typo.output)")
+        #expect(try cli.run(["campaign", "approve", "trial", "signoff", "--db", db]).status == .exited(0))
+        let tick = try cli.run(["campaign", "tick", "--db", db])
+        #expect(tick.stdout.contains("trial: run 1 succeeded"), "\(tick.output)")
+        #expect(cli.read(cli.path("notified.txt")) == "held run 1\nsucceeded run 1\n")
+        let log = try cli.run(["campaign", "log", "trial", "--db", db]).stdout
+        #expect(log.contains("step signoff passed: approved") && log.contains("run 1 succeeded: every step passed"), "\(log)")
+        #expect(log.contains(ProcessInfo.processInfo.environment["USER"] ?? NSUserName()), "the person who approved is logged")
+    }
+
+    @Test func aFailedGateFailsTheRunAndStopsWhatComesAfter() throws {
+        let cli = try CLI()
+        try setUp(cli, campaign: """
+        name: strict
+        repository: repo
+        config: cmd.yaml
+        steps:
+          - name: check
+            script: test {value} != bad
+            over: [good, bad, fine]
+            gate: {maxFailedFraction: 0.2}
+          - name: later
+            after: check
+            graph: g.qgn
+        """)
+        let run = try cli.run(["campaign", "run", "c.yaml", "--db", cli.path("db.sqlite")])
+        #expect(run.status == .exited(1), "\(run.output)")
+        #expect(run.stdout.contains("check          failed   2 succeeded, 1 failed, 0 blocked of 3 quanta; allowed 20.0 % failed"), "\(run.stdout)")
+        #expect(run.stdout.contains("later          waiting"), "\(run.stdout)")
+        #expect(FileManager.default.fileExists(atPath: cli.path("runs/strict/1/check/all/plan.json")), "the runs sit beside the database")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("runs/strict/1/later")), "nothing of a step after a failed gate")
+    }
+
+    @Test func aScheduledRunStartsWhenItIsDueAndNotBefore() throws {
+        let cli = try CLI()
+        try setUp(cli, campaign: """
+        name: nightly
+        repository: repo
+        config: cmd.yaml
+        schedule: "0 3 * * *"
+        steps:
+          - name: one
+            script: "true"
+        """)
+        let db = cli.path("db.sqlite")
+        #expect(try cli.run(["campaign", "run", "c.yaml", "--db", db]).status == .exited(0))
+        #expect(try cli.run(["campaign", "list", "--db", db]).stdout.contains("run 1"))
+        // Due at the next 03:00 after run 1 started: a tick an hour before does nothing.
+        let next = Calendar.current.nextDate(after: Date(), matching: DateComponents(hour: 3, minute: 0), matchingPolicy: .nextTime)!
+        let before = try cli.run(["campaign", "tick", "--db", db, "--now", Timestamp.iso8601(next.addingTimeInterval(-3600))])
+        #expect(before.stdout.contains("nightly: run 1 succeeded"), "\(before.output)")
+        let due = try cli.run(["campaign", "tick", "--db", db, "--now", Timestamp.iso8601(next.addingTimeInterval(60))])
+        #expect(due.stdout.contains("nightly: run 2 started"), "\(due.output)")
+        #expect(due.stdout.contains("succeeded"), "\(due.output)")
+        let bad = try cli.run(["campaign", "tick", "--db", db, "--now", "tomorrow"])
+        #expect(bad.status != .exited(0) && bad.stderr.contains("--now: 'tomorrow' is not a time like 2026-12-01T03:00:00Z"), "\(bad.output)")
+    }
+
+    /// Two ticks at once (overlapping cron): the second backs off. A tick killed with -9 mid-step:
+    /// the next one takes the lock over, finds the group it had started, and finishes it — the
+    /// group is intended once and its script runs once per value.
+    @Test func oneTickAtATimeAndAKilledTickIsFinishedByTheNext() throws {
+        let cli = try CLI()
+        try setUp(cli, campaign: """
+        name: slow
+        repository: repo
+        config: cmd.yaml
+        steps:
+          - name: wait
+            script: echo {value} >> ran.txt; sleep 4
+            over: [x]
+          - name: after
+            after: wait
+            script: "true"
+        """)
+        let db = cli.path("db.sqlite")
+        let first = try cli.launch(["campaign", "run", "c.yaml", "--db", db], log: cli.path("first.log"))
+        // While its script runs, `campaign run` holds the tick lock: a tick backs off.
+        let deadline = Date().addingTimeInterval(30)
+        while cli.read(cli.path("ran.txt")).isEmpty && Date() < deadline { usleep(100_000) }
+        #expect(cli.read(cli.path("ran.txt")) == "x\n")
+        let meanwhile = try cli.run(["campaign", "tick", "--db", db])
+        #expect(meanwhile.stdout.contains("another tick is running"), "\(meanwhile.output)")
+        kill(first, SIGKILL)
+        var st: Int32 = 0
+        waitpid(first, &st, 0)
+        // Its process is gone: the next tick takes the lock over and finishes the run.
+        let next = try cli.run(["campaign", "tick", "--db", db])
+        #expect(next.stdout.contains("slow: run 1 succeeded"), "\(next.output)")
+        let log = try cli.run(["campaign", "log", "slow", "--db", db]).stdout
+        #expect(log.components(separatedBy: "group all intended").count - 1 == 2, "one intent per step's group: \(log)")
+        // The killed run's element was finished by the tick (run-quantum does not run a job twice
+        // once it succeeded; the one killed mid-way ran again).
+        #expect(["x\n", "x\nx\n"].contains(cli.read(cli.path("ran.txt"))))
+    }
+}
