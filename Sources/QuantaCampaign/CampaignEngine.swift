@@ -180,25 +180,79 @@ public struct CampaignEngine {
         var counts = QuantumCounts()
         var allEnded = true
         var problems: [String] = []
+        var ended: [(row: CampaignStore.GroupRow, status: SubmissionStatus)] = []
         for g in names {
             guard let row = known[g] else { allEnded = false; continue }
             switch row.state {
             case .intended: allEnded = false
             case .submitted:
-                guard let status = try ended(SubmitDirectory(row.submitDir), spec: spec) else { allEnded = false; continue }
+                guard let status = try self.ended(SubmitDirectory(row.submitDir), spec: spec) else { allEnded = false; continue }
                 let ok = status.isComplete && !status.mergeFailed
                 try store.setGroup(campaign: spec.name, run: run, step: step.name, group: g, ok ? .succeeded : .failed, actor: actor,
                                    why: QuantumCounts(status).description)
                 counts.add(status)
+                ended.append((row, status))
             case .succeeded, .failed:
-                if let status = try? SubmissionStatus.read(SubmitDirectory(row.submitDir)) { counts.add(status) } else {
+                if let status = try? SubmissionStatus.read(SubmitDirectory(row.submitDir)) {
+                    counts.add(status)
+                    ended.append((row, status))
+                } else {
                     counts.unreadable += 1
                     problems.append("group \(g): \(row.detail ?? "no status")")
                 }
             }
         }
         guard allEnded else { return }
-        try judge(spec, run: run, step: step, counts: counts, problems: problems)
+        // Error rules, on every failed quantum: accept, retry (then the step goes on running),
+        // review (a person decides) or fail.
+        var verdict = RuleVerdict()
+        for (row, status) in ended {
+            for e in status.elements where e.state == .failed {
+                for q in e.quanta ?? [] where q.state == .failed {
+                    let text = q.reason ?? e.reason ?? ""
+                    guard let rule = spec.rules.first(where: { $0.matches(task: q.task, message: text) }) else { continue }
+                    switch rule.action {
+                    case .accept: verdict.accepted += 1
+                    case .retry where row.retries < rule.retries: verdict.retry[row.group, default: [:]][e.array, default: []].insert(e.index)
+                    case .retry: continue
+                    case .review: verdict.review.append("\(q.task) {\(q.dataID)}: \(text)")
+                    case .fail: verdict.fail.append("\(q.task) {\(q.dataID)}: \(text)")
+                    }
+                    verdict.matched.append("\(rule.action.rawValue) \(rule.origin.rawValue): \(q.task) \(text)")
+                }
+            }
+        }
+        if !verdict.retry.isEmpty {
+            for (g, jobs) in verdict.retry.sorted(by: { $0.key < $1.key }) {
+                guard let row = known[g] else { continue }
+                let n = jobs.values.reduce(0) { $0 + $1.count }
+                try store.retryGroup(campaign: spec.name, run: run, step: step.name, group: g, actor: actor,
+                                     why: "\(n) jobs whose failures a retry rule matches (retry \(row.retries + 1))")
+                note("\(spec.name) run \(run): step \(step.name) group \(g): retrying \(n) jobs (a retry rule matched)")
+                try resubmit(SubmitDirectory(row.submitDir), jobs: jobs)
+            }
+            return
+        }
+        counts.accepted = verdict.accepted
+        try judge(spec, run: run, step: step, counts: counts, problems: problems, verdict: verdict)
+    }
+
+    /// Runs again the jobs a retry rule named: on SLURM as a new round, locally here.
+    func resubmit(_ dir: SubmitDirectory, jobs: [String: Set<Int>]) throws {
+        let plan = try PlanDocument.read(dir)
+        let submission = Submission(dir: dir, plan: plan, site: Installation.plannedSite(dir, plan))
+        let arrays = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
+        if submission.isOnSlurm {
+            var record = try submission.record()
+            var selection: SlurmSubmitter.Selection = [:]
+            for (a, slots) in jobs { for s in slots { selection[a, default: [:]][s] = arrays[a]?.resources.memoryMB ?? 0 } }
+            try submission.submitter(try backend()).submitRound(&record, number: (record.rounds.last?.number ?? 0) + 1, reason: .retry, selection: selection)
+        } else {
+            var o = LocalBackend.Options()
+            o.parallel = ProcessInfo.processInfo.activeProcessorCount
+            o.only = Dictionary(uniqueKeysWithValues: jobs.map { a, slots in (a, Set(slots.map { arrays[a]?.element(ofJob: $0) ?? $0 })) })
+            _ = try submission.runLocally(o)
+        }
     }
 
     /// Plans (unless planned) and submits (unless submitted) one group; on a local site runs it here
@@ -278,7 +332,7 @@ public struct CampaignEngine {
     }
 
     /// Every group ended: the gate decides.
-    func judge(_ spec: CampaignSpec, run: Int, step: Step, counts: QuantumCounts, problems: [String]) throws {
+    func judge(_ spec: CampaignSpec, run: Int, step: Step, counts: QuantumCounts, problems: [String], verdict: RuleVerdict) throws {
         let move = { (to: StepState, detail: String) in
             try self.store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.running, .pilot], to: to, detail: detail, actor: self.actor)
         }
@@ -290,6 +344,15 @@ public struct CampaignEngine {
         let allowed = gate.maxFailedFraction ?? 0
         if !problems.isEmpty {
             try move(.failed, problems.joined(separator: "; "))
+            return
+        }
+        if !verdict.fail.isEmpty {
+            try move(.failed, "a fail rule matched \(verdict.fail.count) failures, e.g. \(verdict.fail[0])")
+            return
+        }
+        if !verdict.review.isEmpty {
+            try move(.gated, "review: a rule matched \(verdict.review.count) failures, e.g. \(verdict.review[0]); approve to go on, reject to stop")
+            note("\(spec.name) run \(run): step \(step.name) needs review: quanta campaign approve|reject \(spec.name) \(step.name)")
             return
         }
         if counts.fraction > allowed {
@@ -331,9 +394,21 @@ public struct CampaignEngine {
     }
 }
 
+/// What the error rules made of a step's failed quanta.
+struct RuleVerdict {
+    var accepted = 0
+    /// group → array → job slots to run again.
+    var retry: [String: [String: Set<Int>]] = [:]
+    var review: [String] = []
+    var fail: [String] = []
+    var matched: [String] = []
+}
+
 /// Quanta counted over a step's groups.
 struct QuantumCounts: CustomStringConvertible {
     var succeeded = 0, failed = 0, blocked = 0, other = 0, unreadable = 0
+    /// Failed quanta an `accept` rule matched: done, for gates and status.
+    var accepted = 0
 
     init() {}
 
@@ -352,10 +427,10 @@ struct QuantumCounts: CustomStringConvertible {
 
     var total: Int { succeeded + failed + blocked + other }
     /// Quanta that did not succeed, of all.
-    var fraction: Double { total == 0 ? 0 : Double(failed + blocked + other) / Double(total) }
+    var fraction: Double { total == 0 ? 0 : Double(failed - accepted + blocked + other) / Double(total) }
 
     var description: String {
-        "\(succeeded) succeeded, \(failed) failed, \(blocked) blocked\(other > 0 ? ", \(other) never ran" : "") of \(total) quanta"
+        "\(succeeded) succeeded, \(failed) failed\(accepted > 0 ? " (\(accepted) accepted by a rule)" : ""), \(blocked) blocked\(other > 0 ? ", \(other) never ran" : "") of \(total) quanta"
             + (unreadable > 0 ? "; \(unreadable) groups unreadable" : "")
     }
 }

@@ -78,6 +78,8 @@ public final class CampaignStore: Sendable {
         public var updatedAt: String
         /// The last change's reason: quantum counts, or why it could not be submitted.
         public var detail: String?
+        /// Times a `retry` rule resubmitted some of its jobs.
+        public var retries: Int
     }
 
     public struct Event: Sendable, Equatable {
@@ -98,7 +100,9 @@ public final class CampaignStore: Sendable {
         return NSHomeDirectory() + "/.quanta/campaigns.sqlite"
     }
 
-    public init(path: String) throws {
+    public init(path given: String) throws {
+        // Absolute: the runs go beside it, and ticks run from cron in another directory.
+        let path = URL(fileURLWithPath: given).standardizedFileURL.path
         self.path = path
         var config = Configuration()
         config.busyMode = .timeout(30)
@@ -132,6 +136,7 @@ public final class CampaignStore: Sendable {
             CREATE TABLE IF NOT EXISTS grp (
                 campaign TEXT NOT NULL, run INTEGER NOT NULL, step TEXT NOT NULL, grp TEXT NOT NULL,
                 state TEXT NOT NULL, submit_dir TEXT NOT NULL, output_run TEXT NOT NULL, updated_at TEXT NOT NULL, detail TEXT,
+                retries INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (campaign, run, step, grp));
             CREATE TABLE IF NOT EXISTS event (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, campaign TEXT NOT NULL,
@@ -275,6 +280,15 @@ public final class CampaignStore: Sendable {
         }
     }
 
+    /// A `retry` rule resubmits some of a group's jobs: counted, and the group is submitted again.
+    public func retryGroup(campaign: String, run: Int, step: String, group: String, actor: String, why: String) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE grp SET state = ?, retries = retries + 1, updated_at = ?, detail = ? WHERE campaign = ? AND run = ? AND step = ? AND grp = ?",
+                           arguments: [GroupState.submitted.rawValue, Self.now(), why, campaign, run, step, group])
+            try Self.log(db, campaign: campaign, run: run, step: step, group: group, actor: actor, what: "group \(group) retried: \(why)")
+        }
+    }
+
     public func groups(campaign: String, run: Int, step: String? = nil) throws -> [GroupRow] {
         try db.read { db in
             var sql = "SELECT * FROM grp WHERE campaign = ? AND run = ?"
@@ -283,7 +297,7 @@ public final class CampaignStore: Sendable {
             return try Row.fetchAll(db, sql: sql + " ORDER BY rowid", arguments: StatementArguments(args.map(\.databaseValue))).map {
                 GroupRow(campaign: $0["campaign"], run: $0["run"], step: $0["step"], group: $0["grp"],
                          state: GroupState(rawValue: $0["state"]) ?? .failed, submitDir: $0["submit_dir"],
-                         outputRun: $0["output_run"], updatedAt: $0["updated_at"], detail: $0["detail"])
+                         outputRun: $0["output_run"], updatedAt: $0["updated_at"], detail: $0["detail"], retries: $0["retries"])
             }
         }
     }

@@ -88,6 +88,40 @@ import QuantaCore
         #expect(!FileManager.default.fileExists(atPath: cli.path("runs/strict/1/later")), "nothing of a step after a failed gate")
     }
 
+    /// Error rules: a known unprocessable failure is accepted (the gate passes), a transient one is
+    /// retried (a command that fails once, then succeeds), an unknown one counts against the gate,
+    /// a `fail` rule stops the step whatever the gate.
+    @Test func rulesAcceptKnownFailuresAndRetryTransientOnes() throws {
+        let cli = try CLI()
+        try setUp(cli, campaign: """
+        name: rules
+        repository: repo
+        rules:
+          - {task: known, message: "No reference objects", class: pipeline, action: accept}
+          - {message: "Connection reset", class: infrastructure, action: retry}
+          - {task: fatal, message: "disk quota", class: infrastructure, action: fail}
+        steps:
+          - name: known
+            script: 'if [ {value} = bad ]; then echo "No reference objects supplied" >&2; exit 1; fi'
+            over: [ok1, ok2, bad]
+          - name: flaky
+            after: known
+            script: 'echo {value} >> tries.txt; if [ ! -f flaky-{value} ]; then touch flaky-{value}; echo "Connection reset by peer" >&2; exit 1; fi'
+            over: [x, y]
+          - name: fatal
+            after: flaky
+            script: 'echo "disk quota exceeded" >&2; exit 1'
+            gate: {maxFailedFraction: 1}
+        """)
+        let run = try cli.run(["campaign", "run", "c.yaml", "--db", cli.path("db.sqlite"), "--poll", "0.2"])
+        #expect(run.status == .exited(1), "\(run.output)")
+        #expect(run.stdout.contains("known          passed   2 succeeded, 1 failed (1 accepted by a rule), 0 blocked of 3 quanta"), "\(run.stdout)")
+        #expect(run.stdout.contains("flaky          passed   2 succeeded, 0 failed, 0 blocked of 2 quanta"), "\(run.stdout)")
+        #expect(run.stdout.contains("retrying 2 jobs (a retry rule matched)"), "\(run.stdout)")
+        #expect(cli.read(cli.path("tries.txt")).split(separator: "\n").sorted() == ["x", "x", "y", "y"], "each ran twice")
+        #expect(run.stdout.contains("fatal          failed   a fail rule matched 1 failures, e.g. fatal {"), "\(run.stdout)")
+    }
+
     @Test func aScheduledRunStartsWhenItIsDueAndNotBefore() throws {
         let cli = try CLI()
         try setUp(cli, campaign: """
