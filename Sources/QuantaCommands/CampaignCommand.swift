@@ -9,7 +9,7 @@ struct CampaignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaign",
         abstract: "Campaigns: ordered steps, gates and schedules from one file (docs/campaigns.md).",
-        subcommands: [CampaignValidate.self, CampaignRun.self, CampaignTick.self, CampaignStatus.self, CampaignApprove.self,
+        subcommands: [CampaignValidate.self, CampaignStart.self, CampaignRun.self, CampaignTick.self, CampaignSchedule.self, CampaignStatus.self, CampaignApprove.self,
                       CampaignReject.self, CampaignPause.self, CampaignResume.self, CampaignLog.self, CampaignList.self])
 }
 
@@ -84,6 +84,90 @@ struct CampaignRun: ParsableCommand {
             }
             Thread.sleep(forTimeInterval: poll)
         }
+    }
+}
+
+struct CampaignStart: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Register a campaign file and start a run (unless one is in progress); the next tick advances it.")
+    @Argument(help: "Campaign file (YAML).") var file: String
+    @OptionGroup var database: CampaignDatabaseOption
+    @OptionGroup var backendOption: BackendOption
+
+    func run() throws {
+        let spec = try CampaignFile.load(path: file)
+        let store = try database.open()
+        let n = try database.engine(store, actor: person, backend: backendOption).start(spec)
+        print("campaign \(spec.name): run \(n) started; 'quanta campaign tick --db \(shellQuote(store.path))' advances it (see 'quanta campaign schedule')")
+    }
+}
+
+struct CampaignSchedule: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "The clock for 'campaign tick': print (or --install) a crontab line, or run it as a self-resubmitting SLURM job (--slurm).",
+        discussion: "The SLURM job runs one tick, then submits itself again with --begin; '--stop' ends it. Debian's SLURM has no scrontab; where yours has, the crontab line works there too.")
+    @OptionGroup var database: CampaignDatabaseOption
+    @Option(name: .long, help: "Minutes between ticks.") var every = 5
+    @Option(name: .long, help: "SLURM job: seconds between ticks instead (cron cannot go below a minute).") var seconds: Int?
+    @Flag(name: .long, help: "Add the line to your crontab (crontab -l / crontab -).") var install = false
+    @Flag(name: .long, help: "Submit the self-resubmitting tick job to SLURM.") var slurm = false
+    @Option(name: .long, help: "SLURM job: an extra #SBATCH option, e.g. --partition=debug (repeatable).") var sbatchOption: [String] = []
+    @Flag(name: .long, help: "SLURM job: stop it (no further resubmission; the pending one is cancelled).") var stop = false
+
+    func validate() throws {
+        guard every >= 1 else { throw ValidationError("--every: at least 1 minute") }
+        if let s = seconds, s < 1 { throw ValidationError("--seconds: at least 1") }
+        if [install, slurm, stop].filter({ $0 }).count > 1 { throw ValidationError("give one of --install, --slurm, --stop") }
+    }
+
+    func run() throws {
+        let store = try database.open()
+        let clock = TickClock(quanta: Installation.executable, database: store.path, everyMinutes: every, everySeconds: seconds)
+        let script = (store.path as NSString).deletingLastPathComponent + "/tick.sbatch"
+        if stop {
+            FileManager.default.createFile(atPath: script + ".stop", contents: Data())
+            let r = try Spawn.capture("/bin/sh", ["-c", "scancel --name=\(clock.jobName) --state=PENDING"])
+            print("stopped: \(clock.jobName) will not submit itself again\(r.status.succeeded ? "; its pending job is cancelled" : " (scancel: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")")
+            return
+        }
+        if slurm {
+            try AtomicFile.write(clock.slurmScript(path: script, sbatchOptions: sbatchOption), to: script)
+            try? FileManager.default.removeItem(atPath: script + ".stop")
+            let queued = try Spawn.capture("/bin/sh", ["-c", "squeue -h -n \(clock.jobName) -o %i"])
+            if !queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                print("\(clock.jobName) is already queued (job \(queued.stdout.split(separator: "\n").joined(separator: ", "))); it ticks every \(seconds.map { "\($0) s" } ?? "\(every) min") with the script \(script)")
+                return
+            }
+            let r = try Spawn.capture("/bin/sh", ["-c", "sbatch --parsable \(shellQuote(script))"])
+            guard r.status.succeeded else {
+                throw QuantaError(.scheduler, "sbatch \(script) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)); is SLURM reachable from here?")
+            }
+            print("submitted \(clock.jobName) (job \(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))): one tick now, then every \(seconds.map { "\($0) s" } ?? "\(every) min"); log \((store.path as NSString).deletingLastPathComponent)/tick.log; stop with 'quanta campaign schedule --stop --db \(shellQuote(store.path))'")
+            return
+        }
+        if install {
+            guard let crontab = Spawn.which("crontab") else {
+                throw QuantaError(.usage, "no 'crontab' command here; add the line 'quanta campaign schedule' prints where cron runs, or use --slurm")
+            }
+            let current = try Spawn.capture(crontab, ["-l"])
+            let lines = current.status.succeeded ? current.stdout : ""
+            if lines.contains(clock.command) { print("already in your crontab: \(clock.crontabLine)"); return }
+            let tmp = NSTemporaryDirectory() + "quanta-crontab-\(getpid())"
+            try AtomicFile.write(lines + (lines.isEmpty || lines.hasSuffix("\n") ? "" : "\n") + clock.crontabLine + "\n", to: tmp)
+            defer { unlink(tmp) }
+            let r = try Spawn.capture(crontab, [tmp])
+            guard r.status.succeeded else { throw QuantaError(.usage, "crontab refused the new table: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+            print("installed in your crontab: \(clock.crontabLine)")
+            return
+        }
+        print("""
+        # crontab (crontab -e), or scrontab where SLURM has it:
+        \(clock.crontabLine)
+        # or: quanta campaign schedule --install   (adds it to your crontab)
+        #     quanta campaign schedule --slurm     (a SLURM job that ticks and resubmits itself)
+        """)
     }
 }
 

@@ -185,3 +185,54 @@ import QuantaCore
         #expect(["x\n", "x\nx\n"].contains(cli.read(cli.path("ran.txt"))))
     }
 }
+
+/// Campaigns on the local SLURM cluster: steps submitted as SLURM arrays through `Submission`, and
+/// the self-resubmitting tick job advancing a campaign by itself.
+@Suite(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster: scripts/slurm-cluster.sh start; QUANTA_SLURM_TESTS=1"))
+struct CampaignSlurmTests {
+    @Test func theTickJobAdvancesACampaignOnSlurmByItself() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
+        #expect(try cli.run(["graph", "synth", "--visits", "2", "--detectors", "2", "--patches", "1", "--patches-per-visit", "1",
+                             "--out", "g.qgn", "--repo", "repo"]).status == .exited(0))
+        try FileManager.default.copyItem(atPath: CLI.repoRoot + "/scripts/synth-commands.yaml", toPath: cli.path("cmd.yaml"))
+        try """
+        name: onslurm
+        repository: repo
+        site: local-slurm
+        config: cmd.yaml
+        steps:
+          - name: prepare
+            script: echo $SLURM_ARRAY_JOB_ID {value} >> prepared.txt
+            over: [a, b, c]
+          - name: process
+            after: prepare
+            graph: g.qgn
+        """.write(toFile: cli.path("c.yaml"), atomically: true, encoding: .utf8)
+        let db = cli.path("state/db.sqlite")
+        let start = try cli.run(["campaign", "start", "c.yaml", "--db", db])
+        #expect(start.status == .exited(0) && start.stdout.contains("run 1 started"), "\(start.output)")
+        let schedule = try cli.run(["campaign", "schedule", "--slurm", "--seconds", "3", "--db", db])
+        #expect(schedule.status == .exited(0) && schedule.stdout.contains("submitted quanta-tick-"), "\(schedule.output)")
+        defer { _ = try? cli.run(["campaign", "schedule", "--stop", "--db", db]) }
+        // A second schedule finds the first instead of doubling it.
+        let again = try cli.run(["campaign", "schedule", "--slurm", "--seconds", "3", "--db", db])
+        #expect(again.stdout.contains("is already queued"), "\(again.output)")
+        var status = ""
+        let deadline = Date().addingTimeInterval(240)
+        while Date() < deadline {
+            status = try cli.run(["campaign", "status", "onslurm", "--db", db]).stdout
+            if status.contains("run 1: succeeded") || status.contains("run 1: failed") { break }
+            sleep(2)
+        }
+        #expect(status.contains("run 1: succeeded"), "\(status)\n\(cli.read(cli.path("state/tick.log")))")
+        #expect(status.contains("process        passed   16 succeeded"), "\(status)")
+        // The script ran as one SLURM array: three elements, one array job id.
+        let lines = cli.read(cli.path("prepared.txt")).split(separator: "\n")
+        #expect(lines.count == 3 && Set(lines.map { $0.split(separator: " ")[0] }).count == 1, "\(lines)")
+        let log = try cli.run(["campaign", "log", "onslurm", "--db", db]).stdout
+        #expect(log.contains("tick") && log.contains("group all submitted: on SLURM"), "\(log)")
+        let stop = try cli.run(["campaign", "schedule", "--stop", "--db", db])
+        #expect(stop.stdout.contains("will not submit itself again"), "\(stop.output)")
+    }
+}
