@@ -2,6 +2,7 @@ import Foundation
 import QuantaButler
 import QuantaCore
 import QuantaGraphIO
+import QuantaRegistry
 import QuantaScheduler
 import QuantaSlurm
 
@@ -333,8 +334,9 @@ public struct CampaignEngine {
 
     /// Every group ended: the gate decides.
     func judge(_ spec: CampaignSpec, run: Int, step: Step, counts: QuantumCounts, problems: [String], verdict: RuleVerdict) throws {
-        let move = { (to: StepState, detail: String) in
-            try self.store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.running, .pilot], to: to, detail: detail, actor: self.actor)
+        @discardableResult
+        func move(_ to: StepState, _ detail: String) throws -> Bool {
+            try store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.running, .pilot], to: to, detail: detail, actor: actor)
         }
         if counts.total == 0 && counts.unreadable == 0 {
             try move(.empty, "the step's graph has no quanta; review it, then approve or reject")
@@ -373,12 +375,46 @@ public struct CampaignEngine {
                 return
             }
         }
+        if !gate.datasetTypes.isEmpty {
+            let missing = try missingTypes(gate.datasetTypes, spec: spec, run: run, step: step.name)
+            if !missing.isEmpty {
+                try move(.failed, "gate: no \(missing.joined(separator: ", ")) in \(chain)")
+                return
+            }
+        }
         if gate.manual {
             try move(.gated, "\(counts); waiting for 'quanta campaign approve \(spec.name) \(step.name)'")
             note("\(spec.name) run \(run): step \(step.name) waits for a person: quanta campaign approve \(spec.name) \(step.name)")
             return
         }
-        try move(.passed, counts.description)
+        if try move(.passed, counts.description) { try collect(spec, run: run, step: step.name) }
+    }
+
+    /// The Quanta repository's registry, or nil for an LSST butler (collections there: not yet).
+    func registry(_ spec: CampaignSpec) throws -> Registry? {
+        let repo = try Repository(root: resolve(spec.repository, spec))
+        return repo.kind == .quanta ? try Registry(path: repo.registryPath) : nil
+    }
+
+    /// Dataset types of `wanted` with no dataset in the step's runs.
+    func missingTypes(_ wanted: [String], spec: CampaignSpec, run: Int, step: String) throws -> [String] {
+        guard let registry = try registry(spec) else {
+            throw QuantaError(.usage, "step \(step): the datasetTypes gate needs a Quanta repository for now (LSST butlers: issue 16 continues)")
+        }
+        let runs = try store.groups(campaign: spec.name, run: run, step: step).map(\.outputRun)
+            .filter { (try? registry.collectionType($0)) != nil }
+        let present = runs.isEmpty ? Set<String>() : Set(try registry.datasets(runs: runs, types: wanted).map(\.datasetType))
+        return wanted.filter { !present.contains($0) }
+    }
+
+    /// A step passed: its chain goes first into the run's chain `<output>/<run>`, so the run's
+    /// collection finds the newest step's outputs first (Quanta repositories; LSST: not yet).
+    func collect(_ spec: CampaignSpec, run: Int, step: String) throws {
+        guard let registry = try registry(spec) else { return }
+        let stepChain = collections(spec, run: run, step: step, group: Self.wholeStep).chain
+        guard try registry.collectionType(stepChain) != nil else { return }
+        try registry.prependToChain("\(spec.output)/\(run)", run: stepChain, rest: [])
+        try store.log(campaign: spec.name, run: run, step: step, actor: actor, what: "collected \(stepChain) into \(spec.output)/\(run)")
     }
 
     /// Runs the campaign's `notify` command, if any; its failure is logged, never fatal.

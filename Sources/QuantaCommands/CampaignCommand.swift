@@ -127,7 +127,7 @@ struct CampaignSchedule: ParsableCommand {
         let clock = TickClock(quanta: Installation.executable, database: store.path, everyMinutes: every, everySeconds: seconds)
         let script = (store.path as NSString).deletingLastPathComponent + "/tick.sbatch"
         if stop {
-            FileManager.default.createFile(atPath: script + ".stop", contents: Data())
+            _ = FileManager.default.createFile(atPath: script + ".stop", contents: Data())
             let r = try Spawn.capture("/bin/sh", ["-c", "scancel --name=\(clock.jobName) --state=PENDING"])
             print("stopped: \(clock.jobName) will not submit itself again\(r.status.succeeded ? "; its pending job is cancelled" : " (scancel: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")")
             return
@@ -196,11 +196,17 @@ struct CampaignTick: ParsableCommand {
 struct CampaignStatus: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "A campaign's runs, steps and groups at a glance.")
     @Argument(help: "Campaign name.") var name: String
+    @Flag(name: .long, help: "Machine-readable: every run, step and group.") var json = false
     @OptionGroup var database: CampaignDatabaseOption
 
     func run() throws {
         let store = try database.open()
-        print(try CampaignReport.render(try database.spec(name, in: store), store: store))
+        let spec = try database.spec(name, in: store)
+        if json {
+            print(String(decoding: try JSONEncoder.pretty.encode(try CampaignReport.document(spec, store: store)), as: UTF8.self))
+        } else {
+            print(try CampaignReport.render(spec, store: store))
+        }
     }
 }
 
@@ -283,6 +289,27 @@ struct CampaignList: ParsableCommand {
 
 /// What `campaign status` and `campaign run` print.
 enum CampaignReport {
+    struct Document: Encodable {
+        struct GroupDoc: Encodable { var name: String, state: GroupState, outputRun: String, submitDir: String, detail: String?, retries: Int }
+        struct StepDoc: Encodable { var name: String, state: StepState, detail: String?, groups: [GroupDoc] }
+        struct RunDoc: Encodable { var number: Int, state: RunState, startedAt: String, endedAt: String?, steps: [StepDoc] }
+        var campaign: String, file: String, repository: String, paused: Bool, runs: [RunDoc]
+    }
+
+    static func document(_ spec: CampaignSpec, store: CampaignStore) throws -> Document {
+        let runs = try store.runs(campaign: spec.name).map { r -> Document.RunDoc in
+            let groups = try store.groups(campaign: spec.name, run: r.number)
+            let steps = try store.steps(campaign: spec.name, run: r.number).map { s in
+                Document.StepDoc(name: s.step, state: s.state, detail: s.detail, groups: groups.filter { $0.step == s.step }.map {
+                    Document.GroupDoc(name: $0.group, state: $0.state, outputRun: $0.outputRun, submitDir: $0.submitDir, detail: $0.detail, retries: $0.retries)
+                })
+            }
+            return Document.RunDoc(number: r.number, state: r.state, startedAt: r.startedAt, endedAt: r.endedAt, steps: steps)
+        }
+        return Document(campaign: spec.name, file: spec.source, repository: spec.repository,
+                        paused: try store.campaign(spec.name)?.paused ?? false, runs: runs)
+    }
+
     static func render(_ spec: CampaignSpec, store: CampaignStore) throws -> String {
         var lines = ["Campaign \(spec.name) (\(spec.source)), repository \(spec.repository), site \(spec.site)"]
         let runs = try store.runs(campaign: spec.name)

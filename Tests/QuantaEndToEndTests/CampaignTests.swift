@@ -30,7 +30,11 @@ import QuantaCore
           - name: process
             after: prepare
             graph: g.qgn
-            gate: {maxFailedFraction: 0.1, command: 'test -f prep-a.txt && test -f prep-b.txt && test "$QUANTA_COLLECTION" = u/test/trial/1/process'}
+            gate:
+              maxFailedFraction: 0.1
+              datasetTypes: [calexp, visitSummary]
+              command: 'test -f prep-a.txt && test -f prep-b.txt && test "$QUANTA_COLLECTION" = u/test/trial/1/process'
+
           - name: signoff
             after: process
             script: "true"
@@ -62,6 +66,18 @@ import QuantaCore
         #expect(cli.read(cli.path("notified.txt")) == "held run 1\nsucceeded run 1\n")
         let log = try cli.run(["campaign", "log", "trial", "--db", db]).stdout
         #expect(log.contains("step signoff passed: approved") && log.contains("run 1 succeeded: every step passed"), "\(log)")
+        // Each step that passed went first into the run's chain: the newest step's outputs first.
+        let collections = try cli.run(["repo", "collections", "repo"]).stdout
+        #expect(collections.contains("u/test/trial/1/process"), "\(collections)")
+        let runChain = try cli.datasets(repo: "repo", collection: "u/test/trial/1")
+        #expect(runChain.filter { ($0["run"] as? String) == "u/test/trial/1/process/all" }.count == 20, "\(runChain.count)")
+        // --json: the same state for machines.
+        let json = try cli.run(["campaign", "status", "trial", "--db", db, "--json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let runs = doc?["runs"] as? [[String: Any]]
+        #expect(runs?.first?["state"] as? String == "succeeded", "\(json.stdout)")
+        let steps = runs?.first?["steps"] as? [[String: Any]]
+        #expect(steps?.map { $0["state"] as? String } == ["passed", "passed", "passed"], "\(json.stdout)")
         #expect(log.contains(ProcessInfo.processInfo.environment["USER"] ?? NSUserName()), "the person who approved is logged")
     }
 
@@ -79,11 +95,15 @@ import QuantaCore
           - name: later
             after: check
             graph: g.qgn
+          - name: typed
+            graph: g.qgn
+            gate: {datasetTypes: [calexp, neverMade]}
         """)
         let run = try cli.run(["campaign", "run", "c.yaml", "--db", cli.path("db.sqlite")])
         #expect(run.status == .exited(1), "\(run.output)")
         #expect(run.stdout.contains("check          failed   2 succeeded, 1 failed, 0 blocked of 3 quanta; allowed 20.0 % failed"), "\(run.stdout)")
         #expect(run.stdout.contains("later          waiting"), "\(run.stdout)")
+        #expect(run.stdout.contains("typed          failed   gate: no neverMade in ") && run.stdout.contains("/strict/1/typed"), "\(run.stdout)")
         #expect(FileManager.default.fileExists(atPath: cli.path("runs/strict/1/check/all/plan.json")), "the runs sit beside the database")
         #expect(!FileManager.default.fileExists(atPath: cli.path("runs/strict/1/later")), "nothing of a step after a failed gate")
     }
