@@ -198,8 +198,16 @@ public struct SlurmView: Sendable {
     /// True while any job of the latest round (final job included) is pending or running.
     public var isActive: Bool {
         guard let last = record.rounds.last else { return false }
-        if let f = last.finalJob, let r = finalJobs.first(where: { $0.jobID == f }), !r.state.isFinished { return true }
-        if let f = last.finalJob, !finalJobs.contains(where: { $0.jobID == f }) { return true }
+        guard let f = last.finalJob else {
+            // A retry round being submitted by the previous round's final job: active while that
+            // job runs (it journals the round's final job before it ends). With no such job
+            // running, the submission was cut short (a kill): not active; restart completes it.
+            guard let previous = record.rounds.dropLast().last?.finalJob else { return false }
+            guard let r = finalJobs.first(where: { $0.jobID == previous }) else { return true }
+            return !r.state.isFinished
+        }
+        if let r = finalJobs.first(where: { $0.jobID == f }), !r.state.isFinished { return true }
+        if !finalJobs.contains(where: { $0.jobID == f }) { return true }
         return false
     }
 }

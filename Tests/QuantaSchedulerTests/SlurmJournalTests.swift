@@ -3,6 +3,7 @@ import Testing
 import QuantaTestSupport
 import QuantaCore
 @testable import QuantaScheduler
+import QuantaSlurm
 
 /// `slurm-journal.jsonl` on real files: what `SlurmRecord.read` makes of a round cut short by a
 /// kill, of a line torn mid-write, and of a slurm.json older than the journal.
@@ -110,5 +111,41 @@ import QuantaCore
             #expect(entries.first?.submitted?.jobID == 5)
         }
         #expect(SlurmJournal.parse(Data(), name: "j").entries.isEmpty)
+    }
+}
+
+/// `SlurmView.isActive` while a final job is still submitting its retry round (CI saw `submit
+/// --wait` return in that window, with round 2 queued and not yet run).
+@Suite struct SlurmViewActivityTests {
+    static func final(_ id: UInt32, _ state: SlurmJobState) -> SlurmJobRecord {
+        SlurmJobRecord(arrayJobID: id, jobID: id, taskIDs: [], state: state, reason: "", exitCode: 0, signal: 0,
+                       stderrPath: nil, memoryMB: nil, startTime: nil, endTime: nil)
+    }
+
+    static func record(finalOfLast: UInt32?) -> SlurmRecord {
+        SlurmRecord(backend: "libslurm", rounds: [
+            .init(number: 0, reason: .submit, submittedAt: "t0", arrays: [], finalJob: 10),
+            .init(number: 1, reason: .retry, submittedAt: "t1", arrays: [], finalJob: finalOfLast, planned: []),
+        ])
+    }
+
+    @Test func aRoundBeingSubmittedByARunningFinalJobIsActive() {
+        let view = SlurmView(record: Self.record(finalOfLast: nil), attempts: [:], finalJobs: [Self.final(10, .running)], note: nil)
+        #expect(view.isActive)
+    }
+
+    @Test func aRoundCutShortByAKillIsNotActive() {
+        // The final job that was submitting it is gone: restart completes the round.
+        let view = SlurmView(record: Self.record(finalOfLast: nil), attempts: [:], finalJobs: [Self.final(10, .failed)], note: nil)
+        #expect(!view.isActive)
+        #expect(!SlurmView(record: SlurmRecord(backend: "cli", rounds: [.init(number: 0, reason: .submit, submittedAt: "t", arrays: [], finalJob: nil, planned: [])]),
+                           attempts: [:], finalJobs: [], note: nil).isActive)
+    }
+
+    @Test func aRoundIsActiveUntilItsFinalJobEnds() {
+        let running = SlurmView(record: Self.record(finalOfLast: 11), attempts: [:], finalJobs: [Self.final(10, .completed), Self.final(11, .pending)], note: nil)
+        #expect(running.isActive)
+        let done = SlurmView(record: Self.record(finalOfLast: 11), attempts: [:], finalJobs: [Self.final(10, .completed), Self.final(11, .completed)], note: nil)
+        #expect(!done.isActive)
     }
 }
