@@ -219,7 +219,6 @@ public struct CampaignEngine {
                     case .review: verdict.review.append("\(q.task) {\(q.dataID)}: \(text)")
                     case .fail: verdict.fail.append("\(q.task) {\(q.dataID)}: \(text)")
                     }
-                    verdict.matched.append("\(rule.action.rawValue) \(rule.origin.rawValue): \(q.task) \(text)")
                 }
             }
         }
@@ -300,9 +299,7 @@ public struct CampaignEngine {
             let template = command.replacingOccurrences(of: "{value}", with: "{dim:value}")
             let here = (spec.source as NSString).deletingLastPathComponent
             let line = "cd \(shellQuote(here)) && QUANTA_VALUE={dim:value}; export QUANTA_VALUE; " + template
-            var yaml = "pipetask:\n  \(step.name):\n    command: \(JSONText.quote(line))\n"
-            if let config { yaml = "# from \(config)\n" + yaml }
-            try AtomicFile.write(yaml, to: base + ".yaml")
+            try AtomicFile.write("pipetask:\n  \(step.name):\n    command: \(JSONText.quote(line))\n", to: base + ".yaml")
             return (base + ".qgn", base + ".yaml")
         case .pipeline, .builtin:
             throw QuantaError(.usage, "step \(step.name): \(step.work.kind) steps are not built yet (issue 16 continues); use a graph: or script: step")
@@ -437,7 +434,6 @@ struct RuleVerdict {
     var retry: [String: [String: Set<Int>]] = [:]
     var review: [String] = []
     var fail: [String] = []
-    var matched: [String] = []
 }
 
 /// Quanta counted over a step's groups.

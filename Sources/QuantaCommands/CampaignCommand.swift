@@ -210,36 +210,43 @@ struct CampaignStatus: ParsableCommand {
     }
 }
 
-struct CampaignApprove: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "approve", abstract: "Pass a step held at a manual gate (or an empty step); the run goes on at the next tick.")
+/// A campaign, one of its steps, and what to reach them with: `approve` and `reject`.
+struct CampaignStepArguments: ParsableArguments {
     @Argument(help: "Campaign name.") var name: String
     @Argument(help: "Step name.") var step: String
     @OptionGroup var database: CampaignDatabaseOption
     @OptionGroup var backendOption: BackendOption
 
-    func run() throws {
+    /// A person's decision on the step; returns what it took to make it.
+    func decide(approve: Bool) throws -> (CampaignStore, CampaignSpec, CampaignEngine) {
         let store = try database.open()
-        try database.engine(store, actor: person, backend: backendOption).decide(try database.spec(name, in: store), step: step, approve: true)
-        print("approved \(name) \(step); 'quanta campaign tick' (or the next scheduled one) goes on")
+        let spec = try database.spec(name, in: store)
+        let engine = database.engine(store, actor: person, backend: backendOption)
+        try engine.decide(spec, step: step, approve: approve)
+        return (store, spec, engine)
+    }
+}
+
+struct CampaignApprove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approve", abstract: "Pass a step held at a manual gate (or an empty step); the run goes on at the next tick.")
+    @OptionGroup var target: CampaignStepArguments
+
+    func run() throws {
+        _ = try target.decide(approve: true)
+        print("approved \(target.name) \(target.step); 'quanta campaign tick' (or the next scheduled one) goes on")
     }
 }
 
 struct CampaignReject: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reject", abstract: "Fail a step held at a manual gate; its run fails.")
-    @Argument(help: "Campaign name.") var name: String
-    @Argument(help: "Step name.") var step: String
-    @OptionGroup var database: CampaignDatabaseOption
-    @OptionGroup var backendOption: BackendOption
+    @OptionGroup var target: CampaignStepArguments
 
     func run() throws {
-        let store = try database.open()
-        let spec = try database.spec(name, in: store)
-        let engine = database.engine(store, actor: person, backend: backendOption)
-        try engine.decide(spec, step: step, approve: false)
-        if let run = try store.runs(campaign: name).last {
-            _ = try store.withTickLock(holder: "reject \(name)") { _ in try engine.advance(spec, run: run.number) }
+        let (store, spec, engine) = try target.decide(approve: false)
+        if let run = try store.runs(campaign: spec.name).last {
+            _ = try store.withTickLock(holder: "reject \(spec.name)") { _ in try engine.advance(spec, run: run.number) }
         }
-        print("rejected \(name) \(step)")
+        print("rejected \(target.name) \(target.step)")
     }
 }
 
