@@ -1,6 +1,7 @@
 import Foundation
 import QuantaButler
 import QuantaCore
+import QuantaDemo
 import QuantaGraphIO
 import QuantaRegistry
 import QuantaScheduler
@@ -12,10 +13,11 @@ import QuantaSlurm
 /// before it is planned or submitted, and a tick that finds one intended reconciles with its submit
 /// directory (and SLURM) instead of submitting it again.
 ///
-/// Built so far (issue 16, first part): `graph` and `script` steps, script arrays over values,
-/// gates (failed fraction, dataset types in a Quanta repository, a command, manual), empty graphs
-/// held for review. Not yet: `pipeline` and `builtin` steps, groups by dimension or query, pilots,
-/// error rules, collection chains, retention.
+/// Built so far (issue 16): `builtin`, `graph` and `script` steps, script arrays over values,
+/// groups by dimension or query and pilots (builtin steps), gates (failed fraction, dataset types
+/// in a Quanta repository, a command, manual), empty graphs held for review, error rules, the
+/// run's collection chain (Quanta repositories). Not yet: `pipeline` steps, LSST butler chains,
+/// retention.
 public struct CampaignEngine {
     public let store: CampaignStore
     /// Who acts, for the activity log: `tick`, `run`, or a person.
@@ -83,6 +85,17 @@ public struct CampaignEngine {
         }
     }
 
+    /// `quanta campaign run`: advances one run, a round at a time under the tick lock (so a cron
+    /// tick and this never act on the campaign at once), until it ends or needs a person.
+    public func runUntilSettled(_ spec: CampaignSpec, run: Int, poll: Double) throws -> RunState {
+        while true {
+            if let state = try store.withTickLock(holder: "\(actor) \(spec.name)", { _ in try advance(spec, run: run) }), state != .running {
+                return state
+            }
+            Thread.sleep(forTimeInterval: poll)
+        }
+    }
+
     /// Advances one run as far as it goes without waiting: returns the run's state after.
     @discardableResult
     public func advance(_ spec: CampaignSpec, run: Int) throws -> RunState {
@@ -92,8 +105,9 @@ public struct CampaignEngine {
             switch row.state {
             case .waiting:
                 guard step.after.allSatisfy({ rows[$0]?.state == .passed }) else { continue }
-                guard try store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.waiting], to: .running, actor: actor) else { continue }
-                note("\(spec.name) run \(run): step \(step.name) starts")
+                let first: StepState = step.pilot == nil ? .running : .pilot
+                guard try store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.waiting], to: first, actor: actor) else { continue }
+                note("\(spec.name) run \(run): step \(step.name) starts\(step.pilot.map { " with its pilot (\($0))" } ?? "")")
                 try follow(spec, run: run, step: step)
             case .running, .pilot:
                 try follow(spec, run: run, step: step)
@@ -118,7 +132,57 @@ public struct CampaignEngine {
             : "waiting for a person: \(spec.steps.filter { rows[$0.name]?.state == .gated || rows[$0.name]?.state == .empty }.map { "\($0.name) (\(rows[$0.name]!.state.rawValue))" }.joined(separator: ", "))"
         try store.setRun(campaign: spec.name, run: run, next, actor: actor, why: why)
         notify(spec, run: run, event: next.rawValue, why: why)
+        if next == .succeeded { try prune(spec) }
         return next
+    }
+
+    // MARK: retention
+
+    /// `retention: {keep: N}`: the ended runs older than the last N successful ones lose their
+    /// collections, files and submit directories, except runs marked keep and runs whose
+    /// collections a chain outside the campaign still lists (logged, tried again next time).
+    /// A removal cut short is finished by the next.
+    @discardableResult
+    public func prune(_ spec: CampaignSpec) throws -> [Int] {
+        guard let keep = spec.retention?.keep else { return [] }
+        let runs = try store.runs(campaign: spec.name)
+        let good = runs.filter { $0.state == .succeeded }
+        guard good.count > keep else { return [] }
+        let cutoff = good[good.count - keep].number
+        var removed: [Int] = []
+        for r in runs where r.number < cutoff && !r.keep && (r.state == .succeeded || r.state == .failed) {
+            let names = try collections(spec, run: r.number)
+            if !names.isEmpty {
+                guard let repo = try? Repository(root: resolve(spec.repository, spec)), repo.kind == .quanta else {
+                    try store.log(campaign: spec.name, run: r.number, actor: actor,
+                                  what: "retention: run \(r.number) kept; removing runs from an LSST butler is not built yet ('butler remove-runs' by hand)")
+                    continue
+                }
+                let removal = CollectionRemoval(repo: repo)
+                if let why = try removal.blockers(names).first {
+                    try store.log(campaign: spec.name, run: r.number, actor: actor, what: "retention: run \(r.number) kept: \(why)")
+                    continue
+                }
+                let o = try removal.remove(names)
+                try store.log(campaign: spec.name, run: r.number, actor: actor,
+                              what: "retention: removed \(o.runs) runs and \(o.chains) chains of run \(r.number) (\(o.datasets) datasets, \(o.files) files)")
+            }
+            try? FileManager.default.removeItem(atPath: "\(workRoot)/\(spec.name)/\(r.number)")
+            try store.setRun(campaign: spec.name, run: r.number, .removed, actor: actor, why: "retention keeps the last \(keep) successful runs")
+            note("\(spec.name): run \(r.number) removed (retention keeps the last \(keep) successful runs)")
+            removed.append(r.number)
+        }
+        return removed
+    }
+
+    /// A run's collections in the repository, children before their chains: the groups' RUN
+    /// collections, the steps' chains, the run's chain.
+    func collections(_ spec: CampaignSpec, run: Int) throws -> [String] {
+        guard let registry = try registry(spec) else { return [] }
+        var names = try store.groups(campaign: spec.name, run: run).map(\.outputRun)
+        names += spec.steps.map { "\(spec.output)/\(run)/\($0.name)" }
+        names.append("\(spec.output)/\(run)")
+        return try names.filter { try registry.collectionType($0) != nil }
     }
 
     /// `quanta campaign approve/reject NAME STEP`: a gated (or empty) step of the latest run passes
@@ -129,24 +193,91 @@ public struct CampaignEngine {
             let hint = DidYouMean.suggestion(for: step, among: spec.steps.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
             throw QuantaError(.usage, "campaign \(spec.name) has no step '\(step)'\(hint)")
         }
+        // A pilot's gate, approved: the full step starts.
+        let recorded = try store.groups(campaign: spec.name, run: run.number, step: step)
+        let inPilot = spec.step(step)?.pilot != nil && recorded.allSatisfy { $0.group == Self.pilotGroup }
         let moved = try store.moveStep(campaign: spec.name, run: run.number, step: step, from: [.gated, .empty],
-                                       to: approve ? .passed : .failed, detail: approve ? "approved" : "rejected", actor: actor)
+                                       to: approve ? (inPilot ? .running : .passed) : .failed,
+                                       detail: approve ? (inPilot ? "pilot approved; the full step starts" : "approved") : "rejected", actor: actor)
         guard moved else {
             let state = try store.steps(campaign: spec.name, run: run.number).first { $0.step == step }?.state.rawValue ?? "unknown"
             throw QuantaError(.usage, "step \(step) of \(spec.name) run \(run.number) is \(state), not waiting for a person")
         }
         if run.state == .held { try store.setRun(campaign: spec.name, run: run.number, .running, actor: actor, why: "\(step) \(approve ? "approved" : "rejected")") }
+        if approve && !inPilot { try collect(spec, run: run.number, step: step) }
     }
 
     // MARK: steps and groups
 
-    /// A step's groups: their names and, for script steps, the values of their array.
-    func groups(_ step: Step) throws -> [String] {
-        switch (step.work, step.groups) {
-        case (_, nil): return [Self.wholeStep]
-        default:
-            throw QuantaError(.usage, "step \(step.name): groups are not supported yet for this kind of step (issue 16 continues); remove 'groups:' or split the step")
+    /// The group every pilot runs as.
+    public static let pilotGroup = "pilot"
+
+    /// One submission of a step: its name and the data query that picks its part (with the
+    /// step's own query and, for the full step after a pilot, NOT the pilot's).
+    struct GroupPlan {
+        var name: String
+        var query: DataQuery?
+    }
+
+    /// A step's groups. In the pilot phase the pilot alone; after it, the groups the database
+    /// recorded (so values the repository gains while a step runs make no new group), else the
+    /// file's groups, a dimension's values read from the repository when the file lists none.
+    func groupPlans(_ spec: CampaignSpec, run: Int, step: Step, pilot: Bool, recorded: [String]) throws -> [GroupPlan] {
+        var base: DataQuery?
+        if case .builtin(_, let q?) = step.work { base = try DataQuery.parse(q) }
+        if case .pipeline(_, let q?) = step.work { base = try DataQuery.parse(q) }
+        func and(_ a: DataQuery?, _ b: DataQuery?) -> DataQuery? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return .and(a, b)
         }
+        let pilotQuery = try step.pilot.map { try DataQuery.parse($0) }
+        if pilot { return [GroupPlan(name: Self.pilotGroup, query: and(base, pilotQuery))] }
+        // The full step: what the pilot did not cover.
+        base = and(base, pilotQuery.map { .not($0) })
+        switch (step.work, step.groups) {
+        case (_, nil):
+            return [GroupPlan(name: Self.wholeStep, query: base)]
+        case (.graph, _?), (.script, _?):
+            throw QuantaError(.usage, "step \(step.name): groups split a builtin or pipeline step by data query; a \(step.work.kind) step cannot be split (a script step takes 'over:')")
+        case (_, .queries(let list)?):
+            let names = recorded.isEmpty ? list.map(\.name) : recorded
+            return try names.map { n in
+                guard let q = list.first(where: { $0.name == n }) else {
+                    throw QuantaError(.usage, "step \(step.name): group \(n) was started but the file no longer has it; put it back, or reject the step")
+                }
+                return GroupPlan(name: n, query: and(base, try DataQuery.parse(q.query)))
+            }
+        case (_, .dimension(let d, let listed)?):
+            var values = recorded
+            if values.isEmpty, let listed { values = listed }
+            if values.isEmpty {
+                guard case .builtin = step.work else {
+                    throw QuantaError(.usage, "step \(step.name): list the values of \(d) (groups: {dimension: \(d), values: [...]}); reading them from an LSST butler is not built yet")
+                }
+                let repo = try Repository(root: resolve(spec.repository, spec))
+                guard let found = try PipelineGraph.values(of: d, repo: repo, inputs: try inputs(spec, run: run)) else {
+                    throw QuantaError(.usage, "step \(step.name): the raws carry no \(d); list its values (groups: {dimension: \(d), values: [...]})")
+                }
+                values = found.map(\.description)
+                for v in values where !v.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+                    throw QuantaError(.usage, "step \(step.name): \(d) value '\(v)' cannot name a group; list the values with names, or use groups: {queries: {name: \"\(d) = '...'\"}}")
+                }
+                if values.isEmpty { return [GroupPlan(name: Self.wholeStep, query: and(base, .member(d, [], negated: false)))] }
+            }
+            return values.map { v in
+                GroupPlan(name: v, query: and(base, .compare(d, .eq, Int64(v).map { .int($0) } ?? .string(v))))
+            }
+        }
+    }
+
+    /// What a builtin step reads: the chains of the steps that passed (newest first, as the run's
+    /// chain holds them; the run's chain itself would make a cycle once this step joins it), then
+    /// the campaign's inputs (or the instrument's raw, calibration and sky-map runs).
+    func inputs(_ spec: CampaignSpec, run: Int) throws -> [String] {
+        let rest = spec.inputs.isEmpty ? PipelineGraph.defaultInputs : spec.inputs
+        guard let registry = try registry(spec), try registry.collectionType("\(spec.output)/\(run)") == .chained else { return rest }
+        return try registry.chain("\(spec.output)/\(run)") + rest
     }
 
     func directory(_ spec: CampaignSpec, run: Int, step: String, group: String) -> SubmitDirectory {
@@ -160,23 +291,36 @@ public struct CampaignEngine {
 
     /// Plans and submits what is not yet, follows what is, and judges the gate once every group ended.
     func follow(_ spec: CampaignSpec, run: Int, step: Step) throws {
-        let names: [String]
-        do { names = try groups(step) } catch {
+        let inPilot = try store.steps(campaign: spec.name, run: run).first { $0.step == step.name }?.state == .pilot
+        var known = Dictionary(uniqueKeysWithValues: try store.groups(campaign: spec.name, run: run, step: step.name).map { ($0.group, $0) })
+        let plans: [GroupPlan]
+        do {
+            let recorded = try store.groups(campaign: spec.name, run: run, step: step.name).map(\.group).filter { $0 != Self.pilotGroup }
+            plans = try groupPlans(spec, run: run, step: step, pilot: inPilot, recorded: recorded)
+        } catch {
             try store.moveStep(campaign: spec.name, run: run, step: step.name, to: .failed, detail: "\(error)", actor: actor)
+            note("\(spec.name) run \(run): step \(step.name) failed: \(error)")
             return
         }
-        var known = Dictionary(uniqueKeysWithValues: try store.groups(campaign: spec.name, run: run, step: step.name).map { ($0.group, $0) })
-        for g in names where known[g] == nil || known[g]!.state == .intended {
-            let dir = directory(spec, run: run, step: step.name, group: g)
-            let (outputRun, _) = collections(spec, run: run, step: step.name, group: g)
-            try store.intendGroup(campaign: spec.name, run: run, step: step.name, group: g, submitDir: dir.root, outputRun: outputRun, actor: actor)
+        // Every group is recorded as intended before any is planned, so a tick killed between two
+        // finds them all and the groups are the same whatever the repository holds by then.
+        for p in plans where known[p.name] == nil {
+            let dir = directory(spec, run: run, step: step.name, group: p.name)
+            let (outputRun, _) = collections(spec, run: run, step: step.name, group: p.name)
+            try store.intendGroup(campaign: spec.name, run: run, step: step.name, group: p.name, submitDir: dir.root, outputRun: outputRun, actor: actor)
+        }
+        known = Dictionary(uniqueKeysWithValues: try store.groups(campaign: spec.name, run: run, step: step.name).map { ($0.group, $0) })
+        for p in plans where known[p.name]?.state == .intended {
+            let dir = directory(spec, run: run, step: step.name, group: p.name)
             do {
-                try submit(spec, run: run, step: step, group: g, dir: dir)
+                try submit(spec, run: run, step: step, group: p, dir: dir)
             } catch {
-                try store.setGroup(campaign: spec.name, run: run, step: step.name, group: g, .failed, actor: actor, why: "\(error)")
-                note("\(spec.name) run \(run): step \(step.name) group \(g) could not be submitted: \(error)")
+                try store.setGroup(campaign: spec.name, run: run, step: step.name, group: p.name, .failed, actor: actor, why: "\(error)")
+                note("\(spec.name) run \(run): step \(step.name) group \(p.name) could not be submitted: \(error)")
             }
         }
+        // The gate counts the pilot with the full step.
+        let names = (!inPilot && known[Self.pilotGroup] != nil ? [Self.pilotGroup] : []) + plans.map(\.name)
         known = Dictionary(uniqueKeysWithValues: try store.groups(campaign: spec.name, run: run, step: step.name).map { ($0.group, $0) })
         var counts = QuantumCounts()
         var allEnded = true
@@ -234,7 +378,7 @@ public struct CampaignEngine {
             return
         }
         counts.accepted = verdict.accepted
-        try judge(spec, run: run, step: step, counts: counts, problems: problems, verdict: verdict)
+        try judge(spec, run: run, step: step, counts: counts, problems: problems, verdict: verdict, pilot: inPilot)
     }
 
     /// Runs again the jobs a retry rule named: on SLURM as a new round, locally here.
@@ -257,13 +401,14 @@ public struct CampaignEngine {
 
     /// Plans (unless planned) and submits (unless submitted) one group; on a local site runs it here
     /// to the end. Safe to call again for a group a killed tick left intended.
-    func submit(_ spec: CampaignSpec, run: Int, step: Step, group: String, dir: SubmitDirectory) throws {
+    func submit(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan, dir: SubmitDirectory) throws {
+        let group = plan.name
         let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
         if !FileManager.default.fileExists(atPath: dir.planJSON) {
             // A tick killed while planning leaves a directory without plan.json: planned again.
             try? FileManager.default.removeItem(atPath: dir.root)
             try FileManager.default.createDirectory(atPath: (dir.root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let (graph, config) = try work(spec, run: run, step: step, group: group)
+            let (graph, config) = try work(spec, run: run, step: step, group: plan)
             var inputs = PlanInputs(repo: resolve(spec.repository, spec), config: config, site: spec.site, outputRun: outputRun, output: chain)
             inputs.claimRun = true
             _ = try PlanService.plan(graphPath: graph, inputs, out: dir.root)
@@ -282,7 +427,8 @@ public struct CampaignEngine {
     }
 
     /// The graph file and submit config of a group's work.
-    func work(_ spec: CampaignSpec, run: Int, step: Step, group: String) throws -> (graph: String, config: String?) {
+    func work(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan) throws -> (graph: String, config: String?) {
+        let group = plan.name
         let config = step.config ?? spec.config
         switch step.work {
         case .graph(let path):
@@ -301,8 +447,27 @@ public struct CampaignEngine {
             let line = "cd \(shellQuote(here)) && QUANTA_VALUE={dim:value}; export QUANTA_VALUE; " + template
             try AtomicFile.write("pipetask:\n  \(step.name):\n    command: \(JSONText.quote(line))\n", to: base + ".yaml")
             return (base + ".qgn", base + ".yaml")
-        case .pipeline, .builtin:
-            throw QuantaError(.usage, "step \(step.name): \(step.work.kind) steps are not built yet (issue 16 continues); use a graph: or script: step")
+        case .builtin(let tasks, _):
+            // `quanta graph build` over what the repository holds now (earlier steps' outputs
+            // included), restricted to the group's query.
+            let repo = try Repository(root: resolve(spec.repository, spec))
+            guard repo.kind == .quanta else {
+                throw QuantaError(.usage, "step \(step.name): builtin steps run Quanta's pipeline on a Quanta repository; \(repo.root) is an LSST butler (use pipeline:)")
+            }
+            let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
+            var request = PipelineGraph.Request(outputRun: outputRun, output: chain)
+            request.tasks = tasks
+            request.query = plan.query
+            request.inputs = try inputs(spec, run: run)
+            let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).builtin"
+            try NativeGraphFormat.write(try PipelineGraph.build(repo: repo, request), to: base + ".qgn")
+            // The built-in tasks and their defaults, under the campaign's (or step's) own config.
+            try AtomicFile.write(DemoSurvey.submitConfig, to: base + ".defaults.yaml")
+            let includes = [base + ".defaults.yaml"] + (config.map { [resolve($0, spec)] } ?? [])
+            try AtomicFile.write("includeConfigs: [\(includes.map(JSONText.quote).joined(separator: ", "))]\n", to: base + ".yaml")
+            return (base + ".qgn", base + ".yaml")
+        case .pipeline:
+            throw QuantaError(.usage, "step \(step.name): pipeline steps are not built yet (issue 16 continues); use a builtin:, graph: or script: step")
         }
     }
 
@@ -329,14 +494,15 @@ public struct CampaignEngine {
         return status
     }
 
-    /// Every group ended: the gate decides.
-    func judge(_ spec: CampaignSpec, run: Int, step: Step, counts: QuantumCounts, problems: [String], verdict: RuleVerdict) throws {
+    /// Every group ended: the gate decides. A pilot that passes starts the full step.
+    func judge(_ spec: CampaignSpec, run: Int, step: Step, counts: QuantumCounts, problems: [String], verdict: RuleVerdict, pilot: Bool) throws {
+        let what = pilot ? "pilot: " : ""
         @discardableResult
         func move(_ to: StepState, _ detail: String) throws -> Bool {
             try store.moveStep(campaign: spec.name, run: run, step: step.name, from: [.running, .pilot], to: to, detail: detail, actor: actor)
         }
         if counts.total == 0 && counts.unreadable == 0 {
-            try move(.empty, "the step's graph has no quanta; review it, then approve or reject")
+            try move(.empty, "\(what)the step's graph has no quanta; review it, then approve or reject")
             return
         }
         let gate = step.gate ?? Gate()
@@ -380,8 +546,12 @@ public struct CampaignEngine {
             }
         }
         if gate.manual {
-            try move(.gated, "\(counts); waiting for 'quanta campaign approve \(spec.name) \(step.name)'")
+            try move(.gated, "\(what)\(counts); waiting for 'quanta campaign approve \(spec.name) \(step.name)'")
             note("\(spec.name) run \(run): step \(step.name) waits for a person: quanta campaign approve \(spec.name) \(step.name)")
+            return
+        }
+        if pilot {
+            if try move(.running, "pilot passed: \(counts)") { note("\(spec.name) run \(run): step \(step.name): the pilot passed its gate; the full step starts") }
             return
         }
         if try move(.passed, counts.description) { try collect(spec, run: run, step: step.name) }

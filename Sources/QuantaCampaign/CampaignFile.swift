@@ -1,5 +1,6 @@
 import Foundation
 import QuantaCore
+import QuantaDemo
 import Yams
 
 /// Reads a campaign file into a `CampaignSpec`, checking everything that can be checked without
@@ -12,6 +13,29 @@ public enum CampaignFile {
     static let gateKeys = ["maxFailedFraction", "datasetTypes", "outputsValidated", "command", "manual"]
     static let ruleKeys = ["task", "message", "class", "action", "retries"]
     static let groupKeys = ["dimension", "values", "queries"]
+    /// Dimensions a data query or a group may name: the butler's default universe (and so the
+    /// built-in pipeline's, a part of it).
+    static let dimensions = ["instrument", "band", "physical_filter", "subfilter", "detector", "visit", "exposure", "day_obs",
+                             "group", "visit_system", "skymap", "tract", "patch"]
+
+    static func isDimension(_ d: String) -> Bool {
+        dimensions.contains(d) || ["htm", "healpix"].contains { p in d.hasPrefix(p) && Int(d.dropFirst(p.count)) != nil }
+    }
+
+    /// A data query's syntax and dimensions, as one line at the node.
+    static func query(_ n: Node, _ what: String, _ r: Reader) throws -> String {
+        let text = try r.string(n, what)
+        do {
+            let q = try DataQuery.parse(text)
+            for d in q.dimensions.sorted() where !isDimension(d) {
+                let hint = DidYouMean.suggestion(for: d, among: dimensions).map { "; did you mean '\($0)'?" } ?? ""
+                throw r.fail(n, "\(what): unknown dimension '\(d)'\(hint)")
+            }
+        } catch let e as QuantaError where e.code == .usage {
+            throw r.fail(n, "\(what): \(e.message.replacingOccurrences(of: "data query \"\(text)\": ", with: "")) in \"\(text)\"")
+        }
+        return text
+    }
 
     public static func load(path: String) throws -> CampaignSpec {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -82,17 +106,19 @@ public enum CampaignFile {
         let work: Work
         switch kinds[0] {
         case "pipeline":
-            work = .pipeline(try r.string(m["pipeline"]!, "\(at).pipeline"), dataQuery: try m["dataQuery"].map { try r.string($0, "\(at).dataQuery") })
+            work = .pipeline(try r.string(m["pipeline"]!, "\(at).pipeline"), dataQuery: try m["dataQuery"].map { try query($0, "\(at).dataQuery", r) })
         case "builtin":
             let b = m["builtin"]!
-            if b.bool == true { work = .builtin(tasks: try m["tasks"].map { try r.list($0, "\(at).tasks") }) }
-            else { work = .builtin(tasks: try r.list(b, "\(at).builtin")) }
+            let list = b.bool == true ? m["tasks"] : b
+            let tasks = try list.map { try r.list($0, b.bool == true ? "\(at).tasks" : "\(at).builtin") }
+            do { _ = try PipelineGraph.checkedTasks(tasks) } catch let e as QuantaError { throw r.fail(list ?? b, "\(at): \(e.message)") }
+            work = .builtin(tasks: tasks, dataQuery: try m["dataQuery"].map { try query($0, "\(at).dataQuery", r) })
         case "graph":
             work = .graph(try r.string(m["graph"]!, "\(at).graph"))
         default:
             work = .script(command: try r.string(m["script"]!, "\(at).script"), over: try m["over"].map { try r.list($0, "\(at).over") })
         }
-        for key in ["dataQuery"] where m[key] != nil && kinds[0] != "pipeline" { throw r.fail(m[key]!, "\(at).\(key) applies to a pipeline step") }
+        if let q = m["dataQuery"], kinds[0] != "pipeline" && kinds[0] != "builtin" { throw r.fail(q, "\(at).dataQuery applies to a pipeline or builtin step") }
         if let t = m["tasks"], kinds[0] != "builtin" { throw r.fail(t, "\(at).tasks applies to a builtin step") }
         if let o = m["over"], kinds[0] != "script" { throw r.fail(o, "\(at).over applies to a script step") }
         var s = Step(name: name, work: work)
@@ -117,7 +143,7 @@ public enum CampaignFile {
             throw r.fail(m["overrides"] ?? m["groupOverrides"]!, "\(at): overrides are pipetask's -c/-C and apply to a pipeline step")
         }
         if let v = m["gate"] { s.gate = try gate(v, at, r) }
-        if let v = m["pilot"] { s.pilot = try r.string(v, "\(at).pilot") }
+        if let v = m["pilot"] { s.pilot = try query(v, "\(at).pilot", r) }
         if s.pilot != nil, kinds[0] == "script" || kinds[0] == "graph" {
             throw r.fail(m["pilot"]!, "\(at).pilot is a data query; it applies to a pipeline or builtin step")
         }
@@ -131,15 +157,29 @@ public enum CampaignFile {
             if m["dimension"] != nil { throw r.fail(v, "\(at).groups: give a dimension or queries, not both") }
             var out: [(name: String, query: String)] = []
             if q.mapping != nil {
-                for (k, value) in try r.pairs(q, "\(at).groups.queries") { out.append((k, try r.string(value, "\(at).groups.queries.\(k)"))) }
+                for (k, value) in try r.pairs(q, "\(at).groups.queries") {
+                    guard !k.isEmpty, k != "pilot", k.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                        throw r.fail(q, "\(at).groups.queries: '\(k)' cannot name a group; use letters, digits, '-', '_' and '.' (and not 'pilot')")
+                    }
+                    out.append((k, try query(value, "\(at).groups.queries.\(k)", r)))
+                }
             } else {
-                out = try r.list(q, "\(at).groups.queries").enumerated().map { ("q\($0)", $1) }
+                out = try r.sequence(q, "\(at).groups.queries").enumerated().map { i, n in ("q\(i)", try query(n, "\(at).groups.queries[\(i)]", r)) }
             }
             if out.isEmpty { throw r.fail(q, "\(at).groups.queries lists no query") }
             return .queries(out)
         }
-        let d = try r.string(try r.required(m, "dimension", in: v), "\(at).groups.dimension")
-        return .dimension(d, values: try m["values"].map { try r.list($0, "\(at).groups.values") })
+        let dn = try r.required(m, "dimension", in: v)
+        let d = try r.string(dn, "\(at).groups.dimension")
+        guard isDimension(d) else {
+            let hint = DidYouMean.suggestion(for: d, among: dimensions).map { "did you mean '\($0)'? " } ?? ""
+            throw r.fail(dn, "\(at).groups: '\(d)' is not a dimension; \(hint)(one of \(dimensions.joined(separator: ", ")))")
+        }
+        let values = try m["values"].map { try r.list($0, "\(at).groups.values") }
+        for value in values ?? [] where value.isEmpty || value == "pilot" || !value.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            throw r.fail(m["values"]!, "\(at).groups.values: '\(value)' cannot name a group; use letters, digits, '-', '_' and '.'")
+        }
+        return .dimension(d, values: values)
     }
 
     static func override(_ text: String, _ n: Node, _ at: String, _ r: Reader) throws -> ConfigOverride {

@@ -64,9 +64,9 @@ public enum Work: Sendable, Equatable {
     /// An LSST pipeline (or subset, `DRP.yaml#step1`) over a data query; the graph is built with
     /// `pipetask qgraph` when the step starts, so it sees earlier steps' outputs.
     case pipeline(String, dataQuery: String?)
-    /// Quanta's built-in image pipeline (all tasks, or these) over what the repository holds,
-    /// through `quanta graph build`.
-    case builtin(tasks: [String]?)
+    /// Quanta's built-in image pipeline (all tasks, or these) over what the repository holds and
+    /// the data query admits, through `quanta graph build` (`PipelineGraph`).
+    case builtin(tasks: [String]?, dataQuery: String?)
     /// A graph file built beforehand.
     case graph(String)
     /// A command run as one job, or as an array with one element per value (`{value}` in the

@@ -220,10 +220,19 @@ public final class CampaignStore: Sendable {
 
     public func setRun(campaign: String, run: Int, _ state: RunState, actor: String, why: String) throws {
         try db.write { db in
-            let ended: String? = [.succeeded, .failed, .removed].contains(state) ? Self.now() : nil
+            let ended: String? = [.succeeded, .failed].contains(state) ? Self.now() : nil
             try db.execute(sql: "UPDATE run SET state = ?, ended_at = COALESCE(?, ended_at) WHERE campaign = ? AND number = ?",
                            arguments: [state.rawValue, ended, campaign, run])
             try Self.log(db, campaign: campaign, run: run, actor: actor, what: "run \(run) \(state.rawValue): \(why)")
+        }
+    }
+
+    /// Marks a run to be kept by retention whatever its age (or not).
+    public func setKeep(campaign: String, run: Int, _ keep: Bool, actor: String) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE run SET keep = ? WHERE campaign = ? AND number = ?", arguments: [keep, campaign, run])
+            guard db.changesCount == 1 else { throw QuantaError(.usage, "campaign \(campaign) has no run \(run)") }
+            try Self.log(db, campaign: campaign, run: run, actor: actor, what: keep ? "run \(run) marked keep" : "run \(run) no longer marked keep")
         }
     }
 

@@ -10,7 +10,7 @@ struct CampaignCommand: ParsableCommand {
         commandName: "campaign",
         abstract: "Campaigns: ordered steps, gates and schedules from one file (docs/campaigns.md).",
         subcommands: [CampaignValidate.self, CampaignStart.self, CampaignRun.self, CampaignTick.self, CampaignSchedule.self, CampaignStatus.self, CampaignApprove.self,
-                      CampaignReject.self, CampaignPause.self, CampaignResume.self, CampaignLog.self, CampaignList.self])
+                      CampaignReject.self, CampaignPause.self, CampaignResume.self, CampaignKeep.self, CampaignLog.self, CampaignList.self])
 }
 
 /// `--db` for every campaign command.
@@ -68,21 +68,12 @@ struct CampaignRun: ParsableCommand {
         let engine = database.engine(store, actor: "run", backend: backendOption)
         let number = try engine.start(spec)
         print("campaign \(spec.name): run \(number) (database \(store.path))")
-        while true {
-            // Under the tick lock, so a cron tick and this never act on the campaign at once.
-            guard let state = try store.withTickLock(holder: "campaign run \(spec.name)", { _ in try engine.advance(spec, run: number) }) else {
-                Thread.sleep(forTimeInterval: poll)
-                continue
-            }
-            if state != .running {
-                print(try CampaignReport.render(spec, store: store))
-                switch state {
-                case .succeeded: return
-                case .held: throw ExitCode(2)
-                default: throw ExitCode(1)
-                }
-            }
-            Thread.sleep(forTimeInterval: poll)
+        let state = try engine.runUntilSettled(spec, run: number, poll: poll)
+        print(try CampaignOverview.build(spec, store: store).text)
+        switch state {
+        case .succeeded: return
+        case .held: throw ExitCode(2)
+        default: throw ExitCode(1)
         }
     }
 }
@@ -203,9 +194,9 @@ struct CampaignStatus: ParsableCommand {
         let store = try database.open()
         let spec = try database.spec(name, in: store)
         if json {
-            print(String(decoding: try JSONEncoder.pretty.encode(try CampaignReport.document(spec, store: store)), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.pretty.encode(try CampaignOverview.build(spec, store: store)), as: UTF8.self))
         } else {
-            print(try CampaignReport.render(spec, store: store))
+            print(try CampaignOverview.build(spec, store: store).text)
         }
     }
 }
@@ -266,6 +257,16 @@ struct CampaignResume: ParsableCommand {
     func run() throws { try database.open().setPaused(name, false, actor: person) }
 }
 
+struct CampaignKeep: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keep", abstract: "Retention never removes this run (--no: it may again).")
+    @Argument(help: "Campaign name.") var name: String
+    @Argument(help: "Run number.") var number: Int
+    @Flag(name: .long, help: "Undo: retention may remove the run again.") var no = false
+    @OptionGroup var database: CampaignDatabaseOption
+
+    func run() throws { try database.open().setKeep(campaign: name, run: number, !no, actor: person) }
+}
+
 struct CampaignLog: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "log", abstract: "The activity log: who or what changed what, when.")
     @Argument(help: "Campaign name.") var name: String
@@ -294,53 +295,11 @@ struct CampaignList: ParsableCommand {
     }
 }
 
-/// What `campaign status` and `campaign run` print.
-enum CampaignReport {
-    struct Document: Encodable {
-        struct GroupDoc: Encodable { var name: String, state: GroupState, outputRun: String, submitDir: String, detail: String?, retries: Int }
-        struct StepDoc: Encodable { var name: String, state: StepState, detail: String?, groups: [GroupDoc] }
-        struct RunDoc: Encodable { var number: Int, state: RunState, startedAt: String, endedAt: String?, steps: [StepDoc] }
-        var campaign: String, file: String, repository: String, paused: Bool, runs: [RunDoc]
-    }
-
-    static func document(_ spec: CampaignSpec, store: CampaignStore) throws -> Document {
-        let runs = try store.runs(campaign: spec.name).map { r -> Document.RunDoc in
-            let groups = try store.groups(campaign: spec.name, run: r.number)
-            let steps = try store.steps(campaign: spec.name, run: r.number).map { s in
-                Document.StepDoc(name: s.step, state: s.state, detail: s.detail, groups: groups.filter { $0.step == s.step }.map {
-                    Document.GroupDoc(name: $0.group, state: $0.state, outputRun: $0.outputRun, submitDir: $0.submitDir, detail: $0.detail, retries: $0.retries)
-                })
-            }
-            return Document.RunDoc(number: r.number, state: r.state, startedAt: r.startedAt, endedAt: r.endedAt, steps: steps)
-        }
-        return Document(campaign: spec.name, file: spec.source, repository: spec.repository,
-                        paused: try store.campaign(spec.name)?.paused ?? false, runs: runs)
-    }
-
-    static func render(_ spec: CampaignSpec, store: CampaignStore) throws -> String {
-        var lines = ["Campaign \(spec.name) (\(spec.source)), repository \(spec.repository), site \(spec.site)"]
-        let runs = try store.runs(campaign: spec.name)
-        if runs.isEmpty { lines.append("  no run yet") }
-        for r in runs.suffix(5) {
-            lines.append("run \(r.number): \(r.state.rawValue), started \(r.startedAt)\(r.endedAt.map { ", ended \($0)" } ?? "")")
-            let groups = try store.groups(campaign: spec.name, run: r.number)
-            for s in try store.steps(campaign: spec.name, run: r.number) {
-                lines.append("  \(s.step.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))\(s.detail.map { " \($0)" } ?? "")")
-                for g in groups where g.step == s.step {
-                    lines.append("      \(g.group): \(g.state.rawValue)  \(g.outputRun)  \(g.submitDir)")
-                    if g.state == .failed, let d = g.detail { lines.append("        \(d)") }
-                }
-            }
-        }
-        return lines.joined(separator: "\n")
-    }
-}
-
 extension Work {
     var summary: String {
         switch self {
         case let .pipeline(p, q): return "pipeline \(p)\(q.map { " where \($0)" } ?? "")"
-        case let .builtin(tasks): return "built-in pipeline\(tasks.map { " (\($0.joined(separator: ", ")))" } ?? "")"
+        case let .builtin(tasks, query): return "built-in pipeline\(tasks.map { " (\($0.joined(separator: ", ")))" } ?? "")\(query.map { " where \($0)" } ?? "")"
         case let .graph(g): return "graph \(g)"
         case let .script(c, over): return "script '\(c)'\(over.map { " over \($0.joined(separator: ", "))" } ?? "")"
         }

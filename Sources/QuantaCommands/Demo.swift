@@ -3,6 +3,7 @@ import Foundation
 import QuantaDemo
 import QuantaRegistry
 import QuantaButler
+import QuantaCampaign
 import QuantaCore
 import QuantaExec
 import QuantaGraphIO
@@ -33,11 +34,14 @@ struct Demo: ParsableCommand {
     @OptionGroup var backendOption: BackendOption
     @Option(name: [.customShort("j"), .customLong("jobs")], help: "Jobs at once (default: the number of cores).") var parallel: Int?
     @Flag(name: .long, help: "Write the repository, graph and submit directory, but do not run.") var planOnly = false
+    @Flag(name: .long, help: "Run the pipeline as a campaign instead (demo-campaign.yaml): sfp per band, a gate, coadd, then a second run that retention ({keep: 1}) makes the first one's end.")
+    var campaign = false
 
     func validate() throws {
         guard visits > 0, detectors > 0 else { throw ValidationError("--visits and --detectors must be at least 1") }
         guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
         guard corrupt >= 0, corrupt <= visits * 2 * detectors else { throw ValidationError("--corrupt must be between 0 and the number of raws (2 × visits × detectors)") }
+        guard !(campaign && planOnly) else { throw ValidationError("--campaign runs the campaign; leave out --plan-only (or write the file and use 'quanta campaign validate')") }
     }
 
     func run() throws {
@@ -79,6 +83,10 @@ struct Demo: ParsableCommand {
         let map = survey.design.skyMap
         print("  2. repository \(repo.root): ingested \(ingested.added.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")); sky map of \(map.patchCount) patches of \(map.patchSize)² pixels")
 
+        if campaign {
+            try runCampaign(root: root, repo: repo, survey: survey, started: started)
+            return
+        }
         let stamp = Self.timestamp()
         let graph = try DemoSurvey.graph(repo: repo, outputRun: "demo/out/\(stamp)", output: "demo/out")
         let graphPath = root + "/demo.\(NativeGraphFormat.fileExtension)"
@@ -155,6 +163,24 @@ struct Demo: ParsableCommand {
             print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")
         }
         if let summary { try LocalRun.finish(summary, complete: status.isComplete) } else if !status.isComplete { throw ExitCode(1) }
+    }
+
+    /// `--campaign`: the same survey through `DemoCampaign`, then the science check on the last run's coadds.
+    func runCampaign(root: String, repo: Repository, survey: DemoSurvey, started: Date) throws {
+        let siteName = site ?? (slurm ? "local-slurm" : "local")
+        print("  3. campaign \(root)/demo-campaign.yaml on site \(siteName): sfp (isr, calibrate) per band → gate → coadd (makeWarp, assembleCoadd, detectCoadd), twice; retention keeps 1 run")
+        let outcome = try DemoCampaign.run(root: root, site: siteName, backend: { try backendOption.open(quiet: true) }, note: { print("     " + $0); fflush(nil) })
+        for r in outcome.runs { print("     run \(r.number): \(r.state.rawValue) in \(String(format: "%.1f", r.seconds)) s") }
+        if let o = outcome.overview { print("\n" + o.text) }
+        print("\n  status: quanta campaign status \(DemoCampaign.name) --db \(shellQuote(root + "/campaigns.sqlite"))")
+        print("  log:    quanta campaign log \(DemoCampaign.name) --db \(shellQuote(root + "/campaigns.sqlite"))")
+        print("  list:   quanta repo query \(shellQuote(repo.root)) --collections \(DemoCampaign.output)/\(outcome.runs.last?.number ?? 1)")
+        guard let coaddRun = outcome.coaddRun, outcome.runs.last?.state == .succeeded else { throw ExitCode(1) }
+        let check = try ScienceCheck.run(truth: root + "/truth.fits", repo: repo, run: coaddRun, design: survey.design)
+        print("\nScience check of \(coaddRun): objects on the coadds vs the \(survey.design.stars.count) injected stars")
+        TextTable.render(header: ScienceCheck.header, rows: check.table).forEach { print("  " + $0) }
+        print("  → \(check.judgeable ? (check.passed ? "passed" : "FAILED") : "too few stars to judge; make a bigger survey") (\(String(format: "%.1f", Date().timeIntervalSince(started))) s in all)")
+        if check.judgeable && !check.passed { throw ExitCode(1) }
     }
 
     static func timestamp() -> String {

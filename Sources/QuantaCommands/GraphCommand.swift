@@ -8,7 +8,49 @@ import QuantaGraphIO
 
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "graph", abstract: "Inspect and check graph files.", subcommands: [Info.self, Validate.self, Dump.self, Synth.self])
+        commandName: "graph", abstract: "Build, inspect and check graph files.", subcommands: [Build.self, Info.self, Validate.self, Dump.self, Synth.self])
+
+    struct Build: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build the built-in pipeline's graph from what a Quanta repository holds (pipetask qgraph, for Quanta repositories).",
+            discussion: """
+            The pipeline is isr → calibrate → makeWarp → assembleCoadd → detectCoadd. With --tasks, only those
+            tasks: what the others make is read from the input collections (an earlier step's outputs), and a
+            quantum whose input is in neither is not made. --where takes the butler's query language:
+              quanta graph build --repo repo --tasks isr,calibrate --where "band = 'g'" --out g.qgn
+              quanta graph build --repo repo --tasks makeWarp,assembleCoadd,detectCoadd --input u/me/step1 \\
+                  --input QuantaCam/raw/all --input QuantaCam/calib --input skymaps --out coadd.qgn
+            """)
+        @Option(name: .long, help: "The Quanta repository.") var repo: String
+        @Option(name: .long, parsing: .singleValue, help: "Tasks to include, comma-separated or repeated (default: all).") var tasks: [String] = []
+        @Option(name: [.customShort("d"), .customLong("where")], help: "Data query, e.g. \"band = 'g' AND visit IN (1..3)\".") var query: String?
+        @Option(name: [.customShort("i"), .customLong("input")], parsing: .singleValue,
+                help: "Input collection, repeated in search order (default: the raw, calibration and sky-map runs).") var inputs: [String] = []
+        @Option(name: .long, help: "Output RUN collection (default <output>/<timestamp>).") var outputRun: String?
+        @Option(name: .long, help: "Output chain.") var output = "u/\(ProcessInfo.processInfo.environment["USER"] ?? "quanta")/graph"
+        @Option(name: .long, help: "Graph file to write (.qgn).") var out: String
+
+        func run() throws {
+            let started = Date()
+            let repository = try Repository(root: repo)
+            guard repository.kind == .quanta else {
+                throw ValidationError("\(repo) is an LSST butler repository; build its graph with 'pipetask qgraph'")
+            }
+            var request = PipelineGraph.Request(outputRun: outputRun ?? "\(output)/\(Demo.timestamp())", output: output)
+            request.tasks = tasks.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+            request.query = try query.map { try DataQuery.parse($0, known: DemoSurvey.universe) }
+            request.inputs = inputs
+            let g = try PipelineGraph.build(repo: repository, request)
+            guard !g.quanta.isEmpty else {
+                // As pipetask qgraph: an empty graph is an error, and no file is written.
+                throw QuantaError(.planning, "the graph is empty: nothing in \((inputs.isEmpty ? PipelineGraph.defaultInputs : inputs).joined(separator: ", ")) makes a quantum of \(request.tasks?.isEmpty == false ? request.tasks!.joined(separator: ", ") : "the pipeline")\(query.map { " for \"\($0)\"" } ?? ""); no file written")
+            }
+            try NativeGraphFormat.write(g, to: out)
+            let perTask = g.tasks.indices.map { t in g.quanta.lazy.filter { Int($0.task) == t }.count }
+            let parts = zip(g.tasks, perTask).map { "\($0.0.label) \($0.1)" }.joined(separator: ", ")
+            print("\(out): \(g.quanta.count) quanta (\(parts.isEmpty ? "no tasks" : parts)), output run \(request.outputRun) (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+        }
+    }
 
     struct Synth: ParsableCommand {
         static let configuration = CommandConfiguration(

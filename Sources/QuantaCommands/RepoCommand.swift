@@ -10,7 +10,7 @@ import QuantaExec
 struct RepoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repo", abstract: "Create and query native repositories.",
-        subcommands: [Create.self, Ingest.self, Query.self, Collections.self])
+        subcommands: [Create.self, Ingest.self, Query.self, Collections.self, RemoveRun.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a repository (SQLite registry + POSIX datastore).")
@@ -96,6 +96,44 @@ struct RepoCommand: ParsableCommand {
             for c in try Registry(path: repo.registryPath).collections() {
                 print("\(c.name)  \(c.type)\(c.children.isEmpty ? "" : "  [\(c.children.joined(separator: ", "))]")")
             }
+        }
+    }
+
+    struct RemoveRun: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-run",
+            abstract: "Remove RUN collections with their datasets and files (and CHAINED ones named with them), as butler remove-runs.",
+            discussion: """
+            A collection that a chain not named here still lists is refused, and then nothing is removed:
+              quanta repo remove-run repo u/me/old/1/sfp/g u/me/old/1/sfp/r u/me/old/1/sfp u/me/old/1
+            Files go first, then the registry rows in one transaction; a removal cut short is finished by running it again.
+            For an LSST butler repository use 'butler remove-runs'.
+            """)
+        @Argument(help: "Repository.") var repo: String
+        @Argument(help: "Collections to remove.") var collections: [String]
+        @Flag(name: .long, help: "Say what would be removed, and remove nothing.") var dryRun = false
+
+        func run() throws {
+            let repository = try Repository(root: repo)
+            guard repository.kind == .quanta else {
+                throw ValidationError("\(repo) is an LSST butler repository; use 'butler remove-runs \(repo) COLLECTION'")
+            }
+            let removal = CollectionRemoval(repo: repository)
+            let blockers = try removal.blockers(collections)
+            guard blockers.isEmpty else { throw QuantaError(.registry, blockers.joined(separator: "; ") + "; nothing was removed") }
+            if dryRun {
+                let registry = try Registry(path: repository.registryPath)
+                for c in collections {
+                    let type = try registry.collectionType(c)
+                    let n = type == .chained ? 0 : try registry.count(run: c)
+                    print("would remove \(c) (\(type?.rawValue ?? "?")\(type == .chained ? "" : ", \(n) datasets"))")
+                }
+                return
+            }
+            let progress = Progress("removing files")
+            let o = try removal.remove(collections) { progress.update($0, $1) }
+            progress.done()
+            print("Removed \(o.runs) runs and \(o.chains) chains: \(o.datasets) datasets, \(o.files) files (\(String(format: "%.1f", Double(o.bytes) / 1e6)) MB)")
         }
     }
 }

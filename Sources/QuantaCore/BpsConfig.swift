@@ -68,7 +68,8 @@ public struct BpsConfig: Sendable {
     }
 
     /// The file and its includes, deep-merged; later (including) files win.
-    static func loadMerged(path: String, environment: [String: String], seen: inout Set<String>) throws -> [String: Any] {
+    /// `expand: false` keeps `${NAME}` as written (a submit config's commands expand them at run time).
+    static func loadMerged(path: String, environment: [String: String], seen: inout Set<String>, expand: Bool = true) throws -> [String: Any] {
         let full = URL(fileURLWithPath: path).standardizedFileURL.path
         guard seen.insert(full).inserted else {
             throw QuantaError(.invalidConfig, "\(path): includeConfigs includes itself (a cycle)")
@@ -77,12 +78,13 @@ public struct BpsConfig: Sendable {
         do { text = try String(contentsOfFile: full, encoding: .utf8) } catch {
             throw QuantaError(.invalidConfig, "\(path): cannot read the bps config (\(error.localizedDescription))")
         }
-        let mine = try expandEnvironment(YAMLInput.mapping(text, source: path), environment: environment, source: path) as? [String: Any] ?? [:]
+        let parsed = try YAMLInput.mapping(text, source: path)
+        let mine = (expand ? try expandEnvironment(parsed, environment: environment, source: path) : parsed) as? [String: Any] ?? [:]
         var result: [String: Any] = [:]
         let includes = (mine["includeConfigs"] as? [Any] ?? (mine["includeConfigs"].map { [$0] } ?? [])).compactMap { $0 as? String }
         for inc in includes {
             let incPath = inc.hasPrefix("/") ? inc : URL(fileURLWithPath: full).deletingLastPathComponent().path + "/" + inc
-            result = deepMerge(result, try loadMerged(path: incPath, environment: environment, seen: &seen))
+            result = deepMerge(result, try loadMerged(path: incPath, environment: environment, seen: &seen, expand: expand))
         }
         return deepMerge(result, mine)
     }

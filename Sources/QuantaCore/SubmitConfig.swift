@@ -153,7 +153,8 @@ public struct SubmitConfig: Sendable, Equatable {
     /// Labels under `pipetask:` and `cluster.*.pipetasks` that name no task of the graph: an error
     /// when the label is a near miss of one (a typo would otherwise drop its settings silently) or
     /// when the graph is Quanta's own; for LSST graphs a bps file's settings for tasks of other
-    /// steps are normal, and come back as notes.
+    /// steps are normal, and come back as notes, as are a Quanta graph's settings for built-in
+    /// tasks a subset graph (`quanta graph build --tasks`) leaves out.
     public func checkLabels(_ labels: [String], strict: Bool) throws -> [String] {
         let known = Set(labels)
         var notes: [String] = []
@@ -162,7 +163,7 @@ public struct SubmitConfig: Sendable, Equatable {
             if let near = DidYouMean.suggestion(for: label, among: labels) {
                 throw QuantaError(.invalidConfig, "\(source): \(path): no task '\(label)' in the graph; did you mean '\(near)'?")
             }
-            if strict {
+            if strict && !BuiltinTaskNames.all.contains(label) {
                 throw QuantaError(.invalidConfig, "\(source): \(path): no task '\(label)' in the graph (its tasks: \(labels.sorted().joined(separator: ", ")))")
             }
             notes.append("\(path): no task '\(label)' in this graph; its settings are not used")
@@ -176,6 +177,13 @@ public struct SubmitConfig: Sendable, Equatable {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw QuantaError(.invalidConfig, "\(path): cannot read the submit config (\(error.localizedDescription))")
+        }
+        // bps's includeConfigs: the included files first, deep-merged, the including file winning.
+        if text.contains("includeConfigs") {
+            var seen = Set<String>()
+            var merged = try BpsConfig.loadMerged(path: path, environment: [:], seen: &seen, expand: false)
+            merged["includeConfigs"] = nil
+            return try parse(mapping: merged, source: path)
         }
         return try parse(text, source: path)
     }

@@ -148,95 +148,9 @@ public struct DemoSurvey: Sendable {
                                                path: rel, size: Int64(data.count), checksum: CRC32.text(crc.value))])
     }
 
-    /// The pipeline's graph from what `repo` holds: every raw with its bias and flat, the sky map, and
-    /// patch overlaps computed from each raw's own WCS header.
+    /// The whole pipeline's graph from what `repo` holds (`PipelineGraph`).
     public static func graph(repo: Repository, outputRun: String, output: String) throws -> QuantumGraph {
-        let registry = try Registry(path: repo.registryPath)
-        let runs = RawIngest.runs(instrument: instrument)
-        let inputs = [runs.raw, runs.calib, skymapRun]
-        let rows = try registry.datasets(runs: inputs, types: ["raw", "bias", "flat", "skyMap"])
-        func uuid(_ r: DatasetRecord) -> UUID { UUID(uuidString: r.id) ?? UUID.v7() }
-        guard let mapRow = rows.first(where: { $0.datasetType == "skyMap" }) else {
-            throw QuantaError(.planning, "\(repo.root): no skyMap dataset in run \(skymapRun)")
-        }
-        let map = try SkyMapFile.read(repo.absolutePath(mapRow.path))
-        var b = GraphBuilder(universe: universe, metadata: [
-            "outputRun": outputRun, "output": output, "inputCollections": inputs.joined(separator: ","),
-            "pipeline": "quanta demo: isr → calibrate → makeWarp → assembleCoadd → detectCoadd", "instrument": instrument,
-        ])
-        let exp = ["instrument", "exposure", "detector"], vis = ["instrument", "visit", "detector"]
-        let warpDims = ["skymap", "tract", "patch", "visit"], coaddDims = ["skymap", "tract", "patch", "band"]
-        b.addDatasetType("raw", dimensions: RawIngest.rawDimensions, storageClass: "ExposureF")
-        b.addDatasetType("bias", dimensions: ["instrument", "detector"], storageClass: "ExposureF")
-        b.addDatasetType("flat", dimensions: ["instrument", "detector", "band"], storageClass: "ExposureF")
-        b.addDatasetType("skyMap", dimensions: ["skymap"], storageClass: "JSON")
-        b.addDatasetType("postISRCCD", dimensions: exp, storageClass: "ExposureF")
-        b.addDatasetType("calexp", dimensions: vis, storageClass: "ExposureF")
-        b.addDatasetType("src", dimensions: vis, storageClass: "SourceCatalog")
-        b.addDatasetType("deepCoadd_directWarp", dimensions: warpDims, storageClass: "ExposureF")
-        b.addDatasetType("deepCoadd", dimensions: coaddDims, storageClass: "ExposureF")
-        b.addDatasetType("deepCoadd_preview", dimensions: coaddDims, storageClass: "PNG")
-        b.addDatasetType("deepCoadd_obj", dimensions: coaddDims, storageClass: "SourceCatalog")
-        b.addTask(TaskNode(label: "isr", dimensions: exp, inputTypes: ["raw", "bias", "flat"], outputTypes: ["postISRCCD"]))
-        b.addTask(TaskNode(label: "calibrate", dimensions: vis, inputTypes: ["postISRCCD"], outputTypes: ["calexp", "src"]))
-        b.addTask(TaskNode(label: "makeWarp", dimensions: warpDims, inputTypes: ["calexp", "skyMap"], outputTypes: ["deepCoadd_directWarp"]))
-        b.addTask(TaskNode(label: "assembleCoadd", dimensions: coaddDims, inputTypes: ["deepCoadd_directWarp", "skyMap"],
-                           outputTypes: ["deepCoadd", "deepCoadd_preview"]))
-        b.addTask(TaskNode(label: "detectCoadd", dimensions: coaddDims, inputTypes: ["deepCoadd", "skyMap"], outputTypes: ["deepCoadd_obj"]))
-
-        let skyMapID = b.dataset("skyMap", try DataID(json: mapRow.dataID), run: mapRow.run, location: mapRow.path, id: uuid(mapRow))
-        var calibs: [String: Int32] = [:]
-        for r in rows where r.datasetType == "bias" || r.datasetType == "flat" {
-            let id = try DataID(json: r.dataID)
-            calibs["\(r.datasetType) \(id.json)"] = b.dataset(r.datasetType, id, run: r.run, location: r.path, id: uuid(r))
-        }
-        let inst = DimensionValue.string(instrument)
-        // (visit, patch) → calexps; (band, patch) → visits.
-        var warpInputs: [Int64: [Int: [Int32]]] = [:]
-        var visitBand: [Int64: String] = [:]
-        for r in rows.filter({ $0.datasetType == "raw" }).sorted(by: { $0.dataID < $1.dataID }) {
-            let id = try DataID(json: r.dataID)
-            guard case .int(let exposure)? = id["exposure"], case .int(let detector)? = id["detector"], let band = id["band"]?.description else {
-                throw QuantaError(.planning, "raw \(r.dataID) lacks exposure, detector or band")
-            }
-            let path = repo.absolutePath(r.path)
-            let header = try rawGeometry(path)
-            guard let bias = calibs["bias \(DataID([("instrument", inst), ("detector", .int(detector))]).json)"],
-                  let flat = calibs["flat \(DataID([("instrument", inst), ("detector", .int(detector)), ("band", .string(band))]).json)"] else {
-                throw QuantaError(.planning, "raw {\(id)} has no bias for detector \(detector) or no flat for band \(band) in \(runs.calib); ingest them first")
-            }
-            let raw = b.dataset("raw", id, run: r.run, location: r.path, id: uuid(r))
-            let eid = DataID([("instrument", inst), ("exposure", .int(exposure)), ("detector", .int(detector))])
-            let post = b.dataset("postISRCCD", eid, run: outputRun)
-            b.addQuantum(task: "isr", dataID: eid, inputs: [raw, bias, flat], outputs: [post])
-            let vid = DataID([("instrument", inst), ("visit", .int(exposure)), ("detector", .int(detector))])
-            let calexp = b.dataset("calexp", vid, run: outputRun)
-            b.addQuantum(task: "calibrate", dataID: vid, inputs: [post], outputs: [calexp, b.dataset("src", vid, run: outputRun)])
-            visitBand[exposure] = band
-            for p in map.patches(overlapping: header.wcs, width: header.width, height: header.height) {
-                warpInputs[exposure, default: [:]][p, default: []].append(calexp)
-            }
-        }
-        let tractKeys: [(String, DimensionValue)] = [("skymap", .string(skymapName)), ("tract", .int(Int64(map.tract)))]
-        var coaddInputs: [String: [Int: [Int32]]] = [:]
-        for (visit, patches) in warpInputs.sorted(by: { $0.key < $1.key }) {
-            for (p, calexps) in patches.sorted(by: { $0.key < $1.key }) {
-                let wid = DataID(tractKeys + [("patch", .int(Int64(p))), ("visit", .int(visit))])
-                let warp = b.dataset("deepCoadd_directWarp", wid, run: outputRun)
-                b.addQuantum(task: "makeWarp", dataID: wid, inputs: calexps + [skyMapID], outputs: [warp])
-                coaddInputs[visitBand[visit]!, default: [:]][p, default: []].append(warp)
-            }
-        }
-        for (band, patches) in coaddInputs.sorted(by: { $0.key < $1.key }) {
-            for (p, warps) in patches.sorted(by: { $0.key < $1.key }) {
-                let cid = DataID(tractKeys + [("patch", .int(Int64(p))), ("band", .string(band))])
-                let coadd = b.dataset("deepCoadd", cid, run: outputRun)
-                b.addQuantum(task: "assembleCoadd", dataID: cid, inputs: warps + [skyMapID],
-                             outputs: [coadd, b.dataset("deepCoadd_preview", cid, run: outputRun)])
-                b.addQuantum(task: "detectCoadd", dataID: cid, inputs: [coadd, skyMapID], outputs: [b.dataset("deepCoadd_obj", cid, run: outputRun)])
-            }
-        }
-        return b.graph
+        try PipelineGraph.build(repo: repo, PipelineGraph.Request(outputRun: outputRun, output: output))
     }
 
     /// The trimmed science area's WCS and size, from a raw's header.

@@ -34,7 +34,7 @@ import QuantaCore
         gate: manual
       - name: step2
         after: [step1, check]
-        builtin: [warp, coadd]
+        builtin: [makeWarp, assembleCoadd]
         groups:
           queries: {north: "tract=9813", south: "tract=9697"}
       - name: ready
@@ -57,7 +57,7 @@ import QuantaCore
         #expect(one.pilot == "tract=9813" && one.gate?.maxFailedFraction == 0.05 && one.gate?.datasetTypes == ["calexp"])
         #expect(s.steps[1].work == .script(command: "python3 check.py {value}", over: ["a", "b"]) && s.steps[1].gate?.manual == true)
         #expect(s.steps[1].after == ["step1"] && s.steps[2].after == ["step1", "check"])
-        #expect(s.steps[2].work == .builtin(tasks: ["warp", "coadd"]))
+        #expect(s.steps[2].work == .builtin(tasks: ["makeWarp", "assembleCoadd"], dataQuery: nil))
         #expect(s.steps[2].groups == .queries([("north", "tract=9813"), ("south", "tract=9697")]))
         #expect(s.steps[3].work == .graph("prebuilt.qgn"))
     }

@@ -1,0 +1,109 @@
+import Foundation
+import GRDB
+import QuantaButler
+import QuantaCore
+
+/// `quanta repo remove-run` and campaign retention: removes collections from a Quanta repository —
+/// a RUN with its datasets' files, a CHAINED one with its links — as `butler remove-runs` and
+/// `butler remove-collections` do. A collection that a chain outside the removal still lists is
+/// refused (remove it from that chain, or remove the chain too), so nothing anyone reads goes
+/// missing. The files go first and the registry rows after, in one transaction: a removal killed
+/// half way leaves rows whose files are gone, and running it again finishes it.
+public struct CollectionRemoval: Sendable {
+    public let repo: Repository
+
+    public init(repo: Repository) { self.repo = repo }
+
+    public struct Outcome: Sendable, Equatable {
+        public var runs = 0, chains = 0, datasets = 0, files = 0
+        public var bytes: Int64 = 0
+    }
+
+    /// Why each collection cannot be removed together with the others; empty when all can.
+    public func blockers(_ names: [String]) throws -> [String] {
+        let registry = try Registry(path: repo.registryPath)
+        let removing = Set(names)
+        var out: [String] = []
+        for n in names {
+            guard try registry.collectionType(n) != nil else {
+                out.append("\(repo.root): no collection named '\(n)'; 'quanta repo collections \(repo.root)' lists them")
+                continue
+            }
+            for p in try registry.parents(of: n) where !removing.contains(p) {
+                out.append("\(n) is in chain \(p); remove it from \(p) first, or remove \(p) too")
+            }
+        }
+        return out
+    }
+
+    /// Removes them all, or nothing when any cannot go (the first reason, as the error).
+    @discardableResult
+    public func remove(_ names: [String], progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
+        if let why = try blockers(names).first { throw QuantaError(.registry, why) }
+        let registry = try Registry(path: repo.registryPath)
+        var outcome = Outcome()
+        var runs: [String] = []
+        for n in names {
+            switch try registry.collectionType(n) {
+            case .run?, .tagged?: runs.append(n); outcome.runs += 1
+            case .chained?: outcome.chains += 1
+            case nil: continue
+            }
+        }
+        let rows = runs.isEmpty ? [] : try registry.datasets(runs: runs, types: nil)
+        var directories = Set<String>()
+        for (i, r) in rows.enumerated() where !r.path.isEmpty {
+            let path = repo.absolutePath(r.path)
+            if unlink(path) == 0 {
+                outcome.files += 1
+                outcome.bytes += max(0, r.size)
+            } else if errno != ENOENT {
+                throw QuantaError(.io, "\(path): cannot remove (\(String(cString: strerror(errno)))); nothing was removed from the registry — fix the permission and run it again")
+            }
+            directories.insert((path as NSString).deletingLastPathComponent)
+            if i % 1000 == 0 { progress(i, rows.count) }
+        }
+        progress(rows.count, rows.count)
+        outcome.datasets = try registry.removeCollections(names)
+        // Directories the files leave empty, deepest first, up to the datastore's root.
+        let root = repo.datastoreRoot
+        for dir in directories.sorted(by: { $0.count > $1.count }) {
+            var d = dir
+            while d.hasPrefix(root + "/"), rmdir(d) == 0 { d = (d as NSString).deletingLastPathComponent }
+        }
+        return outcome
+    }
+}
+
+extension Registry {
+    /// The CHAINED collections that list `name`.
+    public func parents(of name: String) throws -> [String] {
+        try wrap("reading the chains of \(name)") {
+            try db.read { db in
+                try String.fetchAll(db, sql: "SELECT DISTINCT parent FROM collection_chain WHERE child = ? ORDER BY parent", arguments: [name])
+            }
+        }
+    }
+
+    /// Deletes the collections, their datasets' rows and their chains' links in one transaction;
+    /// returns the datasets removed. The caller has checked no other chain lists them.
+    func removeCollections(_ names: [String]) throws -> Int {
+        try wrap("removing \(names.joined(separator: ", "))") {
+            try db.write { db in
+                var datasets = 0
+                for n in names {
+                    try db.execute(sql: "DELETE FROM dataset WHERE run = ?", arguments: [n])
+                    datasets += db.changesCount
+                    try db.execute(sql: "DELETE FROM collection_chain WHERE parent = ?", arguments: [n])
+                }
+                for n in names {
+                    if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM collection_chain WHERE child = ?", arguments: [n])! > 0 {
+                        throw QuantaError(.registry, "\(self.path): \(n) is in a chain that is not being removed; nothing was removed")
+                    }
+                    try db.execute(sql: "DELETE FROM collection WHERE name = ?", arguments: [n])
+                }
+                return datasets
+            }
+        }
+    }
+}
