@@ -38,6 +38,25 @@ public struct CampaignEngine {
         self.note = note
     }
 
+    /// The SLURM controller did not answer: the tick says so and changes nothing (what is
+    /// intended stays intended; the next tick goes on).
+    public struct Unreachable: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The backend, after a cheap question to the controller proves it answers.
+    func reachableBackend() throws -> any SlurmBackend {
+        do {
+            let b = try backend()
+            _ = try b.partitions()
+            return b
+        } catch let e as SlurmError {
+            throw Unreachable(description: "SLURM did not answer (\(e.message)); nothing changed — the next tick goes on")
+        } catch let e as QuantaError where e.code == .scheduler {
+            throw Unreachable(description: "SLURM did not answer (\(e.message)); nothing changed — the next tick goes on")
+        }
+    }
+
     /// The group every ungrouped step has.
     public static let wholeStep = "all"
 
@@ -65,14 +84,22 @@ public struct CampaignEngine {
                 }
                 let runs = try store.runs(campaign: c.name)
                 if let last = runs.last, last.state == .running {
-                    let state = try advance(spec, run: last.number)
-                    lines.append("\(c.name): run \(last.number) \(state.rawValue)")
+                    do {
+                        let state = try advance(spec, run: last.number)
+                        lines.append("\(c.name): run \(last.number) \(state.rawValue)")
+                    } catch let e as Unreachable {
+                        lines.append("\(c.name): run \(last.number): \(e)")
+                    }
                 } else if let schedule = spec.schedule {
                     let since = runs.last.map { Timestamp.parse($0.startedAt) } ?? Timestamp.parse(c.registeredAt)
                     if let since, let due = schedule.next(after: since, calendar: calendar), due <= now {
                         let n = try store.startRun(campaign: c.name, steps: spec.steps.map(\.name), actor: actor).number
-                        let state = try advance(spec, run: n)
-                        lines.append("\(c.name): run \(n) started (due \(Timestamp.iso8601(due))), \(state.rawValue)")
+                        do {
+                            let state = try advance(spec, run: n)
+                            lines.append("\(c.name): run \(n) started (due \(Timestamp.iso8601(due))), \(state.rawValue)")
+                        } catch let e as Unreachable {
+                            lines.append("\(c.name): run \(n) started (due \(Timestamp.iso8601(due))); \(e)")
+                        }
                     } else {
                         lines.append("\(c.name): \(runs.last.map { "run \($0.number) \($0.state.rawValue)" } ?? "no run yet")")
                     }
@@ -314,6 +341,8 @@ public struct CampaignEngine {
             let dir = directory(spec, run: run, step: step.name, group: p.name)
             do {
                 try submit(spec, run: run, step: step, group: p, dir: dir)
+            } catch let e as Unreachable {
+                throw e
             } catch {
                 try store.setGroup(campaign: spec.name, run: run, step: step.name, group: p.name, .failed, actor: actor, why: "\(error)")
                 note("\(spec.name) run \(run): step \(step.name) group \(p.name) could not be submitted: \(error)")
@@ -416,7 +445,14 @@ public struct CampaignEngine {
         let plan = try PlanDocument.read(dir)
         let submission = Submission(dir: dir, plan: plan, site: Installation.plannedSite(dir, plan))
         if submission.site?.scheduler == .slurm {
-            if !submission.isOnSlurm { _ = try submission.submitter(try backend()).submitAll() }
+            let slurm = try reachableBackend()
+            if !submission.isOnSlurm {
+                _ = try submission.submitter(slurm).submitAll()
+            } else if var record = try SlurmRecord.read(dir), record.interrupted != nil, !record.cancelled {
+                // A tick killed between two sbatch calls: the job of one in flight is adopted, the rest submitted.
+                try submission.submitter(slurm).completeRound(&record)
+                try store.log(campaign: spec.name, run: run, step: step.name, group: group, actor: actor, what: "group \(group): completed a submission a killed tick left part-way")
+            }
             try store.setGroup(campaign: spec.name, run: run, step: step.name, group: group, .submitted, actor: actor, why: "on SLURM")
         } else {
             try store.setGroup(campaign: spec.name, run: run, step: step.name, group: group, .submitted, actor: actor, why: "running here")
@@ -480,7 +516,12 @@ public struct CampaignEngine {
         let plan = try PlanDocument.read(dir)
         let submission = Submission(dir: dir, plan: plan, site: Installation.plannedSite(dir, plan))
         if submission.isOnSlurm {
-            let (status, view) = try submission.status(try backend())
+            let slurm = try reachableBackend()
+            if var record = try SlurmRecord.read(dir), record.interrupted != nil, !record.cancelled {
+                // A tick killed while a retry round was being submitted.
+                try submission.submitter(slurm).completeRound(&record)
+            }
+            let (status, view) = try submission.status(slurm)
             return view?.isActive == true ? nil : status
         }
         let status = try SubmissionStatus.read(dir)

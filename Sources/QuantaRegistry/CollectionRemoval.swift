@@ -17,6 +17,10 @@ public struct CollectionRemoval: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var runs = 0, chains = 0, datasets = 0, files = 0
         public var bytes: Int64 = 0
+
+        public init(runs: Int = 0, chains: Int = 0, datasets: Int = 0, files: Int = 0, bytes: Int64 = 0) {
+            (self.runs, self.chains, self.datasets, self.files, self.bytes) = (runs, chains, datasets, files, bytes)
+        }
     }
 
     /// Why each collection cannot be removed together with the others; empty when all can.
