@@ -260,4 +260,91 @@ struct CampaignSlurmTests {
         let stop = try cli.run(["campaign", "schedule", "--stop", "--db", db])
         #expect(stop.stdout.contains("will not submit itself again"), "\(stop.output)")
     }
+
+    /// Ticks killed with -9 at random points (12 of them) while they plan and submit six groups to
+    /// SLURM, then ticks until the run ends: every group's arrays were submitted exactly once (by
+    /// the submit directories' records and by SLURM's own list of jobs), and each dataset merged once.
+    @Test func ticksKilledAtRandomPointsSubmitEveryGroupOnce() throws {
+        let cli = try CLI()
+        let demo = try cli.run(["demo", "--workdir", "d", "--plan-only", "--visits", "3", "--detectors", "2"])
+        #expect(demo.status == .exited(0), "\(demo.output)")
+        try """
+        name: killed
+        repository: repo
+        site: local-slurm
+        output: u/t/killed
+        steps:
+          - name: isr
+            builtin: [isr]
+            groups: visit
+          - name: sfp
+            after: isr
+            builtin: [calibrate]
+            groups: visit
+          - name: coadd
+            after: sfp
+            builtin: [makeWarp, assembleCoadd, detectCoadd]
+            groups: band
+        """.write(toFile: cli.path("d/c.yaml"), atomically: true, encoding: .utf8)
+        let db = cli.path("db.sqlite")
+        #expect(try cli.run(["campaign", "start", "d/c.yaml", "--db", db]).status == .exited(0))
+        // Ticks until the run ends; the first ones are killed in three ways, in turn: -9 from
+        // outside after a random delay; the tick killing itself right after its N-th sbatch is
+        // journaled; and right after its N-th sbatch returned, before the job id is journaled (a job
+        // no record names, which the next tick must adopt rather than submit again). A tick with
+        // nothing to submit ends on its own; the kills go on until 12 ticks were cut short.
+        var kills: [String] = []
+        var cut = 0
+        var status = ""
+        let deadline = Date().addingTimeInterval(300)
+        var i = 0
+        while Date() < deadline {
+            let n = Int.random(in: 1...2)
+            let mode = cut < 12 ? i % 3 : -1
+            let env = mode == 1 ? ["QUANTA_TEST_KILL_AFTER_SUBMITS": String(n)] : mode == 2 ? ["QUANTA_TEST_KILL_BEFORE_JOURNAL": String(n)] : [:]
+            let log = cli.path("tick\(i).log")
+            let pid = try cli.launch(["campaign", "tick", "--db", db], log: log, environment: env)
+            var st: Int32 = 0
+            var what = env.first.map { "\($0.key)=\($0.value)" } ?? "none"
+            if mode == 0 {
+                let ms = Int.random(in: 5...150)
+                usleep(UInt32(ms) * 1000)
+                kill(pid, SIGKILL)
+                what = "-9 after \(ms) ms"
+            }
+            waitpid(pid, &st, 0)
+            // A tick that ends on its own prints a line per campaign; one killed prints none.
+            if !cli.read(log).contains("killed: run 1") { cut += 1; kills.append(what) }
+            i += 1
+            status = try cli.run(["campaign", "status", "killed", "--db", db]).stdout
+            if status.contains("run 1: succeeded") || status.contains("run 1: failed") || status.contains("run 1: held") { break }
+            if mode == -1 { sleep(1) }
+        }
+        let delays = kills
+        let activity = try cli.run(["campaign", "log", "killed", "--db", db]).stdout
+        #expect(status.contains("run 1: succeeded"), "kills \(delays):\n\(status)\n\(activity)")
+        let plain = CampaignTests.plain(status)
+        #expect(plain.contains("isr            passed   12 succeeded, 0 failed, 0 blocked of 12 quanta"), "\(status)")
+        #expect(plain.contains("sfp            passed   12 succeeded, 0 failed, 0 blocked of 12 quanta"), "\(status)")
+        // Each group once in the database's intents.
+        let log = try cli.run(["campaign", "log", "killed", "--db", db]).stdout
+        for g in ["1000", "1002", "1004", "1006", "1008", "1010", "g", "r"] {
+            #expect(log.components(separatedBy: "group \(g) intended").count - 1 == (g.count == 1 ? 1 : 2), "group \(g): \(log)")
+        }
+        // SLURM's own list: each job name of each submit directory was submitted once.
+        let squeue = try cli.run(["--states=all", "-h", "-o", "%F|%j|%Z"], executable: Spawn.which("squeue") ?? "/usr/bin/squeue").stdout
+        var ids: [String: Set<String>] = [:]
+        for line in squeue.split(separator: "\n") {
+            let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 3, f[2].hasPrefix(cli.cwd) else { continue }
+            ids["\(f[2]) \(f[1])", default: []].insert(f[0])
+        }
+        #expect(ids.count >= 6 * 2 + 6 * 2 + 2 * 4, "\(ids.keys.sorted())")
+        #expect(cut >= 10, "only \(cut) ticks were cut short: \(kills)")
+        let twice = ids.filter { $0.value.count > 1 }
+        #expect(twice.isEmpty, "submitted more than once: \(twice) (kills: \(delays))")
+        // Every dataset registered once: 4 visits × 2 detectors of postISRCCD, calexp and src.
+        let calexps = try cli.datasets(repo: "d/repo", collection: "u/t/killed/1").filter { ($0["datasetType"] as? String) == "calexp" }
+        #expect(calexps.count == 12 && Set(calexps.compactMap { $0["dataID"] as? String }).count == 12, "\(calexps.count)")
+    }
 }

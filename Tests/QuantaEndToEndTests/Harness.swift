@@ -46,13 +46,14 @@ struct CLI {
     }
 
     /// Starts a command in the background; stdout goes to `log`.
-    func launch(_ args: [String], log: String) throws -> pid_t {
+    func launch(_ args: [String], log: String, environment: [String: String] = [:]) throws -> pid_t {
         var o = Spawn.Options()
         o.stdoutPath = log
         o.stderrPath = log + ".err"
         o.workingDirectory = cwd
         var env = ProcessInfo.processInfo.environment
         env["QUANTA_PROGRESS"] = "0"
+        env.merge(environment) { $1 }
         return try Spawn.launch(CLI.quanta, args, environment: env, options: o)
     }
 
