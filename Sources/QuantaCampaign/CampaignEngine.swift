@@ -16,8 +16,7 @@ import QuantaSlurm
 /// Built so far (issue 16): `builtin`, `graph` and `script` steps, script arrays over values,
 /// groups by dimension or query and pilots (builtin steps), gates (failed fraction, dataset types
 /// in a Quanta repository, a command, manual), empty graphs held for review, error rules, the
-/// run's collection chain (Quanta repositories). Not yet: `pipeline` steps, LSST butler chains,
-/// retention.
+/// run's collection chain, retention; `pipeline` steps (LSST: `pipetask qgraph` per group).
 public struct CampaignEngine {
     public let store: CampaignStore
     /// Who acts, for the activity log: `tick`, `run`, or a person.
@@ -179,13 +178,16 @@ public struct CampaignEngine {
         var removed: [Int] = []
         for r in runs where r.number < cutoff && !r.keep && (r.state == .succeeded || r.state == .failed) {
             let names = try collections(spec, run: r.number)
-            if !names.isEmpty {
-                guard let repo = try? Repository(root: resolve(spec.repository, spec)), repo.kind == .quanta else {
-                    try store.log(campaign: spec.name, run: r.number, actor: actor,
-                                  what: "retention: run \(r.number) kept; removing runs from an LSST butler is not built yet ('butler remove-runs' by hand)")
+            if let butler = try butler(spec) {
+                // The butler says which exist; a chain listing none of them is left alone.
+                let (blockers, datasets) = try butler.remove(names)
+                if let why = blockers.first {
+                    try store.log(campaign: spec.name, run: r.number, actor: actor, what: "retention: run \(r.number) kept: \(why)")
                     continue
                 }
-                let removal = CollectionRemoval(repo: repo)
+                try store.log(campaign: spec.name, run: r.number, actor: actor, what: "retention: removed the collections of run \(r.number) (\(datasets) datasets)")
+            } else if !names.isEmpty {
+                let removal = CollectionRemoval(repo: try Repository(root: resolve(spec.repository, spec)))
                 if let why = try removal.blockers(names).first {
                     try store.log(campaign: spec.name, run: r.number, actor: actor, what: "retention: run \(r.number) kept: \(why)")
                     continue
@@ -205,10 +207,10 @@ public struct CampaignEngine {
     /// A run's collections in the repository, children before their chains: the groups' RUN
     /// collections, the steps' chains, the run's chain.
     func collections(_ spec: CampaignSpec, run: Int) throws -> [String] {
-        guard let registry = try registry(spec) else { return [] }
         var names = try store.groups(campaign: spec.name, run: run).map(\.outputRun)
         names += spec.steps.map { "\(spec.output)/\(run)/\($0.name)" }
         names.append("\(spec.output)/\(run)")
+        guard let registry = try registry(spec) else { return names }
         return try names.filter { try registry.collectionType($0) != nil }
     }
 
@@ -302,8 +304,17 @@ public struct CampaignEngine {
     /// chain holds them; the run's chain itself would make a cycle once this step joins it), then
     /// the campaign's inputs (or the instrument's raw, calibration and sky-map runs).
     func inputs(_ spec: CampaignSpec, run: Int) throws -> [String] {
+        guard let registry = try registry(spec) else {
+            // An LSST butler: the chains of the steps that passed, newest (latest in the file) first.
+            let passed = Set(try store.steps(campaign: spec.name, run: run).filter { $0.state == .passed }.map(\.step))
+            let chains = spec.steps.reversed().filter { passed.contains($0.name) }.map { "\(spec.output)/\(run)/\($0.name)" }
+            guard !spec.inputs.isEmpty else {
+                throw QuantaError(.usage, "\(spec.source): pipeline steps need inputs: (the input collections, e.g. [HSC/RC2/defaults])")
+            }
+            return chains + spec.inputs
+        }
         let rest = spec.inputs.isEmpty ? PipelineGraph.defaultInputs : spec.inputs
-        guard let registry = try registry(spec), try registry.collectionType("\(spec.output)/\(run)") == .chained else { return rest }
+        guard try registry.collectionType("\(spec.output)/\(run)") == .chained else { return rest }
         return try registry.chain("\(spec.output)/\(run)") + rest
     }
 
@@ -434,11 +445,16 @@ public struct CampaignEngine {
         let group = plan.name
         let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
         if !FileManager.default.fileExists(atPath: dir.planJSON) {
-            // A tick killed while planning leaves a directory without plan.json: planned again.
+            // A tick killed while planning leaves a directory without plan.json: planned again, into
+            // the run it may already have claimed (the campaign owns the name).
+            let again = FileManager.default.fileExists(atPath: dir.root)
             try? FileManager.default.removeItem(atPath: dir.root)
             try FileManager.default.createDirectory(atPath: (dir.root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let (graph, config) = try work(spec, run: run, step: step, group: plan)
-            var inputs = PlanInputs(repo: resolve(spec.repository, spec), config: config, site: spec.site, outputRun: outputRun, output: chain)
+            let (graph, config) = try work(spec, run: run, step: step, group: plan, again: again)
+            // An LSST graph names its output run and chain itself (pipetask qgraph was given them).
+            let lsst = graph.hasSuffix(".qg")
+            var inputs = PlanInputs(repo: resolve(spec.repository, spec), config: config, site: spec.site,
+                                    outputRun: lsst ? nil : outputRun, output: lsst ? nil : chain, extendRun: again)
             inputs.claimRun = true
             _ = try PlanService.plan(graphPath: graph, inputs, out: dir.root)
         }
@@ -463,7 +479,7 @@ public struct CampaignEngine {
     }
 
     /// The graph file and submit config of a group's work.
-    func work(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan) throws -> (graph: String, config: String?) {
+    func work(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan, again: Bool = false) throws -> (graph: String, config: String?) {
         let group = plan.name
         let config = step.config ?? spec.config
         switch step.work {
@@ -502,8 +518,25 @@ public struct CampaignEngine {
             let includes = [base + ".defaults.yaml"] + (config.map { [resolve($0, spec)] } ?? [])
             try AtomicFile.write("includeConfigs: [\(includes.map(JSONText.quote).joined(separator: ", "))]\n", to: base + ".yaml")
             return (base + ".qgn", base + ".yaml")
-        case .pipeline:
-            throw QuantaError(.usage, "step \(step.name): pipeline steps are not built yet (issue 16 continues); use a builtin:, graph: or script: step")
+        case .pipeline(let pipeline, _):
+            // pipetask qgraph when the group starts, reading what the steps before it made, with
+            // pipetask's own -c/-C (the step's, then the group's).
+            let repo = try Repository(root: resolve(spec.repository, spec))
+            guard repo.kind == .butler else {
+                throw QuantaError(.usage, "step \(step.name): pipeline steps build LSST graphs with pipetask and need an LSST butler; \(repo.root) is a Quanta repository (use builtin:)")
+            }
+            let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
+            let overrides = (step.overrides + (step.groupOverrides[group] ?? [])).flatMap { o -> [String] in
+                if case .file(let label, let path) = o { return ["-C", "\(label):\(resolve(path, spec))"] }
+                return o.arguments
+            }
+            let here = (spec.source as NSString).deletingLastPathComponent
+            let file = pipeline.hasPrefix("/") || pipeline.hasPrefix("$") ? pipeline : (here as NSString).appendingPathComponent(pipeline)
+            let request = BpsPlanning.QGraphRequest(repo: repo.root, inputs: try inputs(spec, run: run), pipeline: file, outputRun: outputRun,
+                                                    output: chain, dataQuery: plan.query?.description, options: overrides, extendRun: again)
+            let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).pipeline"
+            try BpsPlanning.qgraph(request, into: base + ".qg", log: base + ".qgraph.log", source: spec.source) { _ in }
+            return (base + ".qg", config.map { resolve($0, spec) })
         }
     }
 
@@ -598,16 +631,25 @@ public struct CampaignEngine {
         if try move(.passed, counts.description) { try collect(spec, run: run, step: step.name) }
     }
 
-    /// The Quanta repository's registry, or nil for an LSST butler (collections there: not yet).
+    /// The Quanta repository's registry, or nil for an LSST butler (see `butler`).
     func registry(_ spec: CampaignSpec) throws -> Registry? {
         let repo = try Repository(root: resolve(spec.repository, spec))
         return repo.kind == .quanta ? try Registry(path: repo.registryPath) : nil
     }
 
+    /// An LSST butler repository's collections, through the LSST stack; nil for a Quanta repository.
+    func butler(_ spec: CampaignSpec) throws -> ButlerCollections? {
+        let repo = try Repository(root: resolve(spec.repository, spec))
+        guard repo.kind == .butler else { return nil }
+        return ButlerCollections(repo: repo.root, site: try? Installation.site(spec.site))
+    }
+
     /// Dataset types of `wanted` with no dataset in the step's runs.
     func missingTypes(_ wanted: [String], spec: CampaignSpec, run: Int, step: String) throws -> [String] {
         guard let registry = try registry(spec) else {
-            throw QuantaError(.usage, "step \(step): the datasetTypes gate needs a Quanta repository for now (LSST butlers: issue 16 continues)")
+            let runs = try store.groups(campaign: spec.name, run: run, step: step).map(\.outputRun)
+            let present = try butler(spec)!.presentTypes(wanted, in: [collections(spec, run: run, step: step, group: Self.wholeStep).chain] + runs)
+            return wanted.filter { !present.contains($0) }
         }
         let runs = try store.groups(campaign: spec.name, run: run, step: step).map(\.outputRun)
             .filter { (try? registry.collectionType($0)) != nil }
@@ -616,10 +658,15 @@ public struct CampaignEngine {
     }
 
     /// A step passed: its chain goes first into the run's chain `<output>/<run>`, so the run's
-    /// collection finds the newest step's outputs first (Quanta repositories; LSST: not yet).
+    /// collection finds the newest step's outputs first (in a butler through `butler`).
     func collect(_ spec: CampaignSpec, run: Int, step: String) throws {
-        guard let registry = try registry(spec) else { return }
         let stepChain = collections(spec, run: run, step: step, group: Self.wholeStep).chain
+        guard let registry = try registry(spec) else {
+            if try butler(spec)!.prepend(stepChain, to: "\(spec.output)/\(run)") {
+                try store.log(campaign: spec.name, run: run, step: step, actor: actor, what: "collected \(stepChain) into \(spec.output)/\(run)")
+            }
+            return
+        }
         guard try registry.collectionType(stepChain) != nil else { return }
         try registry.prependToChain("\(spec.output)/\(run)", run: stepChain, rest: [])
         try store.log(campaign: spec.name, run: run, step: step, actor: actor, what: "collected \(stepChain) into \(spec.output)/\(run)")

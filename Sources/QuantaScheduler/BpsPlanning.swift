@@ -136,28 +136,70 @@ public enum BpsPlanning {
     /// never need the registry.
     public static func buildGraph(_ bps: BpsConfig, repo: String, outputRun: String, extendRun: Bool = false, into path: String, log: String,
                                   notice: (PlanNotice) -> Void) throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let pipetask = Spawn.which("pipetask") ?? env["QUANTA_LSST_VENV"].map({ "\($0)/bin/pipetask" }).flatMap({
-            FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
-        }) else {
-            throw QuantaError(.usage, "\(bps.source): building the graph needs pipetask: activate the LSST environment (or set QUANTA_LSST_VENV), or give qgraphFile")
-        }
         guard let inputs = bps.inCollection, let pipeline = bps.pipelineYaml else {
             throw QuantaError(.invalidConfig, "\(bps.source): building the graph needs payload.inCollection and pipelineYaml")
         }
-        var args = ["--log-level", "WARNING", "qgraph", "-b", repo, "-i", inputs, "-p", pipeline,
-                    "--output-run", outputRun, "--qgraph-datastore-records", "--save-qgraph", path]
-        if let o = bps.output { args += ["-o", o] }
-        if extendRun { args.append("--extend-run") }
-        if !bps.dataQuery.isEmpty { args += ["-d", bps.dataQuery] }
         // -c/-C from the command line ("-c=label:key=value") and extraQgraphOptions, as pipetask takes them.
+        var options: [String] = []
         for option in bps.qgraphConfigs {
             if option.hasPrefix("-c=") || option.hasPrefix("-C=") {
-                args += [String(option.prefix(2)), String(option.dropFirst(3))]
+                options += [String(option.prefix(2)), String(option.dropFirst(3))]
             } else {
-                args.append(option)
+                options.append(option)
             }
         }
+        try qgraph(QGraphRequest(repo: repo, inputs: [inputs], pipeline: pipeline, outputRun: outputRun, output: bps.output,
+                                 dataQuery: bps.dataQuery.isEmpty ? nil : bps.dataQuery, options: options, extendRun: extendRun),
+                   into: path, log: log, source: bps.source, notice: notice)
+    }
+
+    /// What `pipetask qgraph` is asked for.
+    public struct QGraphRequest: Sendable {
+        public var repo: String
+        /// Input collections, in search order.
+        public var inputs: [String]
+        /// A pipeline file, or a subset (`DRP.yaml#step1`, `p.yaml#isr,calibrate`).
+        public var pipeline: String
+        public var outputRun: String
+        public var output: String?
+        public var dataQuery: String?
+        /// Further arguments as pipetask takes them (`-c label:key=value`, `-C label:file.py`, …).
+        public var options: [String]
+        public var extendRun: Bool
+
+        public init(repo: String, inputs: [String], pipeline: String, outputRun: String, output: String? = nil, dataQuery: String? = nil,
+                    options: [String] = [], extendRun: Bool = false) {
+            self.repo = repo
+            self.inputs = inputs
+            self.pipeline = pipeline
+            self.outputRun = outputRun
+            self.output = output
+            self.dataQuery = dataQuery
+            self.options = options
+            self.extendRun = extendRun
+        }
+    }
+
+    /// The LSST command-line tool `name` (`pipetask`, `butler`): on PATH, else in `$QUANTA_LSST_VENV`.
+    public static func lsstTool(_ name: String) -> String? {
+        Spawn.which(name) ?? ProcessInfo.processInfo.environment["QUANTA_LSST_VENV"].map { "\($0)/bin/\(name)" }.flatMap {
+            FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
+        }
+    }
+
+    /// Runs `pipetask qgraph` with datastore records (so jobs never need the registry) into `path`,
+    /// its whole output into `log`; an error names the last error line and the log. An empty graph
+    /// is pipetask's error too.
+    public static func qgraph(_ q: QGraphRequest, into path: String, log: String, source: String, notice: (PlanNotice) -> Void) throws {
+        guard let pipetask = lsstTool("pipetask") else {
+            throw QuantaError(.usage, "\(source): building the graph needs pipetask: activate the LSST environment (or set QUANTA_LSST_VENV), or give a graph file")
+        }
+        var args = ["--log-level", "WARNING", "qgraph", "-b", q.repo, "-i", q.inputs.joined(separator: ","), "-p", q.pipeline,
+                    "--output-run", q.outputRun, "--qgraph-datastore-records", "--save-qgraph", path]
+        if let o = q.output { args += ["-o", o] }
+        if q.extendRun { args.append("--extend-run") }
+        if let d = q.dataQuery, !d.isEmpty { args += ["-d", d] }
+        args += q.options
         notice(.info("Building the graph: pipetask \(args.map(shellQuote).joined(separator: " "))"))
         let started = Date()
         let r = try Spawn.capture(pipetask, args)

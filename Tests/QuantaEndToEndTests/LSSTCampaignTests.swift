@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import QuantaCore
+
+/// Campaigns over an LSST butler with the real middleware: `pipeline:` steps whose graphs
+/// `pipetask qgraph` builds per group when the step starts (step 2 reading step 1's outputs), with
+/// pipetask's own `-c`, a quantum failing, the collections chained through the butler.
+@Suite(.enabled(if: LSSTKit.enabled, "needs the LSST venv and fixtures"), .serialized)
+struct LSSTCampaignTests {
+    /// "type {data ID}" of every dataset in the runs whose names start with `prefix`.
+    static func outputs(_ cli: CLI, repo: String, prefix: String) throws -> [String] {
+        let script = """
+        import sys
+        from lsst.daf.butler import Butler
+        b = Butler.from_config(sys.argv[1])
+        runs = [c for c in b.registry.queryCollections() if c.startswith(sys.argv[2])]
+        rows = set()
+        for r in b.registry.queryDatasets(..., collections=runs, findFirst=False):
+            if r.run.startswith(sys.argv[2]):
+                rows.add(f"{r.datasetType.name} {dict(r.dataId.required)}")
+        print("\\n".join(sorted(rows)))
+        """
+        let r = try cli.run(["-c", script, repo, prefix], executable: LSSTKit.venv + "/bin/python3")
+        #expect(r.status == .exited(0), "\(r.output)")
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
+    @Test func aTwoStepCampaignEqualsPipetaskRunStepByStep() throws {
+        let cli = try CLI()
+        let pipeline = try LSSTKit.info("chain")["pipeline"] as? String ?? ""
+        let ours = try LSSTKit.copy("chain", into: cli, as: "ours")
+        let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
+        let site = try LSSTKit.site(cli)
+        let overrides = ["isr:saveLogOutput=False", "calibrate:fail_condition=detector IN (1)"]
+        try """
+        name: lsst
+        repository: ours
+        site: \(site)
+        config: cluster.yaml
+        inputs: [Cam1/defaults]
+        output: u/t/camp
+        steps:
+          - name: sfp
+            pipeline: "\(pipeline)#isr,calibrate"
+            groups: {dimension: visit, values: ["1001", "1002", "1003"]}
+            overrides: [\(overrides.map { "\"\($0)\"" }.joined(separator: ", "))]
+            gate: {maxFailedFraction: 0.2, datasetTypes: [calexp_like]}
+          - name: gather
+            after: sfp
+            pipeline: "\(pipeline)#gather"
+            gate: {datasetTypes: [visit_summary_like]}
+        """.write(toFile: cli.path("c.yaml"), atomically: true, encoding: .utf8)
+        // One job per visit in step 1 (each run-qbb start costs seconds).
+        try "cluster:\n  perVisit:\n    pipetasks: isr, calibrate\n    dimensions: visit\n".write(toFile: cli.path("cluster.yaml"), atomically: true, encoding: .utf8)
+        var env = ["PATH": LSSTKit.venv + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        env["VIRTUAL_ENV"] = LSSTKit.venv
+        let run = try cli.run(["campaign", "run", "c.yaml", "--db", cli.path("db.sqlite"), "--poll", "0.2"], environment: env)
+        #expect(run.status == .exited(0), "\(run.output)")
+        let text = CampaignTests.plain(run.stdout)
+        #expect(text.contains("sfp            passed   21 succeeded, 3 failed, 0 blocked of 24 quanta"), "\(run.stdout)")
+        #expect(text.contains("gather         passed   3 succeeded, 0 failed, 0 blocked of 3 quanta"), "\(run.stdout)")
+        #expect(run.stdout.contains("× calibrate failed"), "the failures, grouped: \(run.stdout)")
+
+        // The reference: what the campaign automates, by hand — pipetask run of step 1's subset with
+        // the same -c, then of step 2's on step 1's outputs.
+        let c = overrides.flatMap { ["-c", $0] }
+        let one = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-i", "Cam1/defaults", "-o", "u/ref/sfp",
+                               "-p", "\(pipeline)#isr,calibrate", "--register-dataset-types"] + c, executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(one.status != .exited(0), "three calibrate quanta fail: \(one.output.suffix(300))")
+        let two = try cli.run(["--log-level", "WARNING", "run", "-b", theirs, "-i", "u/ref/sfp", "-o", "u/ref/gather",
+                               "-p", "\(pipeline)#gather", "--register-dataset-types"], executable: LSSTKit.venv + "/bin/pipetask")
+        #expect(two.status == .exited(0), "\(two.output.suffix(500))")
+        let a = try Self.outputs(cli, repo: ours, prefix: "u/t/camp/1/")
+        let b = try Self.outputs(cli, repo: theirs, prefix: "u/ref/")
+        #expect(!a.isEmpty && a == b, "ours \(a.count), pipetask \(b.count); only ours: \(Set(a).subtracting(b).prefix(4)); only theirs: \(Set(b).subtracting(a).prefix(4))")
+        #expect(!a.contains { $0.hasPrefix("isr_log ") } && a.contains { $0.hasPrefix("calibrate_log ") }, "-c isr:saveLogOutput=False was applied")
+
+        // The chains, through the butler: each group's run in its step's, the steps (newest first) in the run's.
+        let chains = try cli.run(["query-collections", ours, "u/t/camp/1", "--chains", "TREE"], executable: LSSTKit.venv + "/bin/butler")
+        let lines = chains.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let gather = lines.firstIndex { $0.hasPrefix("u/t/camp/1/gather ") }, sfp = lines.firstIndex { $0.hasPrefix("u/t/camp/1/sfp ") }
+        #expect(gather != nil && sfp != nil && gather! < sfp!, "\(chains.stdout)")
+        #expect(lines.contains { $0.hasPrefix("u/t/camp/1/sfp/1002 ") }, "\(chains.stdout)")
+    }
+}
