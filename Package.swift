@@ -52,7 +52,7 @@ let package = Package(
         // Campaigns (issue 16): the campaign file, its schedule, the campaign database and the tick
         // that advances campaigns through PlanService and Submission.
         .target(name: "QuantaCampaign", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaSlurm", "QuantaDemo",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaSlurm", "QuantaDemo", "QuantaFITS",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -619,6 +619,23 @@ public struct CampaignEngine {
                 return
             }
         }
+        if gate.outputsValidated {
+            guard let repo = try? Repository(root: resolve(spec.repository, spec)), repo.kind == .quanta else {
+                try move(.failed, "gate: outputsValidated reads outputs back from a Quanta repository; for an LSST butler it is not built yet — use a command: gate")
+                return
+            }
+            let groups = try store.groups(campaign: spec.name, run: run, step: step.name)
+            let runs = groups.map { g -> (run: String, validation: ValidationConfig) in
+                let config = (try? PlanDocument.read(SubmitDirectory(g.submitDir))).flatMap { $0.submitConfig.isEmpty ? nil : try? SubmitConfig.load(path: $0.submitConfig) }
+                return (g.outputRun, config?.validation ?? ValidationConfig())
+            }
+            let audit = try OutputsAudit.run(repo: repo, runs: runs)
+            if !audit.findings.isEmpty {
+                try move(.failed, "gate: " + audit.summary)
+                return
+            }
+            try store.log(campaign: spec.name, run: run, step: step.name, actor: actor, what: "gate outputsValidated: \(audit.summary)")
+        }
         if gate.manual {
             try move(.gated, "\(what)\(counts); waiting for 'quanta campaign approve \(spec.name) \(step.name)'")
             note("\(spec.name) run \(run): step \(step.name) waits for a person: quanta campaign approve \(spec.name) \(step.name)")

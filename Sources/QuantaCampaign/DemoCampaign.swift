@@ -28,7 +28,7 @@ public enum DemoCampaign {
           - name: sfp                 # single-frame processing, one submission per band
             builtin: [isr, calibrate]
             groups: band
-            gate: {maxFailedFraction: 0.05, datasetTypes: [calexp, src]}
+            gate: {maxFailedFraction: 0.05, datasetTypes: [calexp, src], outputsValidated: true}
           - name: coadd               # reads sfp's calexps from the run's chain
             after: sfp
             builtin: [makeWarp, assembleCoadd, detectCoadd]

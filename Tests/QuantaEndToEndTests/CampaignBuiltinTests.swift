@@ -179,6 +179,36 @@ import QuantaRegistry
         #expect(removed.status == .exited(0) && removed.stdout.contains("Removed 1 runs and 3 chains: 12 datasets"), "\(removed.output)")
     }
 
+    /// The outputsValidated gate reads every output back: a calexp cut short after the jobs ran
+    /// (here by the gate's own command, as a failing disk would) fails the step, naming the file.
+    @Test func theOutputsGateReadsEveryFileBack() throws {
+        let cli = try CLI()
+        try demo(cli)
+        try """
+        name: audited
+        repository: repo
+        output: u/t/audit
+        steps:
+          - name: good
+            builtin: [isr]
+            gate: {outputsValidated: true}
+          - name: damaged
+            after: good
+            builtin: [calibrate]
+            gate:
+              command: 'f=$(ls repo/datastore/u/t/audit/1/damaged/all/calexp/*.fits | head -1); truncate -s 4000 "$f"'
+              outputsValidated: true
+        """.write(toFile: cli.path("d/c.yaml"), atomically: true, encoding: .utf8)
+        let db = cli.path("db.sqlite")
+        let run = try cli.run(["campaign", "run", "d/c.yaml", "--db", db, "--poll", "0.1"])
+        #expect(run.status == .exited(1), "\(run.output)")
+        let text = CampaignTests.plain(run.stdout)
+        #expect(text.contains("good           passed"), "\(run.stdout)")
+        #expect(text.contains("damaged        failed   gate: 1 of 8 outputs fail their checks, e.g. ") && text.contains("4000 bytes, registered with"), "\(run.stdout)")
+        let log = try cli.run(["campaign", "log", "audited", "--db", db]).stdout
+        #expect(log.contains("gate outputsValidated: all 4 outputs read back and valid"), "\(log)")
+    }
+
     @Test func theDemoRunsAsACampaign() throws {
         let cli = try CLI()
         let r = try cli.run(["demo", "--workdir", "dc", "--campaign", "--visits", "1", "--detectors", "2"])

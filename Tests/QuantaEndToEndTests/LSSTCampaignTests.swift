@@ -50,8 +50,8 @@ struct LSSTCampaignTests {
             pipeline: "\(pipeline)#gather"
             gate: {datasetTypes: [visit_summary_like]}
         """.write(toFile: cli.path("c.yaml"), atomically: true, encoding: .utf8)
-        // One job per visit in step 1 (each run-qbb start costs seconds).
-        try "cluster:\n  perVisit:\n    pipetasks: isr, calibrate\n    dimensions: visit\n".write(toFile: cli.path("cluster.yaml"), atomically: true, encoding: .utf8)
+        // One job per visit in step 1 (each run-qbb start costs seconds); the failures are not transient.
+        try "numberOfRetries: 0\ncluster:\n  perVisit:\n    pipetasks: isr, calibrate\n    dimensions: visit\n".write(toFile: cli.path("cluster.yaml"), atomically: true, encoding: .utf8)
         var env = ["PATH": LSSTKit.venv + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
         env["VIRTUAL_ENV"] = LSSTKit.venv
         let run = try cli.run(["campaign", "run", "c.yaml", "--db", cli.path("db.sqlite"), "--poll", "0.2"], environment: env)
