@@ -377,6 +377,8 @@ public struct CampaignEngine {
                                    why: QuantumCounts(status).description)
                 counts.add(status)
                 ended.append((row, status))
+            case .empty:
+                continue
             case .succeeded, .failed:
                 if let status = try? SubmissionStatus.read(SubmitDirectory(row.submitDir)) {
                     counts.add(status)
@@ -450,7 +452,11 @@ public struct CampaignEngine {
             let again = FileManager.default.fileExists(atPath: dir.root)
             try? FileManager.default.removeItem(atPath: dir.root)
             try FileManager.default.createDirectory(atPath: (dir.root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let (graph, config) = try work(spec, run: run, step: step, group: plan, again: again)
+            guard let (graph, config) = try work(spec, run: run, step: step, group: plan, again: again) else {
+                try store.setGroup(campaign: spec.name, run: run, step: step.name, group: group, .empty, actor: actor,
+                                   why: "its graph is empty: nothing matches \(plan.query.map { "\"\($0)\"" } ?? "its query")")
+                return
+            }
             // An LSST graph names its output run and chain itself (pipetask qgraph was given them).
             let lsst = graph.hasSuffix(".qg")
             var inputs = PlanInputs(repo: resolve(spec.repository, spec), config: config, site: spec.site,
@@ -478,8 +484,9 @@ public struct CampaignEngine {
         }
     }
 
-    /// The graph file and submit config of a group's work.
-    func work(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan, again: Bool = false) throws -> (graph: String, config: String?) {
+    /// The graph file and submit config of a group's work; nil when a builtin or pipeline group's
+    /// graph comes out empty.
+    func work(_ spec: CampaignSpec, run: Int, step: Step, group plan: GroupPlan, again: Bool = false) throws -> (graph: String, config: String?)? {
         let group = plan.name
         let config = step.config ?? spec.config
         switch step.work {
@@ -512,7 +519,9 @@ public struct CampaignEngine {
             request.query = plan.query
             request.inputs = try inputs(spec, run: run)
             let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).builtin"
-            try NativeGraphFormat.write(try PipelineGraph.build(repo: repo, request), to: base + ".qgn")
+            let graph = try PipelineGraph.build(repo: repo, request)
+            if graph.quanta.isEmpty { return nil }
+            try NativeGraphFormat.write(graph, to: base + ".qgn")
             // The built-in tasks and their defaults, under the campaign's (or step's) own config.
             try AtomicFile.write(DemoSurvey.submitConfig, to: base + ".defaults.yaml")
             let includes = [base + ".defaults.yaml"] + (config.map { [resolve($0, spec)] } ?? [])
@@ -535,7 +544,11 @@ public struct CampaignEngine {
             let request = BpsPlanning.QGraphRequest(repo: repo.root, inputs: try inputs(spec, run: run), pipeline: file, outputRun: outputRun,
                                                     output: chain, dataQuery: plan.query?.description, options: overrides, extendRun: again)
             let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).pipeline"
-            try BpsPlanning.qgraph(request, into: base + ".qg", log: base + ".qgraph.log", source: spec.source) { _ in }
+            do {
+                try BpsPlanning.qgraph(request, into: base + ".qg", log: base + ".qgraph.log", source: spec.source) { _ in }
+            } catch is BpsPlanning.EmptyGraph {
+                return nil
+            }
             return (base + ".qg", config.map { resolve($0, spec) })
         }
     }

@@ -36,6 +36,8 @@ public enum StepState: String, Sendable, Codable, CaseIterable {
 /// killed at any point is followed by one that finds the submit directory (or not) and goes on.
 public enum GroupState: String, Sendable, Codable, CaseIterable {
     case intended, submitted, succeeded, failed
+    /// Its graph came out empty (nothing matched its data query): nothing planned or submitted.
+    case empty
 }
 
 /// The campaign database: campaigns and their files, runs, steps, groups and the append-only

@@ -205,9 +205,18 @@ public enum BpsPlanning {
         let r = try Spawn.capture(pipetask, args)
         try AtomicFile.write("$ pipetask \(args.map(shellQuote).joined(separator: " "))\n\(r.stdout)\(r.stderr)", to: log)
         guard r.status.succeeded, FileManager.default.fileExists(atPath: path) else {
+            if r.stderr.contains("QuantumGraph was empty") || r.stderr.contains("QuantumGraph will be empty") {
+                throw EmptyGraph(description: "pipetask qgraph made an empty graph: nothing in \(q.inputs.joined(separator: ", ")) matches\(q.dataQuery.map { " \"\($0)\"" } ?? ""); full output in \(log)")
+            }
             let line = r.stderr.split(separator: "\n").last { $0.contains("rror") } ?? r.stderr.split(separator: "\n").last ?? "\(r.status)"
             throw QuantaError(.planning, "pipetask qgraph failed: \(line); full output in \(log)")
         }
         notice(.info("  built \(path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"))
+    }
+
+    /// `pipetask qgraph` found nothing to do (an error for a submission; for a campaign's group, an
+    /// empty group).
+    public struct EmptyGraph: Error, CustomStringConvertible {
+        public var description: String
     }
 }

@@ -209,6 +209,33 @@ import QuantaRegistry
         #expect(log.contains("gate outputsValidated: all 4 outputs read back and valid"), "\(log)")
     }
 
+    /// A group whose graph comes out empty is reported as such (nothing planned); a step all of
+    /// whose groups are empty is held for a person, not called a success.
+    @Test func emptyGroupsAreSaidAndAnEmptyStepIsHeld() throws {
+        let cli = try CLI()
+        try demo(cli)
+        try """
+        name: sparse
+        repository: repo
+        output: u/t/sparse
+        steps:
+          - name: some
+            builtin: [isr]
+            groups: {queries: {none: "visit = 1", gband: "band = 'g'"}}
+          - name: nothing
+            after: some
+            builtin: [isr]
+            dataQuery: "detector = 99"
+        """.write(toFile: cli.path("d/c.yaml"), atomically: true, encoding: .utf8)
+        let run = try cli.run(["campaign", "run", "d/c.yaml", "--db", cli.path("db.sqlite"), "--poll", "0.1"])
+        #expect(run.status == .exited(2), "\(run.output)")
+        let text = CampaignTests.plain(run.stdout)
+        #expect(text.contains("some           passed   2 succeeded, 0 failed, 0 blocked of 2 quanta"), "\(run.stdout)")
+        #expect(text.contains("      none: empty") && text.contains("its graph is empty: nothing matches \"visit = 1\""), "\(run.stdout)")
+        #expect(text.contains("nothing        empty    the step's graph has no quanta; review it, then approve or reject"), "\(run.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("runs/sparse/1/some/none")), "nothing planned for an empty group")
+    }
+
     @Test func theDemoRunsAsACampaign() throws {
         let cli = try CLI()
         let r = try cli.run(["demo", "--workdir", "dc", "--campaign", "--visits", "1", "--detectors", "2"])

@@ -347,4 +347,32 @@ struct CampaignSlurmTests {
         let calexps = try cli.datasets(repo: "d/repo", collection: "u/t/killed/1").filter { ($0["datasetType"] as? String) == "calexp" }
         #expect(calexps.count == 12 && Set(calexps.compactMap { $0["dataID"] as? String }).count == 12, "\(calexps.count)")
     }
+
+    /// A tick while the controller does not answer (slurm.conf pointing at a port nobody listens on)
+    /// says so and leaves the group intended; the next tick, with SLURM back, submits it once.
+    @Test func aTickWhileSlurmDoesNotAnswerChangesNothing() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["demo", "--workdir", "d", "--plan-only", "--visits", "1", "--detectors", "1"]).status == .exited(0))
+        try "name: unreach\nrepository: repo\nsite: local-slurm\noutput: u/t/un\nsteps:\n  - name: one\n    builtin: [isr]\n"
+            .write(toFile: cli.path("d/c.yaml"), atomically: true, encoding: .utf8)
+        let conf = (try? String(contentsOfFile: "/etc/slurm/slurm.conf", encoding: .utf8)) ?? ""
+        try (conf + "\nSlurmctldPort=1\n").write(toFile: cli.path("unreachable.conf"), atomically: true, encoding: .utf8)
+        let db = cli.path("db.sqlite")
+        #expect(try cli.run(["campaign", "start", "d/c.yaml", "--db", db]).status == .exited(0))
+        let away = try cli.run(["campaign", "tick", "--db", db], environment: ["SLURM_CONF": cli.path("unreachable.conf")])
+        #expect(away.status == .exited(0) && away.stdout.contains("unreach: run 1: SLURM did not answer") && away.stdout.contains("nothing changed"), "\(away.output)")
+        let held = try cli.run(["campaign", "status", "unreach", "--db", db]).stdout
+        #expect(held.contains("all: intended"), "\(held)")
+        var status = ""
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            _ = try cli.run(["campaign", "tick", "--db", db])
+            status = try cli.run(["campaign", "status", "unreach", "--db", db]).stdout
+            if !status.contains("run 1: running") { break }
+            sleep(1)
+        }
+        #expect(status.contains("run 1: succeeded"), "\(status)")
+        let log = try cli.run(["campaign", "log", "unreach", "--db", db]).stdout
+        #expect(log.components(separatedBy: "group all intended").count == 2 && log.components(separatedBy: "group all submitted").count == 2, "\(log)")
+    }
 }
