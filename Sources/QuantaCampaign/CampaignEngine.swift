@@ -668,10 +668,10 @@ public struct CampaignEngine {
     }
 
     /// An LSST butler repository's collections, through the LSST stack; nil for a Quanta repository.
-    func butler(_ spec: CampaignSpec) throws -> ButlerCollections? {
+    func butler(_ spec: CampaignSpec) throws -> LSSTCollections? {
         let repo = try Repository(root: resolve(spec.repository, spec))
         guard repo.kind == .butler else { return nil }
-        return ButlerCollections(repo: repo.root, site: try? Installation.site(spec.site))
+        return LSSTCollections(repo: repo.root, site: try? Installation.site(spec.site))
     }
 
     /// Dataset types of `wanted` with no dataset in the step's runs.

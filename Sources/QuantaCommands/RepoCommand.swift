@@ -107,16 +107,22 @@ struct RepoCommand: ParsableCommand {
             A collection that a chain not named here still lists is refused, and then nothing is removed:
               quanta repo remove-run repo u/me/old/1/sfp/g u/me/old/1/sfp/r u/me/old/1/sfp u/me/old/1
             Files go first, then the registry rows in one transaction; a removal cut short is finished by running it again.
-            For an LSST butler repository use 'butler remove-runs'.
+            An LSST butler repository is done through the LSST stack (butler's removeRuns, unstoring the files).
             """)
         @Argument(help: "Repository.") var repo: String
         @Argument(help: "Collections to remove.") var collections: [String]
         @Flag(name: .long, help: "Say what would be removed, and remove nothing.") var dryRun = false
+        @Option(name: .long, help: "Site config whose environment lines set up the LSST stack (LSST butler repositories).") var site = "local"
 
         func run() throws {
             let repository = try Repository(root: repo)
             guard repository.kind == .quanta else {
-                throw ValidationError("\(repo) is an LSST butler repository; use 'butler remove-runs \(repo) COLLECTION'")
+                // Through the LSST stack (butler remove-runs / remove-collections), with the same refusal.
+                let lsst = LSSTCollections(repo: repository.root, site: try Installation.site(site))
+                let (blockers, datasets) = try lsst.remove(collections, dryRun: dryRun)
+                guard blockers.isEmpty else { throw QuantaError(.registry, blockers.joined(separator: "; ") + "; nothing was removed") }
+                print(dryRun ? "would remove \(collections.joined(separator: ", "))" : "Removed \(collections.joined(separator: ", ")) (\(datasets) datasets)")
+                return
             }
             let removal = CollectionRemoval(repo: repository)
             let blockers = try removal.blockers(collections)

@@ -82,4 +82,26 @@ struct LSSTCampaignTests {
         #expect(gather != nil && sfp != nil && gather! < sfp!, "\(chains.stdout)")
         #expect(lines.contains { $0.hasPrefix("u/t/camp/1/sfp/1002 ") }, "\(chains.stdout)")
     }
+
+    /// `quanta repo remove-run` on a butler: refused while a chain outside lists the run, then the
+    /// run and its chain go, with their files (retention's way of removing a run).
+    @Test func removeRunWorksOnAButlerToo() throws {
+        let cli = try CLI()
+        let repo = try LSSTKit.copy("chain", into: cli, as: "repo")
+        let site = try LSSTKit.site(cli)
+        let refused = try cli.run(["repo", "remove-run", repo, "Cam1/raw/all", "--site", site])
+        #expect(refused.status != .exited(0) && refused.stderr.contains("Cam1/raw/all is in chain Cam1/defaults"), "\(refused.output)")
+        let files = {
+            (FileManager.default.enumerator(atPath: repo)?.allObjects as? [String] ?? []).filter { p in
+                var dir: ObjCBool = false
+                return p.contains("raw_like") && FileManager.default.fileExists(atPath: repo + "/" + p, isDirectory: &dir) && !dir.boolValue
+            }
+        }
+        #expect(!files().isEmpty)
+        let removed = try cli.run(["repo", "remove-run", repo, "Cam1/raw/all", "Cam1/defaults", "--site", site])
+        #expect(removed.status == .exited(0) && removed.stdout.contains("Removed Cam1/raw/all, Cam1/defaults (12 datasets)"), "\(removed.output)")
+        let left = try cli.run(["query-collections", repo], executable: LSSTKit.venv + "/bin/butler")
+        #expect(!left.stdout.contains("Cam1/raw/all") && !left.stdout.contains("Cam1/defaults"), "\(left.output)")
+        #expect(files().isEmpty, "the raws' files went with them: \(files().prefix(3))")
+    }
 }
