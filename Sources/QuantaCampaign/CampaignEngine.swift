@@ -13,10 +13,10 @@ import QuantaSlurm
 /// before it is planned or submitted, and a tick that finds one intended reconciles with its submit
 /// directory (and SLURM) instead of submitting it again.
 ///
-/// Built so far (issue 16): `builtin`, `graph` and `script` steps, script arrays over values,
-/// groups by dimension or query and pilots (builtin steps), gates (failed fraction, dataset types
-/// in a Quanta repository, a command, manual), empty graphs held for review, error rules, the
-/// run's collection chain, retention; `pipeline` steps (LSST: `pipetask qgraph` per group).
+/// Steps of every kind (`pipeline`: `pipetask qgraph` per group; `builtin`: `PipelineGraph`;
+/// `graph`; `script`), groups by dimension or query, pilots, gates, error rules, the run's
+/// collection chain and retention — in a Quanta repository through its registry, in an LSST
+/// butler through `LSSTCollections`.
 public struct CampaignEngine {
     public let store: CampaignStore
     /// Who acts, for the activity log: `tick`, `run`, or a person.
