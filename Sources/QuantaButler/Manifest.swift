@@ -43,6 +43,16 @@ public struct QuantumRecord: Sendable, Codable, Equatable {
     public var outputs: [OutputRecord]
     /// The command's exit code when it failed with one (what `retryUnlessExit` looks at).
     public var exitCode: Int?
+    /// When it started (ISO 8601), and what it used: CPU seconds (user + system, the task's
+    /// processes included), the peak resident memory of its process tree (KB; for a built-in task,
+    /// run-quantum's own peak so far), and bytes read from and written to storage (the kernel's
+    /// block counts: reads served from the page cache are not counted). Nil for a quantum that did
+    /// not run on its own (blocked, kept, an LSST job's quanta: see the manifest's totals).
+    public var startedAt: String?
+    public var cpuSeconds: Double?
+    public var peakRSSKB: Int?
+    public var readBytes: Int64?
+    public var writtenBytes: Int64?
 
     /// A quantum that did not run (blocked upstream, no work, stopped): no time, no log, no outputs.
     public init(notRun id: UUID, task: String, dataID: DataID, status: QuantumStatus, reason: String) {
@@ -85,6 +95,11 @@ public struct Manifest: Sendable, Codable, Equatable {
     public var failureClass: FailureClass?
     /// The memory limit the job ran under (MB), when known.
     public var memoryLimitMB: Int?
+    /// The whole job's use (run-quantum and everything it ran): CPU seconds (user + system) and
+    /// bytes read and written from storage. Nil in manifests written before they were measured.
+    public var cpuSeconds: Double?
+    public var readBytes: Int64?
+    public var writtenBytes: Int64?
 
     public init(submission: String, array: String, index: Int, attempt: Int, status: QuantumStatus, firstError: String?,
                 startedAt: String, endedAt: String, seconds: Double, host: String, slurmJobID: String?,
@@ -174,6 +189,7 @@ public struct Manifest: Sendable, Codable, Equatable {
         var submission: String?, array: String?, firstError: String?, startedAt: String?, endedAt: String?, host: String?
         var slurmJobID: String?, slurmArrayJobID: String?, failureClass: FailureClass?
         var status: QuantumStatus?, seconds: Double?, quanta: [QuantumRecord]?
+        var cpuSeconds: Double?, readBytes: Int64?, writtenBytes: Int64?
         try r.object { key, r in
             switch key {
             case "formatVersion": formatVersion = try r.int()
@@ -192,6 +208,9 @@ public struct Manifest: Sendable, Codable, Equatable {
             case "maxRSSKB": maxRSSKB = try r.int()
             case "failureClass": failureClass = try r.null() ? nil : FailureClass(manifestValue: try r.string())
             case "memoryLimitMB": memoryLimitMB = try r.null() ? nil : try r.int()
+            case "cpuSeconds": cpuSeconds = try r.null() ? nil : try r.double()
+            case "readBytes": readBytes = try r.null() ? nil : Int64(try r.int())
+            case "writtenBytes": writtenBytes = try r.null() ? nil : Int64(try r.int())
             case "quanta":
                 var list: [QuantumRecord] = []
                 try r.array { list.append(try quantumRecord(&$0, outputs: outputs)) }
@@ -211,6 +230,9 @@ public struct Manifest: Sendable, Codable, Equatable {
                          slurmArrayJobID: slurmArrayJobID, maxRSSKB: try need(maxRSSKB, "maxRSSKB"), quanta: try need(quanta, "quanta"),
                          failureClass: failureClass, memoryLimitMB: memoryLimitMB)
         m.formatVersion = formatVersion
+        m.cpuSeconds = cpuSeconds
+        m.readBytes = readBytes
+        m.writtenBytes = writtenBytes
         return m
     }
 
@@ -223,6 +245,7 @@ public struct Manifest: Sendable, Codable, Equatable {
     static func quantumRecord(_ r: inout JSONReader, outputs wanted: Bool) throws -> QuantumRecord {
         var id: String?, task: String?, dataID: String?, status: QuantumStatus?, reason: String?, seconds: Double?
         var log: String?, outputs: [OutputRecord]?, exitCode: Int?
+        var startedAt: String?, cpuSeconds: Double?, peakRSSKB: Int?, readBytes: Int64?, writtenBytes: Int64?
         try r.object { key, r in
             switch key {
             case "id": id = try r.string()
@@ -233,6 +256,11 @@ public struct Manifest: Sendable, Codable, Equatable {
             case "seconds": seconds = try r.double()
             case "log": log = try r.null() ? nil : try r.string()
             case "exitCode": exitCode = try r.null() ? nil : try r.int()
+            case "startedAt": startedAt = try r.null() ? nil : try r.string()
+            case "cpuSeconds": cpuSeconds = try r.null() ? nil : try r.double()
+            case "peakRSSKB": peakRSSKB = try r.null() ? nil : try r.int()
+            case "readBytes": readBytes = try r.null() ? nil : Int64(try r.int())
+            case "writtenBytes": writtenBytes = try r.null() ? nil : Int64(try r.int())
             case "outputs":
                 var list: [OutputRecord] = []
                 if wanted { try r.array { list.append(try outputRecord(&$0)) } } else { try r.skip() }
@@ -245,8 +273,14 @@ public struct Manifest: Sendable, Codable, Equatable {
                                    status == nil ? "status" : nil, seconds == nil ? "seconds" : nil,
                                    outputs == nil ? "outputs" : nil].compactMap { $0 }.first!, of: "a quantum record")
         }
-        return QuantumRecord(id: id, task: task, dataID: dataID, status: status, reason: reason, seconds: seconds, log: log,
-                             outputs: outputs, exitCode: exitCode)
+        var q = QuantumRecord(id: id, task: task, dataID: dataID, status: status, reason: reason, seconds: seconds, log: log,
+                              outputs: outputs, exitCode: exitCode)
+        q.startedAt = startedAt
+        q.cpuSeconds = cpuSeconds
+        q.peakRSSKB = peakRSSKB
+        q.readBytes = readBytes
+        q.writtenBytes = writtenBytes
+        return q
     }
 
     static func outputRecord(_ r: inout JSONReader) throws -> OutputRecord {

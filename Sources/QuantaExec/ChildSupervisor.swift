@@ -33,6 +33,9 @@ public enum ChildSupervisor {
         /// Set when run-quantum was told to stop while the command ran.
         public var terminatedBy: Int32?
         public var peakRSSMB: Int
+        /// The largest resident size of the process tree (KB): the watcher's samples of the whole
+        /// tree every 0.2 s, or the kernel's peak of its largest single process, whichever is more.
+        public var peakTreeKB: Int
     }
 
     /// Runs and supervises; `memoryLimitMB` nil means no watch (SLURM still enforces its own).
@@ -48,8 +51,9 @@ public enum ChildSupervisor {
         let thread = Thread { watch.loop() }
         thread.start()
         var status: Int32 = 0
+        var usage = rusage()
         while true {
-            let r = waitpid(pid, &status, 0)
+            let r = wait4(pid, &status, 0, &usage)
             if r == pid { break }
             if r < 0 && errno == EINTR {
                 if terminationSignal != 0 { watch.forward() }
@@ -57,7 +61,7 @@ public enum ChildSupervisor {
             }
             if r < 0 { break }
         }
-        var (oom, peak) = watch.finish()
+        var (oom, peak, treeKB) = watch.finish()
         // The kernel may get there first: SLURM's cgroup limit is hit between two samples (a
         // command can allocate hundreds of MB in 0.2 s). Its OOM killer counts what it killed; the
         // victim may be a process inside the command, which then exits 137 rather than by signal.
@@ -66,7 +70,7 @@ public enum ChildSupervisor {
             oom = (max(peak, kernel ?? 0), kernel ?? memoryLimitMB ?? 0)
         }
         return Result(status: ExitStatus(waitStatus: status), outOfMemory: oom.map { (usedMB: $0.0, limitMB: $0.1) },
-                      terminatedBy: terminatedBy, peakRSSMB: peak)
+                      terminatedBy: terminatedBy, peakRSSMB: peak, peakTreeKB: max(treeKB, usage.ru_maxrss))
     }
 
     /// Shared between the waiting thread and the watcher; every kill happens under the lock and
@@ -81,6 +85,8 @@ public enum ChildSupervisor {
         private var forwardedAt: Date?
         private var oom: (Int, Int)?
         private var peak = 0
+        /// The tree's own peak (KB), without run-quantum's share.
+        private var treePeakKB = 0
 
         init(pid: pid_t, limitMB: Int?, ownMB: Int, grace: Double) {
             self.pid = pid
@@ -99,10 +105,12 @@ public enum ChildSupervisor {
         func loop() {
             while true {
                 usleep(200_000)
-                let used = limitMB == nil ? 0 : ChildSupervisor.treeResidentMB(pid) + ownMB
+                let treeKB = ChildSupervisor.treeResidentKB(pid)
+                let used = limitMB == nil ? 0 : treeKB / 1024 + ownMB
                 lock.lock()
                 if done { lock.unlock(); return }
                 peak = max(peak, used)
+                treePeakKB = max(treePeakKB, treeKB)
                 if let limit = limitMB, oom == nil, used > limit {
                     kill(-pid, SIGKILL)
                     oom = (used, limit)
@@ -117,15 +125,18 @@ public enum ChildSupervisor {
             }
         }
 
-        func finish() -> ((Int, Int)?, Int) {
+        func finish() -> ((Int, Int)?, Int, Int) {
             lock.lock(); defer { lock.unlock() }
             done = true
-            return (oom, peak)
+            return (oom, peak, treePeakKB)
         }
     }
 
     /// Resident memory of a process and all its descendants, in MB.
-    static func treeResidentMB(_ root: pid_t) -> Int {
+    static func treeResidentMB(_ root: pid_t) -> Int { treeResidentKB(root) / 1024 }
+
+    /// Resident memory of a process and all its descendants, in KB.
+    static func treeResidentKB(_ root: pid_t) -> Int {
         var total = 0
         var stack = [root]
         var seen = Set<pid_t>()
@@ -137,7 +148,7 @@ public enum ChildSupervisor {
                 stack += text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             }
         }
-        return total / 1024
+        return total
     }
 
     static func residentMB(_ pid: pid_t) -> Int { residentKB(pid) / 1024 }

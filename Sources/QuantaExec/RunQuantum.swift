@@ -104,12 +104,16 @@ public struct JobRunner: Sendable {
             : records.contains { $0.status == .blocked } ? .blocked : .succeeded
         let culprit = records.first { $0.status == .failed } ?? records.first { $0.status == .blocked }
         let ended = Date()
-        let manifest = Manifest(submission: job.meta.submission, array: array, index: index, attempt: attempt, status: status,
+        var manifest = Manifest(submission: job.meta.submission, array: array, index: index, attempt: attempt, status: status,
                                 firstError: culprit.map { "\($0.task): \($0.reason ?? $0.status.rawValue)" },
                                 startedAt: Timestamp.iso8601(started), endedAt: Timestamp.iso8601(ended),
                                 seconds: ended.timeIntervalSince(started), host: hostName(),
                                 slurmJobID: environment["SLURM_JOB_ID"], slurmArrayJobID: environment["SLURM_ARRAY_JOB_ID"],
                                 maxRSSKB: maxRSS(), quanta: records, failureClass: failureClass, memoryLimitMB: memoryLimitMB)
+        let total = ProcessUsage.now()
+        manifest.cpuSeconds = total.cpuSeconds
+        manifest.readBytes = total.readBytes
+        manifest.writtenBytes = total.writtenBytes
         try manifest.write(in: dir)
         if environment["QUANTA_TIMINGS"] == "1" {
             // What the benchmarks read: the job's own costs, apart from process start-up.
@@ -120,12 +124,21 @@ public struct JobRunner: Sendable {
         return .ran(manifest)
     }
 
-    /// One quantum, timed; the failure class is set when the job itself was stopped (memory, signal).
+    /// One quantum, timed and measured; the failure class is set when the job itself was stopped
+    /// (memory, signal).
     func runQuantum(_ q: QuantumSpec, job: JobSpec, attempt: Int) -> (QuantumRecord, FailureClass?) {
         let start = Date()
+        let before = ProcessUsage.now()
         var failureClass: FailureClass?
         var record = execute(q, job: job, attempt: attempt, start: start, failureClass: &failureClass)
         record.seconds = Date().timeIntervalSince(start)
+        let used = ProcessUsage.now() - before
+        record.startedAt = Timestamp.iso8601(start)
+        record.cpuSeconds = used.cpuSeconds
+        record.readBytes = used.readBytes
+        record.writtenBytes = used.writtenBytes
+        // A command's tree was measured by its supervisor; a built-in task ran in this process.
+        if record.peakRSSKB == nil { record.peakRSSKB = ProcessUsage.now().selfPeakKB }
         return (record, failureClass)
     }
 
@@ -185,6 +198,7 @@ public struct JobRunner: Sendable {
                 o.stderrPath = logPath
                 let r = try ChildSupervisor.run("/bin/sh", ["-c", line], environment: env, options: o,
                                                 memoryLimitMB: memoryLimitMB)
+                record.peakRSSKB = r.peakTreeKB
                 if let oom = r.outOfMemory {
                     failureClass = .outOfMemory
                     logFile.write("# out of memory: \(oom.usedMB) MB in use, the job's limit is \(oom.limitMB) MB; killed\n")
@@ -278,6 +292,31 @@ func hostName() -> String {
     var buf = [CChar](repeating: 0, count: 256)
     gethostname(&buf, 255)
     return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// What this process and the children it has waited for used so far (getrusage).
+struct ProcessUsage {
+    var cpuSeconds: Double
+    var readBytes: Int64
+    var writtenBytes: Int64
+    /// This process's own peak resident size (KB).
+    var selfPeakKB: Int
+
+    static func now() -> ProcessUsage {
+        var me = rusage(), children = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &me)
+        getrusage(RUSAGE_CHILDREN.rawValue, &children)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return ProcessUsage(cpuSeconds: seconds(me.ru_utime) + seconds(me.ru_stime) + seconds(children.ru_utime) + seconds(children.ru_stime),
+                            readBytes: Int64(me.ru_inblock + children.ru_inblock) * 512,
+                            writtenBytes: Int64(me.ru_oublock + children.ru_oublock) * 512,
+                            selfPeakKB: me.ru_maxrss)
+    }
+
+    static func - (a: ProcessUsage, b: ProcessUsage) -> ProcessUsage {
+        ProcessUsage(cpuSeconds: max(0, a.cpuSeconds - b.cpuSeconds), readBytes: max(0, a.readBytes - b.readBytes),
+                     writtenBytes: max(0, a.writtenBytes - b.writtenBytes), selfPeakKB: a.selfPeakKB)
+    }
 }
 
 func maxRSS() -> Int {
