@@ -53,6 +53,10 @@ public struct QuantumRecord: Sendable, Codable, Equatable {
     public var peakRSSKB: Int?
     public var readBytes: Int64?
     public var writtenBytes: Int64?
+    /// A blocked quantum: the task and first error line of the failed quantum at the root of it
+    /// (through any chain of blocked ones); nil when its upstream never ran.
+    public var blockedByTask: String?
+    public var blockedByReason: String?
 
     /// A quantum that did not run (blocked upstream, no work, stopped): no time, no log, no outputs.
     public init(notRun id: UUID, task: String, dataID: DataID, status: QuantumStatus, reason: String) {
@@ -246,6 +250,7 @@ public struct Manifest: Sendable, Codable, Equatable {
         var id: String?, task: String?, dataID: String?, status: QuantumStatus?, reason: String?, seconds: Double?
         var log: String?, outputs: [OutputRecord]?, exitCode: Int?
         var startedAt: String?, cpuSeconds: Double?, peakRSSKB: Int?, readBytes: Int64?, writtenBytes: Int64?
+        var blockedByTask: String?, blockedByReason: String?
         try r.object { key, r in
             switch key {
             case "id": id = try r.string()
@@ -261,6 +266,8 @@ public struct Manifest: Sendable, Codable, Equatable {
             case "peakRSSKB": peakRSSKB = try r.null() ? nil : try r.int()
             case "readBytes": readBytes = try r.null() ? nil : Int64(try r.int())
             case "writtenBytes": writtenBytes = try r.null() ? nil : Int64(try r.int())
+            case "blockedByTask": blockedByTask = try r.null() ? nil : try r.string()
+            case "blockedByReason": blockedByReason = try r.null() ? nil : try r.string()
             case "outputs":
                 var list: [OutputRecord] = []
                 if wanted { try r.array { list.append(try outputRecord(&$0)) } } else { try r.skip() }
@@ -280,6 +287,8 @@ public struct Manifest: Sendable, Codable, Equatable {
         q.peakRSSKB = peakRSSKB
         q.readBytes = readBytes
         q.writtenBytes = writtenBytes
+        q.blockedByTask = blockedByTask
+        q.blockedByReason = blockedByReason
         return q
     }
 

@@ -94,13 +94,7 @@ public struct CampaignOverview: Encodable, Sendable {
             }
             if !r.failures.isEmpty {
                 lines.append("  failures of run \(r.number), grouped:")
-                for f in r.failures.prefix(20) {
-                    let rule = f.rule.map { " [\($0)]" } ?? ""
-                    lines.append("    \(String(f.count).leftPad(5)) × \(f.task) \(f.state)\(rule): \(f.message)")
-                    if !f.examples.isEmpty { lines.append("            e.g. \(f.examples.joined(separator: "; "))") }
-                    if let log = f.log { lines.append("            log: \(log)") }
-                }
-                if r.failures.count > 20 { lines.append("    … \(r.failures.count - 20) more groups ('--json' lists them)") }
+                lines += FailureGroups.render(r.failures, limit: 20).map { "  " + $0 }
             }
         }
         return lines.joined(separator: "\n")
@@ -111,6 +105,3 @@ public struct CampaignOverview: Encodable, Sendable {
     }
 }
 
-private extension String {
-    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
-}

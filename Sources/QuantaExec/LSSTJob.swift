@@ -28,8 +28,8 @@ struct LSSTJob {
         // metadata and later skip it as "already successful".
         var held: [String: QuantumRecord] = [:]
         for q in job.quanta {
-            if case .blocked(let why) = upstream.verdict(for: q) {
-                let r = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .blocked, reason: why)
+            if case .blocked(let blocker) = upstream.verdict(for: q) {
+                let r = blocker.record(q)
                 held[r.id] = r
                 upstream.record(r)
             }
@@ -103,10 +103,12 @@ struct LSSTJob {
             let metadata = "\(q.task)_metadata"
             let succeeded = present.contains { $0["type"] as? String == metadata }
             let summary = rep["summary"] as? [String: Any]
-            if !succeeded, let blocker = upstream.verdict(for: q).blockedReason {
+            if !succeeded, let blocker = upstream.verdict(for: q).blocker {
                 // An in-job producer failed: run-qbb held this one back (FAILED_DEP).
                 record.status = .blocked
-                record.reason = blocker
+                record.reason = blocker.why
+                record.blockedByTask = blocker.rootTask
+                record.blockedByReason = blocker.rootReason
                 record.log = nil
                 continue
             }

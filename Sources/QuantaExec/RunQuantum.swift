@@ -74,9 +74,9 @@ public struct JobRunner: Sendable {
                 record.seconds = 0
             } else {
                 switch upstream.verdict(for: q) {
-                case .blocked(let why):
+                case .blocked(let blocker):
                     // FAILED_DEP: not run, no log, nothing written.
-                    record = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .blocked, reason: why)
+                    record = blocker.record(q)
                 case .run:
                     // Inputs whose producer had no work are simply not there. pipe_base's rule, with a
                     // dataset type read several times standing for a `multiple` connection: the task

@@ -28,13 +28,28 @@ struct Upstream {
         self.index = index
     }
 
+    /// Why a quantum is not run: the upstream quantum and what became of it, and the failed
+    /// quantum at the root of it (through any chain of blocked ones), when there is one.
+    struct Blocker: Equatable {
+        var why: String
+        var rootTask: String?
+        var rootReason: String?
+
+        /// The record of `q`, not run.
+        func record(_ q: QuantumSpec) -> QuantumRecord {
+            var r = QuantumRecord(notRun: q.id, task: q.task, dataID: q.dataID, status: .blocked, reason: why)
+            r.blockedByTask = rootTask
+            r.blockedByReason = rootReason
+            return r
+        }
+    }
+
     enum Verdict: Equatable {
         case run
-        /// Not run: names the upstream quantum and what became of it.
-        case blocked(String)
+        case blocked(Blocker)
 
-        var blockedReason: String? {
-            if case .blocked(let why) = self { return why }
+        var blocker: Blocker? {
+            if case .blocked(let b) = self { return b }
             return nil
         }
     }
@@ -64,11 +79,14 @@ struct Upstream {
             if p.array == array, p.index == index, own[p.quantum.lowercased] == nil { continue }
             let (r, missing) = outcome(of: p)
             let who = "\(p.task) {\(p.dataID)}"
-            guard let r else { return .blocked("upstream \(who) did not run (\(missing))") }
+            guard let r else { return .blocked(Blocker(why: "upstream \(who) did not run (\(missing))")) }
             switch r.status {
             case .succeeded, .noWork: continue
-            case .failed: return .blocked("upstream \(who) failed\(r.reason.map { ": \(Self.short($0))" } ?? "")")
-            case .blocked: return .blocked("upstream \(who) was blocked")
+            case .failed:
+                return .blocked(Blocker(why: "upstream \(who) failed\(r.reason.map { ": \(Self.short($0))" } ?? "")",
+                                        rootTask: p.task, rootReason: r.reason))
+            case .blocked:
+                return .blocked(Blocker(why: "upstream \(who) was blocked", rootTask: r.blockedByTask, rootReason: r.blockedByReason))
             }
         }
         return .run

@@ -20,6 +20,20 @@ public struct SubmissionStatus: Sendable, Codable {
         public var state: State
         public var reason: String?
         public var log: String?
+        /// A blocked quantum: the task and first error line of the failed quantum at its root.
+        public var blockedByTask: String?
+        public var blockedByReason: String?
+
+        public init(task: String, dataID: String, state: State, reason: String?, log: String?,
+                    blockedByTask: String? = nil, blockedByReason: String? = nil) {
+            self.task = task
+            self.dataID = dataID
+            self.state = state
+            self.reason = reason
+            self.log = log
+            self.blockedByTask = blockedByTask
+            self.blockedByReason = blockedByReason
+        }
     }
 
     public struct TaskRow: Sendable, Codable {
@@ -66,13 +80,24 @@ public struct SubmissionStatus: Sendable, Codable {
     public var pendingReasons: String?
     /// Something will still run: a job pending or running, or (SLURM) the final job not ended.
     public var active = false
+    /// The failed quanta grouped by task and masked first error line, each with the quanta it
+    /// blocked; quanta blocked by something that never ran in groups of their own.
+    public var failures: [FailureGroup] = []
+    /// Set when more jobs need attention than `read` grouped (`failures` covers this many).
+    public var failuresFromJobs: Int?
+
+    /// Jobs that need attention whose manifests `read` groups the failures of, at most.
+    public static let groupedJobs = 20_000
 
     /// Reads plan, snapshot, manifests and either the local backend's events or SLURM's view.
     /// `cached`: manifests through `status-cache.bin` (what a person's `quanta status` and the wait
     /// loop use); decisions (retries, restart, merge) read every manifest afresh.
     /// `detail`: how many jobs that need attention get their quanta listed (each costs a read of
     /// the job's full manifest; a person's terminal shows 20).
-    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil, cached: Bool = false, detail: Int = .max) throws -> SubmissionStatus {
+    /// `groupFailures`: group the failures of every job that needs attention (up to
+    /// `groupedJobs`), reading their manifests; a poll that only counts leaves it off.
+    public static func read(_ dir: SubmitDirectory, slurm: SlurmView? = nil, cached: Bool = false, detail: Int = .max,
+                            groupFailures: Bool = true) throws -> SubmissionStatus {
         let plan = try PlanDocument.read(dir)
         let planned = Dictionary(uniqueKeysWithValues: plan.arrays.map { ($0.name, $0) })
         let jobs = try Snapshot.jobs(path: dir.snapshot)
@@ -236,15 +261,28 @@ public struct SubmissionStatus: Sendable, Codable {
         }
         // The quanta behind each job that needs attention, with their data IDs: read from the full
         // manifest (the status cache keeps states only), one per such job.
-        let problems = Array(status.elements.indices.filter { [.failed, .blocked, .cancelled].contains(status.elements[$0].state) }.prefix(detail))
+        // Every such job's quanta feed the failure groups (up to `groupedJobs` of them); the first
+        // `detail` jobs keep theirs for listing.
+        let attention = status.elements.indices.filter { [.failed, .blocked, .cancelled].contains(status.elements[$0].state) }
+        let problems = Array(attention.prefix(max(detail, groupFailures ? Self.groupedJobs : 0)))
         let full = try Manifest.readAll(paths: problems.map { dir.manifest(array: status.elements[$0].array, index: status.elements[$0].index) },
                                         outputs: false)
+        var rows: [QuantumRow] = []
         for (k, e) in problems.enumerated() {
-            guard let m = full[k], m.index == status.elements[e].index else { continue }
-            status.elements[e].quanta = m.quanta.filter { !$0.status.isSuccess }.map {
-                QuantumRow(task: $0.task, dataID: DataID.describe(json: $0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
-                           reason: $0.reason, log: $0.log)
+            guard let m = full[k], m.index == status.elements[e].index else {
+                rows.append(QuantumRow(task: status.elements[e].array, dataID: "", state: status.elements[e].state, reason: status.elements[e].reason, log: nil))
+                continue
             }
+            let quanta = m.quanta.filter { !$0.status.isSuccess }.map {
+                QuantumRow(task: $0.task, dataID: DataID.describe(json: $0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
+                           reason: $0.reason, log: $0.log, blockedByTask: $0.blockedByTask, blockedByReason: $0.blockedByReason)
+            }
+            rows += quanta
+            if k < detail { status.elements[e].quanta = quanta }
+        }
+        if groupFailures {
+            status.failures = FailureGroups.of(rows: rows)
+            if problems.count < attention.count { status.failuresFromJobs = problems.count }
         }
         status.active = elements.contains { $0.state == .pending || $0.state == .running } || (slurm?.isActive ?? false)
         let pending = elements.filter { $0.state == .pending }
@@ -310,6 +348,11 @@ public struct SubmissionStatus: Sendable, Codable {
         if !classes.isEmpty {
             lines.append("")
             lines.append("Failed jobs by class: " + classes.keys.sorted { $0.rawValue < $1.rawValue }.map { "\(classes[$0]!.count) \($0.words)" }.joined(separator: ", "))
+        }
+        if !failures.isEmpty {
+            lines.append("")
+            lines.append("Failures, grouped\(failuresFromJobs.map { " (from the first \($0) jobs that need attention)" } ?? ""):")
+            lines += FailureGroups.render(failures, limit: showElements ? failures.count : 12)
         }
         let problems = elements.filter { [.failed, .blocked, .cancelled].contains($0.state) }
         if !problems.isEmpty {

@@ -49,13 +49,15 @@ public struct Submission {
 
     /// `cached`: for what a person reads (status, the wait loop), not for decisions.
     public func status(_ backend: (any SlurmBackend)?, backendError: String? = nil, cached: Bool = false,
-                       detail: Int = .max) throws -> (SubmissionStatus, SlurmView?) {
-        guard let record = try SlurmRecord.read(dir) else { return (try SubmissionStatus.read(dir, cached: cached, detail: detail), nil) }
+                       detail: Int = .max, groupFailures: Bool = true) throws -> (SubmissionStatus, SlurmView?) {
+        guard let record = try SlurmRecord.read(dir) else {
+            return (try SubmissionStatus.read(dir, cached: cached, detail: detail, groupFailures: groupFailures), nil)
+        }
         var view = SlurmView.load(dir, plan: plan, record: record, backend: backend)
         if backend == nil {
             view.note = "SLURM not reachable (\(backendError ?? "no backend")); states come from manifests and remembered records"
         }
-        return (try SubmissionStatus.read(dir, slurm: view, cached: cached, detail: detail), view)
+        return (try SubmissionStatus.read(dir, slurm: view, cached: cached, detail: detail, groupFailures: groupFailures), view)
     }
 
     /// How far a wait has come, for a progress line.
@@ -66,7 +68,7 @@ public struct Submission {
     /// Polls until the latest round's final job has ended and no new round was added.
     public func wait(_ backend: any SlurmBackend, poll: Double, progress: (WaitProgress) -> Void = { _ in }) throws -> (SubmissionStatus, SlurmView?) {
         while true {
-            let (s, view) = try status(backend, cached: true, detail: 20)
+            let (s, view) = try status(backend, cached: true, detail: 0, groupFailures: false)
             if let view, !view.isActive {
                 // The final job may just have submitted a retry round.
                 let again = try status(backend, detail: 20)

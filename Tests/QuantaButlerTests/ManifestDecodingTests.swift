@@ -8,17 +8,29 @@ import QuantaTestSupport
     func sample() -> Manifest {
         let out = OutputRecord(id: "01a1ff27-3cfd-7b40-8703-cf4fe7e49c69", type: "calexp", dataID: #"[["instrument","Cam \"1\""],["visit",-3]]"#,
                                run: "u/someone/run", path: "u/someone/run/calexp/x y.fits", size: 12_345_678_901, checksum: "crc32:84187507")
-        let ok = QuantumRecord(id: "q1", task: "isr", dataID: "[]", status: .succeeded, reason: nil, seconds: 0.011729001998901367,
+        var ok = QuantumRecord(id: "q1", task: "isr", dataID: "[]", status: .succeeded, reason: nil, seconds: 0.011729001998901367,
                                log: "/tmp/l.log", outputs: [out, out])
+        // What run-quantum measured (issue 17).
+        ok.startedAt = "2026-11-21T17:28:47Z"
+        ok.cpuSeconds = 0.731
+        ok.peakRSSKB = 1_234_567
+        ok.readBytes = 40_960
+        ok.writtenBytes = 9_876_543_210
         let bad = QuantumRecord(id: "q2", task: "calibrate", dataID: "[]", status: .failed,
                                 reason: "exit code 3: ERROR: \"quoted\" \\ back\nnew line\ttab $(rm -rf /) é 🚀 \u{1}",
                                 seconds: 1e-7, log: nil, outputs: [], exitCode: -9)
-        let blocked = QuantumRecord(id: "q3", task: "gather", dataID: "[]", status: .blocked, reason: "missing input", seconds: 0,
+        var blocked = QuantumRecord(id: "q3", task: "gather", dataID: "[]", status: .blocked, reason: "missing input", seconds: 0,
                                     log: nil, outputs: [])
-        return Manifest(submission: "sub", array: "isr-2", index: 41, attempt: 3, status: .failed, firstError: "calibrate: exit code 3",
-                        startedAt: "2026-11-21T17:28:47Z", endedAt: "2026-11-21T17:28:48Z", seconds: 1.25, host: "node-7",
-                        slurmJobID: "1234", slurmArrayJobID: nil, maxRSSKB: 35956, quanta: [ok, bad, blocked],
-                        failureClass: .outOfMemory, memoryLimitMB: 2048)
+        blocked.blockedByTask = "calibrate"
+        blocked.blockedByReason = "exit code 3: ERROR"
+        var m = Manifest(submission: "sub", array: "isr-2", index: 41, attempt: 3, status: .failed, firstError: "calibrate: exit code 3",
+                         startedAt: "2026-11-21T17:28:47Z", endedAt: "2026-11-21T17:28:48Z", seconds: 1.25, host: "node-7",
+                         slurmJobID: "1234", slurmArrayJobID: nil, maxRSSKB: 35956, quanta: [ok, bad, blocked],
+                         failureClass: .outOfMemory, memoryLimitMB: 2048)
+        m.cpuSeconds = 1.5
+        m.readBytes = 0
+        m.writtenBytes = 123
+        return m
     }
 
     func decode(_ data: Data) throws -> Manifest {
@@ -37,6 +49,7 @@ import QuantaTestSupport
         #expect(try JSONEncoder.pretty.encode(m).withUnsafeBytes { try Manifest.decode($0, outputs: false) } == statesOnly)
         var minimal = m
         minimal.firstError = nil; minimal.slurmJobID = nil; minimal.failureClass = nil; minimal.memoryLimitMB = nil; minimal.quanta = []
+        minimal.cpuSeconds = nil; minimal.readBytes = nil; minimal.writtenBytes = nil
         #expect(try decode(try JSONEncoder.pretty.encode(minimal)) == minimal)
     }
 

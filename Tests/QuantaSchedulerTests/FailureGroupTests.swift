@@ -13,4 +13,29 @@ import QuantaScheduler
         #expect(FailureGroups.mask("ValueError: sigma=1.5e-3 too small") == "ValueError: sigma=N too small")
         #expect(FailureGroups.mask("HSC-G band") == "HSC-G band", "letters are kept")
     }
+
+    /// Blocked quanta count under the failure at their root, whichever job they were in; blocked
+    /// ones with no failed root (their upstream never ran) make their own group.
+    @Test func blockedQuantaGoUnderTheirRootFailure() {
+        typealias Row = SubmissionStatus.QuantumRow
+        var rows: [Row] = []
+        for d in [3, 17] {
+            rows.append(Row(task: "isr", dataID: "{detector=\(d)}", state: .failed, reason: "/raw/\(d).fits: truncated at byte \(d * 100)", log: "/logs/\(d)"))
+        }
+        rows.append(Row(task: "calibrate", dataID: "{detector=5}", state: .failed, reason: "ValueError: no stars", log: nil))
+        for d in 0..<26 {
+            rows.append(Row(task: d < 20 ? "calibrate" : "gather", dataID: "{d=\(d)}", state: .blocked, reason: "upstream isr failed",
+                            log: nil, blockedByTask: "isr", blockedByReason: "/raw/\(d).fits: truncated at byte \(d)"))
+        }
+        rows.append(Row(task: "gather", dataID: "{visit=1}", state: .blocked, reason: "upstream calibrate {…} did not run (job calibrate:4 has no manifest)", log: nil))
+        let groups = FailureGroups.of(rows: rows) { task, message in message.contains("stars") ? "rule 1 (accept)" : nil }
+        #expect(groups.count == 3, "\(groups)")
+        #expect(groups[0].task == "isr" && groups[0].count == 2 && groups[0].blocked == 26 && groups[0].message == "<path>: truncated at byte N")
+        #expect(groups[0].examples == ["{detector=3}", "{detector=17}"] && groups[0].log == "/logs/3")
+        #expect(groups[1].task == "calibrate" && groups[1].rule == "rule 1 (accept)" && groups[1].count == 1 && groups[1].blocked == 0)
+        #expect(groups[2].state == "blocked" && groups[2].count == 1)
+        let text = FailureGroups.render(groups, limit: 2)
+        #expect(text[0] == "      2 × isr failed — blocked 26 downstream: <path>: truncated at byte N", "\(text)")
+        #expect(text.last == "  … 1 more groups (--all or --json lists them)")
+    }
 }
