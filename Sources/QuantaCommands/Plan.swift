@@ -61,7 +61,7 @@ struct Plan: ParsableCommand {
         if json {
             print(String(decoding: try doc.encoded(), as: UTF8.self))
         } else {
-            print(doc.summary, terminator: "")
+            print(doc.summary(maxRows: PlanDocument.screenful), terminator: "")
             print("\nSubmit directory: \(SubmitDirectory(out).root)")
             print("Run it here:      quanta run \(shellQuote(SubmitDirectory(out).root))")
             print("Or on SLURM:      bash \(shellQuote(SubmitDirectory(out).submitScript))")

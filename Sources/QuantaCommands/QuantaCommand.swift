@@ -20,34 +20,71 @@ public struct QuantaCommand: ParsableCommand {
     public init() {}
 }
 
-/// Progress for long work: a self-rewriting line on a terminal, nothing in logs.
+/// Progress for long work: a self-rewriting line on a terminal (at most ten redraws a second); when
+/// the output is a file or a pipe (an sbatch log), a plain line every `QUANTA_PROGRESS_EVERY`
+/// seconds (default 30). `QUANTA_PROGRESS=0` turns both off. Each line says how far, how fast and
+/// how long is left: `running 31/88 (35%)  1 running, 2 failed · 3.1/s · ETA 18 s`.
 final class Progress {
     let label: String
+    /// The self-rewriting line is drawn (a terminal).
     let enabled: Bool
+    /// Seconds between plain lines when not on a terminal (nil: none).
+    let plainEvery: Double?
+    private let started = Date()
     private var last = Date.distantPast
+    private var lastPlain = Date()
+    private var drawn = false
 
     init(_ label: String) {
         self.label = label
-        enabled = isatty(1) == 1 && ProcessInfo.processInfo.environment["QUANTA_PROGRESS"] != "0"
+        let env = ProcessInfo.processInfo.environment
+        let on = env["QUANTA_PROGRESS"] != "0"
+        enabled = on && isatty(1) == 1
+        plainEvery = on && !enabled ? max(1, env["QUANTA_PROGRESS_EVERY"].flatMap(Double.init) ?? 30) : nil
+    }
+
+    /// The line for `done` of `total` after `elapsed` seconds.
+    static func line(_ label: String, _ done: Int, _ total: Int, _ extra: String, elapsed: Double) -> String {
+        let pct = total > 0 ? done * 100 / total : 100
+        var text = "\(label) \(done)/\(total) (\(pct)%)\(extra.isEmpty ? "" : "  " + extra)"
+        if done > 0, elapsed >= 1 {
+            let rate = Double(done) / elapsed
+            text += rate >= 1 ? String(format: " · %.1f/s", rate) : String(format: " · %.1f/min", rate * 60)
+            if done < total { text += " · ETA \(duration(Double(total - done) / rate))" }
+        }
+        return text
+    }
+
+    static func duration(_ s: Double) -> String {
+        s < 90 ? "\(Int(s.rounded())) s" : s < 5400 ? "\(Int((s / 60).rounded())) min" : String(format: "%.1f h", s / 3600)
     }
 
     func update(_ done: Int, _ total: Int, _ extra: String = "") {
-        guard enabled, Date().timeIntervalSince(last) > 0.1 || done == total else { return }
-        last = Date()
-        let pct = total > 0 ? done * 100 / total : 100
-        print("\r\u{1B}[K\(label) \(done)/\(total) (\(pct)%)\(extra.isEmpty ? "" : "  " + extra)", terminator: "")
-        fflush(nil)
+        let now = Date()
+        if enabled {
+            guard now.timeIntervalSince(last) > 0.1 || done == total else { return }
+            last = now
+            print("\r\u{1B}[K" + Self.line(label, done, total, extra, elapsed: now.timeIntervalSince(started)), terminator: "")
+            drawn = true
+            fflush(nil)
+        } else if let every = plainEvery, now.timeIntervalSince(lastPlain) >= every {
+            lastPlain = now
+            print(Self.line(label, done, total, extra, elapsed: now.timeIntervalSince(started)))
+            fflush(nil)
+        }
     }
 
     func stage(_ text: String) {
         guard enabled else { return }
         print("\r\u{1B}[K\(label): \(text)…", terminator: "")
+        drawn = true
         fflush(nil)
     }
 
     func done() {
-        guard enabled else { return }
+        guard enabled, drawn else { return }
         print("\r\u{1B}[K", terminator: "")
+        drawn = false
         fflush(nil)
     }
 }

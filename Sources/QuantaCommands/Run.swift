@@ -65,7 +65,7 @@ enum LocalRun {
                     StandardStreams.error("\ninterrupted (signal \(sig)): stopping \(n) running jobs…\n")
                 }
             }
-            progress.update(done, total, "\(running) running\(failed > 0 ? ", \(failed) exited non-zero" : "")")
+            progress.update(done, total, "\(running) running, \(max(0, total - done - running)) pending\(failed > 0 ? ", \(failed) exited non-zero" : "")")
         }
         progress.done()
         return summary

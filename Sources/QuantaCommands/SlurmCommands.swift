@@ -25,13 +25,10 @@ struct BackendOption: ParsableArguments {
 extension Submission {
     /// `wait` with a progress line on a terminal and a plain line per change otherwise.
     func waitShowingProgress(_ backend: any SlurmBackend, poll: Double) throws -> (SubmissionStatus, SlurmView?) {
-        let progress = Progress("waiting")
-        var lastLine = ""
+        let progress = Progress("jobs finished")
         defer { progress.done() }
         return try wait(backend, poll: poll) { p in
-            let line = "round \(p.round): \(p.done)/\(p.total) jobs finished, \(p.running) running"
-            progress.update(p.done, p.total, "\(p.running) running, round \(p.round)")
-            if !progress.enabled && line != lastLine { print(line); fflush(nil); lastLine = line }
+            progress.update(p.done, p.total, "\(p.running) running, \(max(0, p.total - p.done - p.running)) pending\(p.round > 0 ? ", retry round \(p.round)" : "")")
         }
     }
 }
@@ -110,7 +107,7 @@ struct Submit: ParsableCommand {
             let inputs = PlanInputs(repo: repo, config: config, site: site ?? "local-slurm", outputRun: outputRun, output: output,
                                     extendRun: extendRun, claimRun: true)
             let doc = try Plan.plan(graphPath: target, options: inputs, out: out)
-            print(doc.summary, terminator: "")
+            print(doc.summary(maxRows: PlanDocument.screenful), terminator: "")
             dirPath = out
         }
         let ctx = try SubmissionArgument.open(dirPath)

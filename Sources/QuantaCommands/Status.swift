@@ -24,6 +24,9 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "Exit 0 whenever the status could be read (by default: 1 when a quantum failed, was blocked or cancelled).")
     var exitZero = false
 
+    @Option(name: .long, help: ArgumentHelp("Look again every SECONDS until nothing runs any more: the table redrawn on a terminal, one summary line otherwise.", valueName: "seconds"))
+    var watch: Double?
+
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
@@ -33,6 +36,21 @@ struct Status: ParsableCommand {
         var backendError: String?
         if SlurmRecord.exists(ctx.dir) {
             do { backend = try backendOption.open(quiet: true) } catch { backendError = "\(error)" }
+        }
+        if let every = watch {
+            guard every > 0, !json else { throw ValidationError("--watch takes a number of seconds above 0, and no --json") }
+            let terminal = isatty(1) == 1
+            while true {
+                let (s, _) = try ctx.status(backend, backendError: backendError, cached: true, detail: terminal ? 20 : 0, groupFailures: terminal)
+                guard s.active else { break }
+                if terminal {
+                    print("\u{1B}[H\u{1B}[2J" + s.render(showElements: false) + "\n(every \(Progress.duration(every)); Ctrl-C stops watching, not the jobs)")
+                } else {
+                    print(Timestamp.iso8601(Date()) + "  " + s.oneLine)
+                }
+                fflush(nil)
+                usleep(UInt32(every * 1_000_000))
+            }
         }
         // A terminal shows 20 jobs that need attention; --all and --json get every job's quanta.
         let (s, _) = try ctx.status(backend, backendError: backendError, cached: !fresh, detail: json || all ? .max : 20)

@@ -66,6 +66,27 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     }
 
     /// `aftercorr:calibrate-1`; many upstream arrays of one kind read `afterany:calibrate-1…calibrate-500 (500 arrays)`.
+    /// One row per task label: its arrays, elements, quanta, memory (range) and the labels it waits for.
+    var perTask: [String] {
+        var order: [String] = []
+        var rows: [String: (arrays: Int, elements: Int, quanta: Int, minMB: Int, maxMB: Int, after: Set<String>)] = [:]
+        let labelOf = Dictionary(arrays.map { ($0.name, $0.label) }, uniquingKeysWith: { a, _ in a })
+        for a in arrays {
+            if rows[a.label] == nil { order.append(a.label); rows[a.label] = (0, 0, 0, .max, 0, []) }
+            rows[a.label]!.arrays += 1
+            rows[a.label]!.elements += a.size
+            rows[a.label]!.quanta += a.quanta
+            rows[a.label]!.minMB = min(rows[a.label]!.minMB, a.resources.memoryMB)
+            rows[a.label]!.maxMB = max(rows[a.label]!.maxMB, a.resources.memoryMB)
+            for d in a.dependencies { if let l = labelOf[d.array], l != a.label { rows[a.label]!.after.insert(l) } }
+        }
+        return TextTable.render(header: ["task", "arrays", "elements", "quanta", "memory", "after"], rows: order.map { l in
+            let r = rows[l]!
+            let memory = r.minMB == r.maxMB ? Units.memory(r.minMB) : "\(Units.memory(r.minMB))–\(Units.memory(r.maxMB))"
+            return [l, String(r.arrays), String(r.elements), String(r.quanta), memory, r.after.isEmpty ? "-" : r.after.sorted().joined(separator: ",")]
+        })
+    }
+
     static func after(_ deps: [ArrayDependency]) -> String {
         if deps.isEmpty { return "-" }
         if deps.count <= 4 { return deps.map { "\($0.kind.rawValue):\($0.array)" }.joined(separator: ",") }
@@ -82,7 +103,14 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     }
 
     /// The human-readable summary written beside plan.json and printed by `quanta plan`.
-    public var summary: String {
+    public var summary: String { summary(maxRows: .max) }
+
+    /// Rows a terminal shows before the per-array table becomes a per-task one.
+    public static let screenful = 40
+
+    /// Arrays shown one per row up to `maxRows` (a screenful for a terminal); past it, one row per
+    /// task — arrays, elements, quanta, memory, the tasks it waits for — and plan.txt has the full table.
+    public func summary(maxRows: Int) -> String {
         var lines = [
             "Submission \(submission)",
             "  graph   \(graph)",
@@ -92,14 +120,19 @@ public struct PlanDocument: Sendable, Codable, Equatable {
             "  \(quanta) quanta in \(jobs) jobs, \(arrays.count) arrays + merge; planned in \(String(format: "%.2f", planSeconds)) s",
             "",
         ]
-        let rows = arrays.map { a -> [String] in
-            [a.name, a.label, a.arraySpec, String(a.quanta), Units.memory(a.resources.memoryMB), String(a.resources.cpus),
-             a.resources.walltime.map(Units.slurmTime) ?? "-", a.partition,
-             Self.after(a.dependencies)]
+        if arrays.count + 1 > maxRows {
+            lines += perTask
+            lines.append("  (\(arrays.count) arrays and the merge: the full table is in plan.txt)")
+        } else {
+            let rows = arrays.map { a -> [String] in
+                [a.name, a.label, a.arraySpec, String(a.quanta), Units.memory(a.resources.memoryMB), String(a.resources.cpus),
+                 a.resources.walltime.map(Units.slurmTime) ?? "-", a.partition,
+                 Self.after(a.dependencies)]
+            }
+            lines += TextTable.render(header: ["array", "label", "elements", "quanta", "memory", "cpus", "walltime", "partition", "after"],
+                                      rows: rows + [["merge", "merge", "0", "-", "-", "1", "-", "-",
+                                                     merge.dependencies.isEmpty ? "-" : "afterany:all"]])
         }
-        lines += TextTable.render(header: ["array", "label", "elements", "quanta", "memory", "cpus", "walltime", "partition", "after"],
-                                  rows: rows + [["merge", "merge", "0", "-", "-", "1", "-", "-",
-                                                 merge.dependencies.isEmpty ? "-" : "afterany:all"]])
         let packed = arrays.filter { $0.packing != nil }
         if !packed.isEmpty {
             lines.append("")

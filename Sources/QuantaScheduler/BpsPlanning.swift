@@ -69,7 +69,7 @@ public enum BpsPlanning {
         req.claimRun = true
         let doc = try Planner.plan(graph, req)
         PlanService.reportNotes(doc, notice)
-        notice(.summary(doc.summary))
+        notice(.summary(doc.summary(maxRows: PlanDocument.screenful)))
         return submitDir
     }
 

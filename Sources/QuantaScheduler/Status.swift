@@ -327,6 +327,14 @@ public struct SubmissionStatus: Sendable, Codable {
     /// Every quantum succeeded or had no work (what `pipetask run` counts as success).
     public var isComplete: Bool { (quanta["succeeded"] ?? 0) + (quanta[State.noWork.rawValue] ?? 0) == quanta.values.reduce(0, +) }
 
+    /// One line for a log: quanta by state, then what the jobs are doing.
+    public var oneLine: String {
+        let total = quanta.values.reduce(0, +)
+        let states = State.allCases.compactMap { st in quanta[st.rawValue].flatMap { $0 > 0 ? "\($0) \(st.title)" : nil } }
+        let running = elements.filter { $0.state == .running }.count, pending = elements.filter { $0.state == .pending }.count
+        return "\(submission): \(total) quanta — \(states.joined(separator: ", ")); jobs: \(running) running, \(pending) pending\(active ? "" : "; done")"
+    }
+
     /// Tables for a terminal.
     public func render(showElements: Bool) -> String {
         let states = State.allCases.map(\.rawValue)

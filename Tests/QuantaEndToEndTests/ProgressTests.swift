@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import QuantaCore
+
+/// Seeing how far a run is (issue 17): progress lines in logs, `status --watch`, a per-task plan
+/// table past a screenful.
+@Suite struct ProgressTests {
+    /// A synthetic graph whose commands take a moment, so a run is seen in progress.
+    func slowSubmission(_ cli: CLI) throws {
+        let synth = try cli.run(["graph", "synth", "--visits", "4", "--detectors", "3", "--patches", "1", "--patches-per-visit", "1",
+                                 "--out", "g.qgn", "--repo", "repo"])
+        #expect(synth.status == .exited(0), "\(synth.output)")
+        let config = (try String(contentsOfFile: CLI.repoRoot + "/scripts/synth-commands.yaml", encoding: .utf8))
+            .replacingOccurrences(of: "{command: \"", with: "{command: \"sleep 0.4; ")
+        try config.write(toFile: cli.path("slow.yaml"), atomically: true, encoding: .utf8)
+        #expect(try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "slow.yaml", "--out", "sub"]).status == .exited(0))
+    }
+
+    /// Not a terminal (a log): `quanta run` writes a plain progress line every few seconds with
+    /// counts, rate and ETA, and `status --watch` one summary line per look until the run ends.
+    @Test func logsGetPlainProgressLinesAndWatchFollowsToTheEnd() throws {
+        let cli = try CLI()
+        try slowSubmission(cli)
+        let env = ["QUANTA_PROGRESS": "1", "QUANTA_PROGRESS_EVERY": "1"]
+        let runner = try cli.launch(["run", "sub", "-j", "1"], log: cli.path("run.log"), environment: env)
+        let watch = try cli.run(["status", "sub", "--watch", "0.5", "--exit-zero"], environment: env)
+        var st: Int32 = 0
+        waitpid(runner, &st, 0)
+        #expect(watch.status == .exited(0), "\(watch.output)")
+        let looks = watch.stdout.split(separator: "\n").filter { $0.contains("sub: ") && $0.contains("quanta — ") }
+        #expect(looks.count >= 2, "one line per look while it runs: \(watch.stdout)")
+        #expect(looks.first?.contains("pending") == true, "\(looks)")
+        #expect(watch.stdout.contains("task ") && watch.stdout.contains("Merge:"), "the final table after the run: \(watch.stdout)")
+        let log = cli.read(cli.path("run.log"))
+        let lines = log.split(separator: "\n").filter { $0.hasPrefix("running ") }
+        #expect(lines.count >= 2, "\(log)")
+        #expect(lines.contains { $0.contains(" pending") && $0.contains("/s") || $0.contains("/min") }, "rate: \(lines)")
+        #expect(lines.contains { $0.contains("ETA ") }, "\(lines)")
+        #expect(!log.contains("\u{1B}["), "no terminal escapes in a log")
+    }
+
+    /// Past a screenful of arrays, plan prints one row per task; plan.txt keeps every array.
+    @Test func aLongPlanIsSummarisedPerTask() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["graph", "synth", "--visits", "60", "--detectors", "10", "--out", "g.qgn", "--repo", "repo"]).status == .exited(0))
+        let site = (try String(contentsOfFile: CLI.repoRoot + "/site-configs/local.yaml", encoding: .utf8))
+            .replacingOccurrences(of: "\nname: local\n", with: "\nname: small-arrays\n").replacingOccurrences(of: "maxArraySize: 1001", with: "maxArraySize: 20")
+        try site.write(toFile: cli.path("small.yaml"), atomically: true, encoding: .utf8)
+        let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", CLI.repoRoot + "/scripts/synth-commands.yaml",
+                                "--site", "small.yaml", "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        #expect(plan.stdout.contains("task           arrays  elements  quanta  memory  after"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("calibrate          30       600     600") && plan.stdout.contains("the full table is in plan.txt"), "\(plan.stdout)")
+        #expect(plan.stdout.split(separator: "\n").count < 30, "\(plan.stdout)")
+        let full = cli.read(cli.path("sub/plan.txt"))
+        #expect(full.contains("calibrate-30") && full.split(separator: "\n").count > 80, "\(full.prefix(400))")
+    }
+}
