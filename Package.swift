@@ -56,8 +56,10 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Reports (issue 17): what a submission's jobs did, as one self-contained HTML file.
+        .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign", "QuantaReport",
             "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

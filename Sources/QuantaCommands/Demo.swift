@@ -8,6 +8,7 @@ import QuantaCore
 import QuantaExec
 import QuantaGraphIO
 import QuantaScheduler
+import QuantaReport
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -158,6 +159,12 @@ struct Demo: ParsableCommand {
                 print("  coadd previews (PNG): \(previews.count), e.g. \(first)")
             }
             if check.judgeable && !check.passed { throw ExitCode(1) }
+        }
+        // The run as one page: states, failures, resources, timeline, map.
+        let reportPath = submitDir.root + "/report.html"
+        if let measures = try? RunMeasures.collect(submitDir) {
+            try AtomicFile.write(ReportPage.html(measures), to: reportPath)
+            print("\nReport: \(reportPath) (open it in a browser)")
         }
         if !status.isComplete {
             print("  some quanta did not succeed: see the table above; after fixing the cause run 'quanta restart \(shellQuote(submitDir.root))'")

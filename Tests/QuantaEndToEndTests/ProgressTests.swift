@@ -56,3 +56,41 @@ import QuantaCore
         #expect(full.contains("calibrate-30") && full.split(separator: "\n").count > 80, "\(full.prefix(400))")
     }
 }
+
+/// `quanta report` in a real headless browser (Debian's Chromium): the page renders, has every
+/// section, runs no script (so none fails), and a screenshot is written. `.ci/run` installs
+/// Chromium and sets QUANTA_BROWSER_TESTS=1, so there the test cannot be skipped.
+@Suite struct ReportTests {
+    static let chromium = Spawn.which("chromium") ?? Spawn.which("chromium-browser")
+    static let required = ProcessInfo.processInfo.environment["QUANTA_BROWSER_TESTS"] == "1"
+
+    @Test(.enabled(if: chromium != nil || required, "needs chromium (apt-get install chromium)"))
+    func theDemosReportRendersInABrowserWithEverySection() throws {
+        let browser = try #require(Self.chromium, "QUANTA_BROWSER_TESTS=1 but no chromium on PATH")
+        let cli = try CLI()
+        let demo = try cli.run(["demo", "--workdir", "d", "--visits", "2", "--corrupt", "2", "--keep-corrupt"])
+        #expect(demo.stdout.contains("Report:"), "\(demo.output)")
+        // A damaged manifest is named, and the rest reported.
+        let manifests = try FileManager.default.contentsOfDirectory(atPath: cli.path("d/submit/manifests/makeWarp")).sorted()
+        try "{\"not\": \"a manifest".write(toFile: cli.path("d/submit/manifests/makeWarp/" + manifests[0]), atomically: true, encoding: .utf8)
+        let before = cli.allFiles().filter { !$0.hasSuffix("report.html") }.sorted()
+        let report = try cli.run(["report", "d/submit", "--out", "r.html"])
+        #expect(report.status == .exited(0) && report.stdout.contains("r.html: "), "\(report.output)")
+        #expect(cli.allFiles().filter { !$0.hasSuffix("report.html") && $0 != "r.html" }.sorted() == before, "the report changes nothing else")
+        let html = cli.read(cli.path("r.html"))
+        #expect(html.contains("manifests could not be read") && html.contains("makeWarp:"), "the damaged manifest is named")
+        #expect(html.contains("2 × isr failed, blocking"), "the failure group")
+        #expect(!html.contains("<script") && !html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "self-contained")
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+        let shot = try cli.run(flags + ["--window-size=1280,3200", "--screenshot=" + cli.path("report.png"), "file://" + cli.path("r.html")],
+                               executable: browser)
+        let png = FileManager.default.contents(atPath: cli.path("report.png")) ?? Data()
+        #expect(png.count > 20_000 && png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "a PNG screenshot: \(png.count) bytes; \(shot.stderr.suffix(400))")
+        #expect(!shot.stderr.contains("Uncaught") && !shot.stderr.contains("SyntaxError"), "no script errors: \(shot.stderr.suffix(400))")
+        let dom = try cli.run(flags + ["--dump-dom", "file://" + cli.path("r.html")], executable: browser)
+        for id in ["header", "tasks", "failures", "resources", "timeline", "map", "attempts", "totals"] {
+            #expect(dom.stdout.contains("<section id=\"\(id)\">"), "section \(id) rendered")
+        }
+        #expect(dom.stdout.components(separatedBy: "<svg").count - 1 >= 10, "the charts are drawn")
+    }
+}
