@@ -113,13 +113,33 @@ public struct CampaignEngine {
 
     /// `quanta campaign run`: advances one run, a round at a time under the tick lock (so a cron
     /// tick and this never act on the campaign at once), until it ends or needs a person.
-    public func runUntilSettled(_ spec: CampaignSpec, run: Int, poll: Double) throws -> RunState {
+    public func runUntilSettled(_ spec: CampaignSpec, run: Int, poll: Double,
+                                progress: (RunProgress) -> Void = { _ in }) throws -> RunState {
         while true {
             if let state = try store.withTickLock(holder: "\(actor) \(spec.name)", { _ in try advance(spec, run: run) }), state != .running {
                 return state
             }
+            try progress(self.progress(spec, run: run))
             Thread.sleep(forTimeInterval: poll)
         }
+    }
+
+    /// How far a run is: steps done of all, groups ended of those started, and the steps at work.
+    public struct RunProgress: Sendable {
+        public var stepsDone: Int, steps: Int, groupsEnded: Int, groups: Int
+        public var working: [String]
+    }
+
+    public func progress(_ spec: CampaignSpec, run: Int) throws -> RunProgress {
+        let steps = try store.steps(campaign: spec.name, run: run)
+        let groups = try store.groups(campaign: spec.name, run: run)
+        let ended: Set<GroupState> = [.succeeded, .failed, .empty]
+        let working = steps.filter { $0.state == .running || $0.state == .pilot }.map { s -> String in
+            let g = groups.filter { $0.step == s.step }
+            return "\(s.step)\(s.state == .pilot ? " (pilot)" : ""): \(g.filter { ended.contains($0.state) }.count)/\(g.count) groups ended"
+        }
+        return RunProgress(stepsDone: steps.filter { [.passed, .failed, .gated, .empty].contains($0.state) }.count, steps: steps.count,
+                           groupsEnded: groups.filter { ended.contains($0.state) }.count, groups: groups.count, working: working)
     }
 
     /// Advances one run as far as it goes without waiting: returns the run's state after.

@@ -31,7 +31,11 @@ struct CampaignDatabaseOption: ParsableArguments {
     }
 
     func engine(_ store: CampaignStore, actor: String, backend: BackendOption) -> CampaignEngine {
-        CampaignEngine(store: store, actor: actor, backend: { try backend.open(quiet: true) }, note: { print($0); fflush(nil) })
+        // A note starts on a clean line: `campaign run` may have drawn a progress line.
+        CampaignEngine(store: store, actor: actor, backend: { try backend.open(quiet: true) }, note: {
+            print((isatty(1) == 1 ? "\r\u{1B}[K" : "") + $0)
+            fflush(nil)
+        })
     }
 }
 
@@ -68,7 +72,11 @@ struct CampaignRun: ParsableCommand {
         let engine = database.engine(store, actor: "run", backend: backendOption)
         let number = try engine.start(spec)
         print("campaign \(spec.name): run \(number) (database \(store.path))")
-        let state = try engine.runUntilSettled(spec, run: number, poll: poll)
+        let line = Progress("steps done")
+        let state = try engine.runUntilSettled(spec, run: number, poll: poll) { p in
+            line.update(p.stepsDone, p.steps, p.working.joined(separator: "; "))
+        }
+        line.done()
         print(try CampaignOverview.build(spec, store: store).text)
         switch state {
         case .succeeded: return
