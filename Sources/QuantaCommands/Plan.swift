@@ -4,6 +4,7 @@ import QuantaButler
 import QuantaCore
 import QuantaGraphIO
 import QuantaScheduler
+import QuantaReport
 
 /// Flags shared by every command that plans.
 struct PlanOptions: ParsableArguments {
@@ -34,9 +35,19 @@ struct PlanOptions: ParsableArguments {
     @Flag(name: .long, help: "LSST graph: register the output run in the butler now, refusing one that exists unless --extend-run ('quanta submit' always does; costs a Python start, ~3 s).")
     var claimRun = false
 
+    @Option(name: .long, parsing: .singleValue,
+            help: "A submit directory of an earlier run: requests per task from what its jobs used ('quanta tune'), in place of the config's; repeat for more.")
+    var learnFrom: [String] = []
+
     var inputs: PlanInputs {
-        PlanInputs(repo: repo, config: config, site: site, bpsSite: bpsSite, outputRun: outputRun, output: output,
-                   templates: templates, extendRun: extendRun, claimRun: claimRun)
+        get throws {
+            var i = PlanInputs(repo: repo, config: config, site: site, bpsSite: bpsSite, outputRun: outputRun, output: output,
+                               templates: templates, extendRun: extendRun, claimRun: claimRun)
+            if !learnFrom.isEmpty {
+                i.learned = RequestLearner.learn(try learnFrom.map { try RunMeasures.collect(SubmissionArgument.open($0).dir) })
+            }
+            return i
+        }
     }
 }
 
@@ -57,7 +68,7 @@ struct Plan: ParsableCommand {
     var json = false
 
     func run() throws {
-        let doc = try Self.plan(graphPath: graph, options: options.inputs, out: out, quiet: json)
+        let doc = try Self.plan(graphPath: graph, options: try options.inputs, out: out, quiet: json)
         if json {
             print(String(decoding: try doc.encoded(), as: UTF8.self))
         } else {

@@ -14,7 +14,7 @@ public struct QuantaCommand: ParsableCommand {
         version: QuantaVersion.description,
         subcommands: [Demo.self, Plan.self, Run.self, Submit.self, Status.self, Cancel.self, Merge.self, Finalize.self,
                       Rerun.self, Restart.self, SiteCommand.self, GraphCommand.self, RepoCommand.self, CheckRaws.self, FitsCommand.self,
-                      CampaignCommand.self, Report.self, BenchCommand.self]
+                      CampaignCommand.self, Report.self, Tune.self, BenchCommand.self]
     )
 
     public init() {}

@@ -24,3 +24,44 @@ struct Report: ParsableCommand {
         print("\(path): \(measures.attempts.count) attempts of \(measures.plan.jobs) jobs, \(measures.status.failures.count) failure groups\(measures.status.active ? ", partial (jobs still running)" : "") — \(size) KB in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
     }
 }
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Suggest requestMemory, requestCpus and requestWalltime per task from what earlier runs used, as a bps-keys YAML to include.",
+        discussion: """
+        Memory: the percentile of the successful attempts' peaks × the margin, and never below 1.5 × the limit an
+        out-of-memory attempt had; CPUs: the percentile of CPU time over wall time, rounded up; walltime: the
+        percentile of wall time × 2, at least 5 minutes. Include the file (includeConfigs), or plan with
+        'quanta plan --learn-from SUBMIT…' directly. Reads only; writes only --out.
+        """)
+    @Argument(help: "Submit directories of earlier runs.") var dirs: [String]
+    @Option(name: .long, help: "YAML file to write (default: print it).") var out: String?
+    @Option(name: .long, help: "Percentile of the measured use (0–1).") var percentile = 0.95
+    @Option(name: .long, help: "Margin on top of it.") var margin = 1.2
+
+    func run() throws {
+        guard percentile > 0, percentile <= 1, margin >= 1 else { throw ValidationError("--percentile is in (0, 1] and --margin at least 1") }
+        var options = RequestLearner.Options()
+        options.percentile = percentile
+        options.margin = margin
+        let submissions = try dirs.map { try SubmissionArgument.open($0) }
+        let runs = try submissions.map { try RunMeasures.collect($0.dir) }
+        let learned = RequestLearner.learn(runs, options: options)
+        guard !learned.isEmpty else { throw QuantaError(.usage, "no job of \(dirs.joined(separator: ", ")) has run to the end yet: nothing to learn from") }
+        var clusters = Set<String>()
+        for s in submissions where !s.plan.submitConfig.isEmpty {
+            if let c = try? SubmitConfig.load(path: s.plan.submitConfig) { clusters.formUnion(c.clusters.map(\.name)) }
+        }
+        let yaml = RequestLearner.yaml(learned, clusters: clusters, sources: submissions.map(\.dir.root), options: options)
+        if let out {
+            try AtomicFile.write(yaml, to: out)
+            let was = Dictionary(runs.flatMap(\.attempts).map { ($0.label, $0.requestMemoryMB) }, uniquingKeysWith: { _, b in b })
+            TextTable.render(header: ["task", "memory", "was", "cpus", "walltime"], rows: learned.map {
+                [$0.label, Units.memory($0.memoryMB), was[$0.label].map(Units.memory) ?? "-", String($0.cpus), $0.walltime.map(Units.slurmTime) ?? "-"]
+            }).forEach { print($0) }
+            print("\(out): include it (includeConfigs) or plan with --learn-from \(dirs.map(shellQuote).joined(separator: " "))")
+        } else {
+            print(yaml, terminator: "")
+        }
+    }
+}

@@ -154,6 +154,11 @@ public struct PlanDocument: Sendable, Codable, Equatable {
             lines.append("")
             lines.append("Ignored config keys (not used by Quanta): \(ignoredConfigKeys.joined(separator: ", "))")
         }
+        let learned = (notes ?? []).filter { $0.hasPrefix("requests from history: ") }
+        if !learned.isEmpty {
+            lines.append("")
+            lines += learned
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -372,3 +372,45 @@ struct YAMLReader {
         return spec
     }
 }
+
+/// Requests for one task label (or cluster) learned from what earlier runs used (`quanta tune`,
+/// `quanta plan --learn-from`): they take the place of the submit config's for that label.
+public struct LearnedRequest: Sendable, Codable, Equatable {
+    public var label: String
+    public var memoryMB: Int
+    public var cpus: Int
+    /// Seconds.
+    public var walltime: Int?
+    /// What it came from, for plan.txt: `p95 of 24 jobs' peaks (48 MB) × 1.2; 2 OOM attempts at 128 MB`.
+    public var why: String
+
+    public init(label: String, memoryMB: Int, cpus: Int, walltime: Int?, why: String) {
+        self.label = label
+        self.memoryMB = memoryMB
+        self.cpus = cpus
+        self.walltime = walltime
+        self.why = why
+    }
+}
+
+extension SubmitConfig {
+    /// The config with learned requests in place of its own (a cluster's settings for a cluster's
+    /// name, else the task label's `pipetask` settings).
+    public func applying(_ learned: [LearnedRequest]) -> SubmitConfig {
+        var c = self
+        for l in learned {
+            if let k = c.clusters.firstIndex(where: { $0.name == l.label }) {
+                c.clusters[k].settings.requestMemory = l.memoryMB
+                c.clusters[k].settings.requestCpus = l.cpus
+                if let w = l.walltime { c.clusters[k].settings.requestWalltime = w }
+            } else {
+                var s = c.pipetask[l.label] ?? TaskSettings()
+                s.requestMemory = l.memoryMB
+                s.requestCpus = l.cpus
+                if let w = l.walltime { s.requestWalltime = w }
+                c.pipetask[l.label] = s
+            }
+        }
+        return c
+    }
+}

@@ -15,6 +15,8 @@ public struct PlanInputs: Sendable {
     public var templates: String?
     public var extendRun = false
     public var claimRun = false
+    /// Requests learned from earlier runs (`--learn-from`), in place of the config's for their labels.
+    public var learned: [LearnedRequest] = []
 
     public init(repo: String, config: String? = nil, site: String = "local", bpsSite: String? = nil, outputRun: String? = nil,
                 output: String? = nil, templates: String? = nil, extendRun: Bool = false, claimRun: Bool = false) {
@@ -54,8 +56,9 @@ public enum PlanService {
         progress(.reading(graphPath))
         let graph = try GraphFile.read(path: graphPath)
         progress(.read)
-        let config = try inputs.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
-        reportKeys(config, notice)
+        let given = try inputs.config.map { try SubmitConfig.load(path: $0) } ?? SubmitConfig()
+        reportKeys(given, notice)
+        let config = given.applying(inputs.learned)
         let site = try Installation.site(inputs.site, bpsSite: inputs.bpsSite) { notice(.info($0)) }
         let repo = try Repository(root: inputs.repo)
         var req = PlanRequest(graphPath: graphPath, config: config, site: site, repo: repo,
@@ -65,6 +68,7 @@ public enum PlanService {
                               lsstDriver: Installation.lsstDriver)
         req.extendRun = inputs.extendRun
         req.claimRun = inputs.claimRun
+        req.learned = inputs.learned
         let doc = try Planner.plan(graph, req) { progress(.stage($0)) }
         reportNotes(doc, notice)
         return doc

@@ -24,6 +24,8 @@ public struct PlanRequest: Sendable {
     /// Claims the output run in an LSST repository (`RunClaim`) once the plan is known to be good
     /// and before anything is written (`quanta submit`, `quanta plan --claim-run`).
     public var claimRun = false
+    /// Requests learned from history, already applied to `config`; listed in plan.txt.
+    public var learned: [LearnedRequest] = []
 
     public init(graphPath: String, config: SubmitConfig, site: SiteConfig, repo: Repository, submitDir: SubmitDirectory,
                 runQuantumPath: String, quantaPath: String, templatesDir: String, outputRun: String? = nil, output: String? = nil,
@@ -144,6 +146,9 @@ public enum Planner {
                                ignoredConfigKeys: req.config.ignoredKeys + req.site.ignoredKeys.map { "site:\($0)" },
                                planSeconds: Date().timeIntervalSince(started))
         doc.lsstMerge = lsst ? (req.config.lsstMerge ?? "transfer-from-graph") : nil
+        for l in req.learned {
+            notes.append("requests from history: \(l.label) \(Units.memory(l.memoryMB)), \(l.cpus) cpu\(l.walltime.map { ", \(Units.slurmTime($0))" } ?? "") — \(l.why)")
+        }
         doc.notes = notes.isEmpty ? nil : notes
         doc.finalJob = finalJob
         try AtomicFile.write(doc.summary, to: dir.planText)
