@@ -93,4 +93,30 @@ import QuantaCore
         }
         #expect(dom.stdout.components(separatedBy: "<svg").count - 1 >= 10, "the charts are drawn")
     }
+
+    /// `quanta tune` learns per-task requests from a finished run; `plan --learn-from` uses them
+    /// and says so in plan.txt; a plan nothing ran from gives nothing to learn.
+    @Test func tuneLearnsRequestsAndPlanUsesThem() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["demo", "--workdir", "d", "--plan-only", "--visits", "1", "--detectors", "2"]).status == .exited(0))
+        let never = try cli.run(["tune", "d/submit"])
+        #expect(never.status != .exited(0) && never.stderr.contains("nothing to learn from"), "\(never.output)")
+        #expect(try cli.run(["run", "d/submit"]).status == .exited(0))
+        let tune = try cli.run(["tune", "d/submit", "--out", "learned.yaml"])
+        #expect(tune.status == .exited(0) && tune.stdout.contains("isr            128 MB  512 MB     1  00:05:00"), "\(tune.output)")
+        let yaml = cli.read(cli.path("learned.yaml"))
+        #expect(yaml.contains("pipetask:\n  isr: {requestMemory: 128, requestCpus: 1, requestWalltime: \"00:05:00\"}"), "\(yaml)")
+        // It is a submit config a person can include.
+        try "includeConfigs: [d/demo-submit.yaml, learned.yaml]\n".write(toFile: cli.path("with.yaml"), atomically: true, encoding: .utf8)
+        let included = try cli.run(["plan", "d/demo.qgn", "--repo", "d/repo", "--config", "with.yaml", "--output-run", "t/included", "--out", "inc"])
+        func line(_ text: String, _ array: String) -> String { text.split(separator: "\n").first { $0.hasPrefix(array + " ") }.map(String.init) ?? "" }
+        #expect(included.status == .exited(0) && line(included.stdout, "isr").contains(" 128 MB "), "\(included.output)")
+        let learned = try cli.run(["plan", "d/demo.qgn", "--repo", "d/repo", "--config", "d/demo-submit.yaml", "--learn-from", "d/submit",
+                                   "--output-run", "t/learned", "--out", "sub2"])
+        #expect(learned.status == .exited(0), "\(learned.output)")
+        let text = cli.read(cli.path("sub2/plan.txt"))
+        #expect(text.contains("requests from history: isr 128 MB, 1 cpu, 00:05:00 — p95 of 4 successful attempts' peaks") && text.contains("was 512 MB"), "\(text)")
+        #expect(line(text, "assembleCoadd").contains(" 128 MB ") && text.contains("assembleCoadd 128 MB, 1 cpu, 00:05:00") && text.contains("was 1 GB"),
+                "the config's 1 GB gave way: \(text)")
+    }
 }
