@@ -45,6 +45,7 @@ public enum ReportPage {
                     ("planned", p.created), ("scheduler", m.status.scheduler), ("merge", m.status.merge),
                     ("report", "\(Timestamp.iso8601(generated)) by \(QuantaVersion.description)")]
         rows.append(("jobs", "\(p.jobs) jobs of \(p.quanta) quanta in \(p.arrays.count) arrays; \(m.attempts.count) attempts measured"))
+        if let a = m.accounting { rows.append(("SLURM", a)) }
         var out = "<section id=\"header\"><h1>Quanta report: \(esc(p.submission))</h1>"
         if m.status.active { out += "<p class=\"warn\">Partial report: jobs are still running or pending.</p>" }
         out += table(["", ""], rows.map { [$0.0, $0.1] })

@@ -47,6 +47,8 @@ public struct RunMeasures: Sendable {
     public var problems: [String] = []
     /// The SLURM rounds' submission times, when on SLURM.
     public var rounds: [(number: Int, at: Date)] = []
+    /// What SLURM's accounting says of the submission's jobs (states counted), or why it cannot.
+    public var accounting: String?
 
     public static func collect(_ dir: SubmitDirectory) throws -> RunMeasures {
         let plan = try PlanDocument.read(dir)
@@ -54,6 +56,7 @@ public struct RunMeasures: Sendable {
         var m = RunMeasures(dir: dir, plan: plan, status: status)
         if let record = try? SlurmRecord.read(dir) {
             m.rounds = record.rounds.compactMap { r in Timestamp.parse(r.submittedAt).map { (r.number, $0) } }
+            m.accounting = accounting(ids: record.allJobIDs.sorted())
         }
         for a in plan.arrays {
             for job in 0..<a.jobCount {
@@ -92,6 +95,25 @@ public struct RunMeasures: Sendable {
             }
         }
         return m
+    }
+
+    /// `sacct` of the jobs: from the accounting database, else from the job completion log
+    /// (`sacct -c`, where a site keeps no database), else why neither answers.
+    static func accounting(ids: [UInt32]) -> String {
+        guard !ids.isEmpty else { return "no SLURM job recorded" }
+        guard let sacct = Spawn.which("sacct") else { return "SLURM accounting not available (no sacct here); the figures are run-quantum's own" }
+        let list = ids.map(String.init).joined(separator: ",")
+        var why = ""
+        for (flags, source) in [([], "the accounting database"), (["-c"], "the job completion log (sacct -c)")] {
+            guard let r = try? Spawn.capture(sacct, flags + ["-n", "-P", "-X", "-o", "JobID,State", "-j", list]) else { continue }
+            let rows = r.stdout.split(separator: "\n").map { $0.split(separator: "|").map(String.init) }.filter { $0.count == 2 }
+            if r.status.succeeded, !rows.isEmpty {
+                let states = Dictionary(grouping: rows, by: { $0[1].split(separator: " ").first.map(String.init) ?? $0[1] }).mapValues(\.count)
+                return "SLURM's accounting (\(source)): " + states.keys.sorted().map { "\(states[$0]!) \($0)" }.joined(separator: ", ")
+            }
+            if why.isEmpty { why = r.stderr.split(separator: "\n").first.map(String.init) ?? "\(r.status)" }
+        }
+        return "SLURM accounting not available (sacct: \(why)); the figures are run-quantum's own"
     }
 
     /// The latest attempt of each job.

@@ -119,4 +119,17 @@ import QuantaCore
         #expect(line(text, "assembleCoadd").contains(" 128 MB ") && text.contains("assembleCoadd 128 MB, 1 cpu, 00:05:00") && text.contains("was 1 GB"),
                 "the config's 1 GB gave way: \(text)")
     }
+
+    /// On SLURM the report shows queue waits (from the rounds' submission times) and what SLURM's
+    /// accounting says, or why it cannot (this cluster keeps no database: the completion log).
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster"))
+    func aSlurmRunsReportHasQueueWaitsAndAccounting() throws {
+        let cli = try CLI()
+        let demo = try cli.run(["demo", "--workdir", "d", "--visits", "1", "--detectors", "2", "--slurm"])
+        #expect(demo.status == .exited(0), "\(demo.output)")
+        let html = cli.read(cli.path("d/submit/report.html"))
+        #expect(html.contains("SLURM's accounting (the job completion log (sacct -c)): ") || html.contains("SLURM's accounting (the accounting database): "), "\(html.prefix(3000))")
+        #expect(html.contains("COMPLETED"), "states from sacct")
+        #expect(!html.contains("A local run: no queue.") && html.contains("<rect class=\"other\""), "queue waits drawn")
+    }
 }
