@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import QuantaCore
 import QuantaReport
+import QuantaCampaign
+import QuantaScheduler
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,10 +13,13 @@ struct Report: ParsableCommand {
         partial report that says so; manifests that cannot be read are named and the rest reported. Nothing in
         the submit directory changes but the report file.
         """)
-    @Argument(help: "Submit directory.") var dir: String
-    @Option(name: .long, help: "The HTML file to write (default: report.html in the submit directory).") var out: String?
+    @Argument(help: "Submit directory, or with --campaign the campaign's name.") var dir: String
+    @Option(name: .long, help: "The HTML file to write (default: report.html in the submit directory, or beside the campaign's runs).") var out: String?
+    @Flag(name: .long, help: "Report the campaign named: each submission of its latest run gets its report, and one page links them.") var campaign = false
+    @OptionGroup var database: CampaignDatabaseOption
 
     func run() throws {
+        if campaign { return try campaignReport() }
         let submission = try SubmissionArgument.open(dir)
         let started = Date()
         let measures = try RunMeasures.collect(submission.dir)
@@ -22,6 +27,30 @@ struct Report: ParsableCommand {
         try AtomicFile.write(ReportPage.html(measures), to: path)
         let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) / 1024
         print("\(path): \(measures.attempts.count) attempts of \(measures.plan.jobs) jobs, \(measures.status.failures.count) failure groups\(measures.status.active ? ", partial (jobs still running)" : "") — \(size) KB in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+    }
+
+    func campaignReport() throws {
+        let store = try database.open()
+        let spec = try database.spec(dir, in: store)
+        guard let run = try store.runs(campaign: spec.name).last else { throw QuantaError(.usage, "campaign \(spec.name) has no run yet") }
+        let overview = try CampaignOverview.build(spec, store: store)
+        var links: [(name: String, report: String, summary: String)] = []
+        var statuses: [SubmissionStatus] = []
+        for g in try store.groups(campaign: spec.name, run: run.number) where FileManager.default.fileExists(atPath: SubmitDirectory(g.submitDir).planJSON) {
+            let measures = try RunMeasures.collect(SubmitDirectory(g.submitDir))
+            let page = g.submitDir + "/report.html"
+            try AtomicFile.write(ReportPage.html(measures), to: page)
+            statuses.append(measures.status)
+            links.append(("\(g.step)/\(g.group)", page, "\(measures.plan.quanta) quanta, \(measures.status.failures.count) failure groups"))
+        }
+        let path = out ?? (store.path as NSString).deletingLastPathComponent + "/runs/\(spec.name)/\(run.number)/report.html"
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let failures = FailureGroups.of(statuses) { task, message in
+            spec.rules.firstIndex { $0.matches(task: task, message: message) }.map { "rule \($0 + 1) (\(spec.rules[$0].action.rawValue))" }
+        }
+        try AtomicFile.write(ReportPage.campaignIndex(title: "Campaign \(spec.name), run \(run.number)", status: overview.text,
+                                                      failures: failures, submissions: links), to: path)
+        print("\(path): campaign \(spec.name) run \(run.number), \(links.count) submission reports")
     }
 }
 

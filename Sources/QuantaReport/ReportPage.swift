@@ -36,6 +36,30 @@ public enum ReportPage {
         """
     }
 
+    /// A campaign run's page: its status as `quanta campaign status` prints it, the failure groups
+    /// of all its submissions, and one link per submission's own report.
+    public static func campaignIndex(title: String, status: String, failures: [FailureGroup],
+                                     submissions: [(name: String, report: String, summary: String)]) -> String {
+        var body = "<section id=\"header\"><h1>\(esc(title))</h1><pre>\(esc(status))</pre></section>\n"
+        body += "<section id=\"failures\"><h2>Failures, grouped (every submission)</h2>"
+        body += failures.isEmpty ? "<p>No quantum failed.</p>" : "<pre>\(esc(FailureGroups.render(failures, limit: failures.count).joined(separator: "\n")))</pre>"
+        body += "</section>\n<section id=\"submissions\"><h2>Submissions</h2>"
+        body += table(["submission", "report"], []) .replacingOccurrences(of: "</table>", with: "")
+        for s in submissions {
+            body += "<tr><td>\(esc(s.name))</td><td><a href=\"\(esc(s.report))\">\(esc(s.summary))</a></td></tr>"
+        }
+        body += "</table></section>\n"
+        return """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(esc(title))</title>
+        <style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px} h1{font-size:22px}
+        h2{font-size:17px;border-bottom:1px solid #ccc} pre{background:#f6f6f6;padding:6px;font-size:12px;overflow-x:auto}
+        td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}</style></head><body>
+        \(body)
+        </body></html>
+        """
+    }
+
     // MARK: sections
 
     static func header(_ m: RunMeasures, generated: Date) -> String {

@@ -247,5 +247,11 @@ import QuantaRegistry
         #expect(r.stdout.contains("Science check of demo/campaign/2/coadd/all"), "\(r.stdout)")
         let repo = try Registry(path: try Repository(root: cli.path("dc/repo")).registryPath)
         #expect(try repo.collectionType("demo/campaign/1") == nil && repo.collectionType("demo/campaign/2") == .chained)
+        // One page for the campaign's latest run, linking each submission's report.
+        let report = try cli.run(["report", "demo", "--campaign", "--db", cli.path("dc/campaigns.sqlite")])
+        #expect(report.status == .exited(0) && report.stdout.contains("campaign demo run 2, 3 submission reports"), "\(report.output)")
+        let index = cli.read(cli.path("dc/runs/demo/2/report.html"))
+        #expect(index.contains("<a href=\"\(cli.path("dc/runs/demo/2/sfp/g/report.html"))\">") && index.contains("run 2: succeeded"), "\(index.prefix(1500))")
+        #expect(FileManager.default.fileExists(atPath: cli.path("dc/runs/demo/2/coadd/all/report.html")))
     }
 }
