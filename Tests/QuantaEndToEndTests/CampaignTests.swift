@@ -375,4 +375,16 @@ struct CampaignSlurmTests {
         let log = try cli.run(["campaign", "log", "unreach", "--db", db]).stdout
         #expect(log.components(separatedBy: "group all intended").count == 2 && log.components(separatedBy: "group all submitted").count == 2, "\(log)")
     }
+
+    /// `quanta demo --campaign --slurm`: the demo campaign's groups as SLURM arrays, both runs,
+    /// retention, and the science check on the coadds.
+    @Test func theDemoCampaignRunsOnSlurm() throws {
+        let cli = try CLI()
+        let r = try cli.run(["demo", "--workdir", "dc", "--campaign", "--slurm", "--visits", "1", "--detectors", "2"])
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.stdout.contains("run 1: removed by retention") && r.stdout.contains("run 2: succeeded") && r.stdout.contains("site local-slurm"), "\(r.stdout)")
+        let log = try cli.run(["campaign", "log", "demo", "--db", cli.path("dc/campaigns.sqlite")]).stdout
+        #expect(log.components(separatedBy: "submitted: on SLURM").count - 1 == 6, "3 groups × 2 runs on SLURM: \(log)")
+        #expect(FileManager.default.fileExists(atPath: cli.path("dc/runs/demo/2/sfp/g/slurm.json")))
+    }
 }
