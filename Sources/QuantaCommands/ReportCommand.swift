@@ -63,7 +63,9 @@ struct Tune: ParsableCommand {
         percentile of wall time × 2, at least 5 minutes. Include the file (includeConfigs), or plan with
         'quanta plan --learn-from SUBMIT…' directly. Reads only; writes only --out.
         """)
-    @Argument(help: "Submit directories of earlier runs.") var dirs: [String]
+    @Argument(help: "Submit directories of earlier runs (with --campaign: the campaign's name).") var dirs: [String]
+    @Flag(name: .long, help: "Learn from every submission of the campaign's latest successful run.") var campaign = false
+    @OptionGroup var database: CampaignDatabaseOption
     @Option(name: .long, help: "YAML file to write (default: print it).") var out: String?
     @Option(name: .long, help: "Percentile of the measured use (0–1).") var percentile = 0.95
     @Option(name: .long, help: "Margin on top of it.") var margin = 1.2
@@ -73,10 +75,21 @@ struct Tune: ParsableCommand {
         var options = RequestLearner.Options()
         options.percentile = percentile
         options.margin = margin
-        let submissions = try dirs.map { try SubmissionArgument.open($0) }
+        var paths = dirs
+        if campaign {
+            guard dirs.count == 1 else { throw ValidationError("--campaign takes one campaign name") }
+            let store = try database.open()
+            let spec = try database.spec(dirs[0], in: store)
+            guard let run = try store.runs(campaign: spec.name).last(where: { $0.state == .succeeded }) else {
+                throw QuantaError(.usage, "campaign \(spec.name) has no successful run to learn from yet")
+            }
+            paths = try store.groups(campaign: spec.name, run: run.number).map(\.submitDir)
+                .filter { FileManager.default.fileExists(atPath: SubmitDirectory($0).planJSON) }
+        }
+        let submissions = try paths.map { try SubmissionArgument.open($0) }
         let runs = try submissions.map { try RunMeasures.collect($0.dir) }
         let learned = RequestLearner.learn(runs, options: options)
-        guard !learned.isEmpty else { throw QuantaError(.usage, "no job of \(dirs.joined(separator: ", ")) has run to the end yet: nothing to learn from") }
+        guard !learned.isEmpty else { throw QuantaError(.usage, "no job of \(paths.joined(separator: ", ")) has run to the end yet: nothing to learn from") }
         var clusters = Set<String>()
         for s in submissions where !s.plan.submitConfig.isEmpty {
             if let c = try? SubmitConfig.load(path: s.plan.submitConfig) { clusters.formUnion(c.clusters.map(\.name)) }
@@ -88,7 +101,7 @@ struct Tune: ParsableCommand {
             TextTable.render(header: ["task", "memory", "was", "cpus", "walltime"], rows: learned.map {
                 [$0.label, Units.memory($0.memoryMB), was[$0.label].map(Units.memory) ?? "-", String($0.cpus), $0.walltime.map(Units.slurmTime) ?? "-"]
             }).forEach { print($0) }
-            print("\(out): include it (includeConfigs) or plan with --learn-from \(dirs.map(shellQuote).joined(separator: " "))")
+            print("\(out): include it (includeConfigs) or plan with --learn-from \(paths.map(shellQuote).joined(separator: " "))")
         } else {
             print(yaml, terminator: "")
         }

@@ -253,5 +253,8 @@ import QuantaRegistry
         let index = cli.read(cli.path("dc/runs/demo/2/report.html"))
         #expect(index.contains("<a href=\"\(cli.path("dc/runs/demo/2/sfp/g/report.html"))\">") && index.contains("run 2: succeeded"), "\(index.prefix(1500))")
         #expect(FileManager.default.fileExists(atPath: cli.path("dc/runs/demo/2/coadd/all/report.html")))
+        // Requests learned from the campaign's latest successful run, every task of both steps.
+        let tune = try cli.run(["tune", "demo", "--campaign", "--db", cli.path("dc/campaigns.sqlite")])
+        #expect(tune.status == .exited(0) && ["isr", "calibrate", "makeWarp", "assembleCoadd", "detectCoadd"].allSatisfy { tune.stdout.contains("  \($0): {requestMemory: ") }, "\(tune.output)")
     }
 }
