@@ -27,7 +27,14 @@ command -v swift >/dev/null 2>&1 || { echo "quanta setup: swift not found; insta
 echo "quanta setup: building (first build takes a few minutes)" >&2
 # shellcheck disable=SC2086
 set +e
-swift build ${QUANTA_BUILD_FLAGS:-} 2>&1 | grep -vE '^(\[[0-9]+/[0-9]+\] |Fetching |Fetched |Computing |Computed |Creating working copy|Working copy of )'
+# The compiler's step lines become one progress line a minute ("compiling 310/812: GRDB"); its
+# messages (errors, warnings) pass through.
+swift build ${QUANTA_BUILD_FLAGS:-} 2>&1 | awk -v start="$(date +%s)" '
+  /^\[[0-9]+\/[0-9]+\] / {
+    now = systime(); if (now - last >= 60) { split($1, n, "[][/]"); printf "quanta setup: compiling %s/%s (%d s so far): %s\n", n[2], n[3], now - start, $3 > "/dev/stderr"; fflush(); last = now }
+    next }
+  /^(Fetching |Fetched |Computing |Computed |Creating working copy|Working copy of )/ { next }
+  { print; fflush() }'
 built=${PIPESTATUS[0]}
 set -e
 [ "$built" -eq 0 ] || { echo "quanta: build failed (exit $built); the compiler's messages are above" >&2; exit "$built"; }
