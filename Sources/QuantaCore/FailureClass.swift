@@ -9,6 +9,10 @@ public enum FailureClass: String, Sendable, Codable, CaseIterable {
     /// SLURM's state says which).
     case terminated
 
+    /// `payload` (the task's own error) or `infrastructure` (memory, time, node, preemption, a
+    /// signal): which side should act, in failure groups and reports.
+    public var origin: String { self == .failed ? "payload" : "infrastructure" }
+
     public var words: String {
         switch self {
         case .failed: return "failed"

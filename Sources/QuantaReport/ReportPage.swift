@@ -107,14 +107,9 @@ public enum ReportPage {
         var out = "<section id=\"failures\"><h2>Failures, grouped</h2>"
         guard !m.status.failures.isEmpty else { return out + "<p>No quantum failed.</p></section>\n" }
         // Payload (the task's own error) or infrastructure (memory, time, node, a signal), from the jobs.
-        var classes: [String: Set<String>] = [:]
-        for e in m.status.elements where e.state == .failed {
-            for q in e.quanta ?? [] where q.state == .failed {
-                classes[q.task + "\u{1F}" + FailureGroups.mask(q.reason ?? ""), default: []].insert(e.failureClass.map(kind) ?? "payload")
-            }
-        }
         for g in m.status.failures {
-            let origin = classes[g.task + "\u{1F}" + g.message].map { $0.sorted().joined(separator: ", ") } ?? (g.state == "blocked" ? "infrastructure" : "payload")
+            let origin = g.classes.isEmpty ? (g.state == "blocked" ? "never ran" : "payload")
+                : g.classes.keys.sorted().map { "\(g.classes[$0]!) \($0)" }.joined(separator: ", ")
             out += "<h3>\(g.count) × \(esc(g.task)) \(g.state)\(g.blocked > 0 ? ", blocking \(g.blocked) downstream" : "") <span class=\"note\">(\(origin))</span></h3>"
             out += "<p><code>\(esc(g.message))</code></p>"
             if !g.examples.isEmpty { out += "<p class=\"note\">e.g. \(esc(g.examples.joined(separator: "; ")))</p>" }
@@ -124,13 +119,6 @@ public enum ReportPage {
             }
         }
         return out + "</section>\n"
-    }
-
-    static func kind(_ c: FailureClass) -> String {
-        switch c {
-        case .failed: return "payload"
-        default: return "infrastructure: \(c.words)"
-        }
     }
 
     static func resources(_ m: RunMeasures) -> String {

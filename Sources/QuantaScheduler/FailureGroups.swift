@@ -24,6 +24,9 @@ public struct FailureGroup: Sendable, Codable, Equatable {
     public var sample: String
     /// The error rule that matched (campaigns), if any.
     public var rule: String?
+    /// What ended the failed quanta's jobs, as counted: `payload` (the task's own error) or
+    /// `infrastructure: out of memory` and the like.
+    public var classes: [String: Int] = [:]
 }
 
 public enum FailureGroups {
@@ -46,6 +49,7 @@ public enum FailureGroups {
             let k = key(q.task, q.state.rawValue, masked, matched)
             group(k, FailureGroup(task: q.task, state: q.state.rawValue, message: masked, count: 0, examples: [], log: nil, sample: text, rule: matched))
             groups[k]!.count += 1
+            if let c = q.jobFailureClass { groups[k]!.classes[c == .failed ? c.origin : "\(c.origin): \(c.words)", default: 0] += 1 }
             if groups[k]!.examples.count < 3, !q.dataID.isEmpty { groups[k]!.examples.append(q.dataID) }
             if groups[k]!.log == nil { groups[k]!.log = q.log }
         }
@@ -82,7 +86,8 @@ public enum FailureGroups {
         for g in groups.prefix(limit) {
             let rule = g.rule.map { " [\($0)]" } ?? ""
             let blocked = g.blocked > 0 ? " — blocked \(g.blocked) downstream" : ""
-            let head = g.count == 0 ? "    failed elsewhere, \(g.task)\(rule)" : "  \(String(g.count).leftPadded(5)) × \(g.task) \(g.state)\(rule)"
+            let classes = g.classes.isEmpty ? "" : " (" + g.classes.keys.sorted().map { g.classes.count > 1 ? "\(g.classes[$0]!) \($0)" : $0 }.joined(separator: ", ") + ")"
+            let head = g.count == 0 ? "    failed elsewhere, \(g.task)\(rule)" : "  \(String(g.count).leftPadded(5)) × \(g.task) \(g.state)\(classes)\(rule)"
             lines.append("\(head)\(blocked): \(g.message)")
             if !g.examples.isEmpty { lines.append("          e.g. \(g.examples.joined(separator: "; "))") }
             if let log = g.log { lines.append("          log: \(log)") }

@@ -23,9 +23,12 @@ public struct SubmissionStatus: Sendable, Codable {
         /// A blocked quantum: the task and first error line of the failed quantum at its root.
         public var blockedByTask: String?
         public var blockedByReason: String?
+        /// Why the job it ran in failed (`outOfMemory`, `timeout`, … or `failed`: the task's own error).
+        public var jobFailureClass: FailureClass?
 
         public init(task: String, dataID: String, state: State, reason: String?, log: String?,
-                    blockedByTask: String? = nil, blockedByReason: String? = nil) {
+                    blockedByTask: String? = nil, blockedByReason: String? = nil, jobFailureClass: FailureClass? = nil) {
+            self.jobFailureClass = jobFailureClass
             self.task = task
             self.dataID = dataID
             self.state = state
@@ -275,7 +278,8 @@ public struct SubmissionStatus: Sendable, Codable {
             }
             let quanta = m.quanta.filter { !$0.status.isSuccess }.map {
                 QuantumRow(task: $0.task, dataID: DataID.describe(json: $0.dataID), state: State(rawValue: $0.status.rawValue) ?? .failed,
-                           reason: $0.reason, log: $0.log, blockedByTask: $0.blockedByTask, blockedByReason: $0.blockedByReason)
+                           reason: $0.reason, log: $0.log, blockedByTask: $0.blockedByTask, blockedByReason: $0.blockedByReason,
+                           jobFailureClass: $0.status == .failed ? (m.failureClass ?? .failed) : nil)
             }
             rows += quanta
             if k < detail { status.elements[e].quanta = quanta }

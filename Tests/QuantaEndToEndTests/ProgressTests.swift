@@ -23,6 +23,11 @@ import QuantaCore
         try slowSubmission(cli)
         let env = ["QUANTA_PROGRESS": "1", "QUANTA_PROGRESS_EVERY": "1"]
         let runner = try cli.launch(["run", "sub", "-j", "1"], log: cli.path("run.log"), environment: env)
+        // A report while it runs says it is partial.
+        let deadline = Date().addingTimeInterval(20)
+        while (try? FileManager.default.contentsOfDirectory(atPath: cli.path("sub/manifests/isr")))?.isEmpty ?? true, Date() < deadline { usleep(100_000) }
+        let partial = try cli.run(["report", "sub", "--out", "partial.html"])
+        #expect(partial.stdout.contains("partial (jobs still running)") && cli.read(cli.path("partial.html")).contains("Partial report"), "\(partial.output)")
         let watch = try cli.run(["status", "sub", "--watch", "0.5", "--exit-zero"], environment: env)
         var st: Int32 = 0
         waitpid(runner, &st, 0)

@@ -38,4 +38,21 @@ import QuantaScheduler
         #expect(text[0] == "      2 × isr failed — blocked 26 downstream: <path>: truncated at byte N", "\(text)")
         #expect(text.last == "  … 1 more groups (--all or --json lists them)")
     }
+
+    /// Each group counts what ended its quanta's jobs: the task's own error or the infrastructure.
+    @Test func groupsSayPayloadOrInfrastructure() {
+        typealias Row = SubmissionStatus.QuantumRow
+        let rows = [
+            Row(task: "isr", dataID: "{d=1}", state: .failed, reason: "exit code 137", log: nil, jobFailureClass: .outOfMemory),
+            Row(task: "isr", dataID: "{d=2}", state: .failed, reason: "exit code 137", log: nil, jobFailureClass: .outOfMemory),
+            Row(task: "isr", dataID: "{d=3}", state: .failed, reason: "exit code 137", log: nil, jobFailureClass: .failed),
+            Row(task: "calibrate", dataID: "{d=4}", state: .failed, reason: "ValueError", log: nil, jobFailureClass: .failed),
+        ]
+        let groups = FailureGroups.of(rows: rows)
+        #expect(groups[0].classes == ["infrastructure: out of memory": 2, "payload": 1])
+        #expect(groups[1].classes == ["payload": 1])
+        let text = FailureGroups.render(groups, limit: 5)
+        #expect(text[0] == "      3 × isr failed (2 infrastructure: out of memory, 1 payload): exit code N", "\(text)")
+        #expect(text[2] == "      1 × calibrate failed (payload): ValueError", "\(text)")
+    }
 }
