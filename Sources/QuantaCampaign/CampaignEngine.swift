@@ -49,10 +49,14 @@ public struct CampaignEngine {
             let b = try backend()
             _ = try b.partitions()
             return b
-        } catch let e as SlurmError {
-            throw Unreachable(description: "SLURM did not answer (\(e.message)); nothing changed — the next tick goes on")
-        } catch let e as QuantaError where e.code == .scheduler {
-            throw Unreachable(description: "SLURM did not answer (\(e.message)); nothing changed — the next tick goes on")
+        } catch {
+            let why: String
+            switch error {
+            case let e as SlurmError: why = e.message
+            case let e as QuantaError where e.code == .scheduler: why = e.message
+            default: throw error
+            }
+            throw Unreachable(description: "SLURM did not answer (\(why)); nothing changed — the next tick goes on")
         }
     }
 
@@ -515,7 +519,7 @@ public struct CampaignEngine {
         case .script(let command, let over):
             // A graph of one task whose quanta are the values (one element each), and a submit
             // config that runs the command with {value} filled in.
-            let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).script"
+            let base = groupBase(spec, run: run, step: step.name, group: group) + ".script"
             var b = GraphBuilder(universe: ["value"], metadata: ["pipeline": "campaign \(spec.name) script step \(step.name)"])
             b.addTask(TaskNode(label: step.name, dimensions: ["value"], inputTypes: [], outputTypes: []))
             for v in over ?? ["-"] { b.addQuantum(task: step.name, dataID: DataID([("value", .string(v))]), inputs: [], outputs: []) }
@@ -529,16 +533,13 @@ public struct CampaignEngine {
         case .builtin(let tasks, _):
             // `quanta graph build` over what the repository holds now (earlier steps' outputs
             // included), restricted to the group's query.
-            let repo = try Repository(root: resolve(spec.repository, spec))
-            guard repo.kind == .quanta else {
-                throw QuantaError(.usage, "step \(step.name): builtin steps run Quanta's pipeline on a Quanta repository; \(repo.root) is an LSST butler (use pipeline:)")
-            }
+            let repo = try repository(spec, .quanta, for: step, "builtin steps run Quanta's pipeline on a Quanta repository; %@ is an LSST butler (use pipeline:)")
             let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
             var request = PipelineGraph.Request(outputRun: outputRun, output: chain)
             request.tasks = tasks
             request.query = plan.query
             request.inputs = try inputs(spec, run: run)
-            let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).builtin"
+            let base = groupBase(spec, run: run, step: step.name, group: group) + ".builtin"
             let graph = try PipelineGraph.build(repo: repo, request)
             if graph.quanta.isEmpty { return nil }
             try NativeGraphFormat.write(graph, to: base + ".qgn")
@@ -550,10 +551,7 @@ public struct CampaignEngine {
         case .pipeline(let pipeline, _):
             // pipetask qgraph when the group starts, reading what the steps before it made, with
             // pipetask's own -c/-C (the step's, then the group's).
-            let repo = try Repository(root: resolve(spec.repository, spec))
-            guard repo.kind == .butler else {
-                throw QuantaError(.usage, "step \(step.name): pipeline steps build LSST graphs with pipetask and need an LSST butler; \(repo.root) is a Quanta repository (use builtin:)")
-            }
+            let repo = try repository(spec, .butler, for: step, "pipeline steps build LSST graphs with pipetask and need an LSST butler; %@ is a Quanta repository (use builtin:)")
             let (outputRun, chain) = collections(spec, run: run, step: step.name, group: group)
             let overrides = (step.overrides + (step.groupOverrides[group] ?? [])).flatMap { o -> [String] in
                 if case .file(let label, let path) = o { return ["-C", "\(label):\(resolve(path, spec))"] }
@@ -563,7 +561,7 @@ public struct CampaignEngine {
             let file = pipeline.hasPrefix("/") || pipeline.hasPrefix("$") ? pipeline : (here as NSString).appendingPathComponent(pipeline)
             let request = BpsPlanning.QGraphRequest(repo: repo.root, inputs: try inputs(spec, run: run), pipeline: file, outputRun: outputRun,
                                                     output: chain, dataQuery: plan.query?.description, options: overrides, extendRun: again)
-            let base = "\(workRoot)/\(spec.name)/\(run)/\(step.name)/\(group).pipeline"
+            let base = groupBase(spec, run: run, step: step.name, group: group) + ".pipeline"
             do {
                 try BpsPlanning.qgraph(request, into: base + ".qg", log: base + ".qgraph.log", source: spec.source) { _ in }
             } catch is BpsPlanning.EmptyGraph {
@@ -571,6 +569,18 @@ public struct CampaignEngine {
             }
             return (base + ".qg", config.map { resolve($0, spec) })
         }
+    }
+
+    /// Where a group's generated graph and config go, beside its submit directory.
+    func groupBase(_ spec: CampaignSpec, run: Int, step: String, group: String) -> String {
+        directory(spec, run: run, step: step, group: group).root
+    }
+
+    /// The campaign's repository, which must be of `kind` for this step (`%@` in `why`: its path).
+    func repository(_ spec: CampaignSpec, _ kind: Repository.Kind, for step: Step, _ why: String) throws -> Repository {
+        let repo = try Repository(root: resolve(spec.repository, spec))
+        guard repo.kind == kind else { throw QuantaError(.usage, "step \(step.name): " + why.replacingOccurrences(of: "%@", with: repo.root)) }
+        return repo
     }
 
     func resolve(_ path: String, _ spec: CampaignSpec) -> String {

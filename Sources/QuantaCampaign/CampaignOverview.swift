@@ -52,9 +52,7 @@ public struct CampaignOverview: Encodable, Sendable {
                     guard g.state != .intended, FileManager.default.fileExists(atPath: SubmitDirectory(g.submitDir).planJSON) else { return nil }
                     return try? SubmissionStatus.read(SubmitDirectory(g.submitDir), cached: true)
                 }
-                failures = FailureGroups.of(statuses) { task, message in
-                    spec.rules.firstIndex { $0.matches(task: task, message: message) }.map { "rule \($0 + 1) (\(spec.rules[$0].action.rawValue))" }
-                }
+                failures = FailureGroups.of(statuses, rule: spec.ruleLabel)
             }
             runs.append(RunRow(number: r.number, state: r.state, startedAt: r.startedAt, endedAt: r.endedAt, keep: r.keep, steps: steps, failures: failures))
         }

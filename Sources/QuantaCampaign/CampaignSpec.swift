@@ -33,6 +33,11 @@ public struct CampaignSpec: Sendable, Equatable {
     }
 
     public func step(_ name: String) -> Step? { steps.first { $0.name == name } }
+
+    /// `rule 2 (accept)`: the first error rule a failed quantum matches, for status and reports.
+    public func ruleLabel(task: String, message: String) -> String? {
+        rules.firstIndex { $0.matches(task: task, message: message) }.map { "rule \($0 + 1) (\(rules[$0].action.rawValue))" }
+    }
 }
 
 /// One step: its work, what it waits for, how it splits into submissions, and its gate.

@@ -45,9 +45,7 @@ struct Report: ParsableCommand {
         }
         let path = out ?? (store.path as NSString).deletingLastPathComponent + "/runs/\(spec.name)/\(run.number)/report.html"
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let failures = FailureGroups.of(statuses) { task, message in
-            spec.rules.firstIndex { $0.matches(task: task, message: message) }.map { "rule \($0 + 1) (\(spec.rules[$0].action.rawValue))" }
-        }
+        let failures = FailureGroups.of(statuses, rule: spec.ruleLabel)
         try AtomicFile.write(ReportPage.campaignIndex(title: "Campaign \(spec.name), run \(run.number)", status: overview.text,
                                                       failures: failures, submissions: links), to: path)
         print("\(path): campaign \(spec.name) run \(run.number), \(links.count) submission reports")

@@ -132,13 +132,13 @@ public struct JobRunner: Sendable {
         var failureClass: FailureClass?
         var record = execute(q, job: job, attempt: attempt, start: start, failureClass: &failureClass)
         record.seconds = Date().timeIntervalSince(start)
-        let used = ProcessUsage.now() - before
+        let after = ProcessUsage.now(), used = after - before
         record.startedAt = Timestamp.iso8601(start)
         record.cpuSeconds = used.cpuSeconds
         record.readBytes = used.readBytes
         record.writtenBytes = used.writtenBytes
         // A command's tree was measured by its supervisor; a built-in task ran in this process.
-        if record.peakRSSKB == nil { record.peakRSSKB = ProcessUsage.now().selfPeakKB }
+        if record.peakRSSKB == nil { record.peakRSSKB = after.selfPeakKB }
         return (record, failureClass)
     }
 
