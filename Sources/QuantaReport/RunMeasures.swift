@@ -49,6 +49,9 @@ public struct RunMeasures: Sendable {
     public var rounds: [(number: Int, at: Date)] = []
     /// What SLURM's accounting says of the submission's jobs (states counted), or why it cannot.
     public var accounting: String?
+    /// Where each (exposure or visit)/detector lands on the sky: four corners (RA, Dec), when the
+    /// repository knows (`RawFootprints` for Quanta repositories); keyed `exposure/detector`.
+    public var footprints: [String: [(ra: Double, dec: Double)]] = [:]
 
     public static func collect(_ dir: SubmitDirectory) throws -> RunMeasures {
         let plan = try PlanDocument.read(dir)

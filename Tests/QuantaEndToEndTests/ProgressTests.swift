@@ -84,7 +84,11 @@ import QuantaCore
         #expect(cli.allFiles().filter { !$0.hasSuffix("report.html") && $0 != "r.html" }.sorted() == before, "the report changes nothing else")
         let html = cli.read(cli.path("r.html"))
         #expect(html.contains("manifests could not be read") && html.contains("makeWarp:"), "the damaged manifest is named")
-        #expect(html.contains("2 × isr failed, blocking"), "the failure group")
+        #expect(html.contains("2 × isr failed (payload), blocking") || html.contains("2 × isr failed, blocking"), "the failure group")
+        // The raws' WCS place every detector of every visit: on the sky, and per visit on the focal plane.
+        #expect(html.contains("On the sky: every visit") && html.contains("Focal plane, per visit"), "the sky map")
+        #expect(html.components(separatedBy: "<polygon").count - 1 == 2 * 16, "16 raws, each on the sky and on its visit's focal plane")
+        #expect(html.components(separatedBy: "<polygon class=\"failed\"").count - 1 == 2 * 2, "the two cut-short raws in red")
         #expect(!html.contains("<script") && !html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "self-contained")
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
         let shot = try cli.run(flags + ["--window-size=1280,3200", "--screenshot=" + cli.path("report.png"), "file://" + cli.path("r.html")],
