@@ -141,4 +141,23 @@ import QuantaCore
         #expect(html.contains("COMPLETED"), "states from sacct")
         #expect(!html.contains("A local run: no queue.") && html.contains("<rect class=\"other\""), "queue waits drawn")
     }
+
+    /// Jobs SLURM ended otherwise than completed (here cancelled) are named with their state and
+    /// elapsed time from SLURM's own accounting.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster"))
+    func jobsSlurmEndedAreNamedFromItsAccounting() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["graph", "synth", "--visits", "1", "--detectors", "2", "--patches", "1", "--patches-per-visit", "1",
+                             "--out", "g.qgn", "--repo", "repo"]).status == .exited(0))
+        let slow = (try String(contentsOfFile: CLI.repoRoot + "/scripts/synth-commands.yaml", encoding: .utf8))
+            .replacingOccurrences(of: "{command: \"", with: "{command: \"sleep 30; ")
+        try slow.write(toFile: cli.path("slow.yaml"), atomically: true, encoding: .utf8)
+        #expect(try cli.run(["submit", "g.qgn", "--repo", "repo", "--config", "slow.yaml", "--site", "local-slurm", "--out", "sub"]).status == .exited(0))
+        sleep(3)
+        #expect(try cli.run(["cancel", "sub"]).status == .exited(0))
+        sleep(2)
+        #expect(try cli.run(["report", "sub", "--out", "r.html"]).status == .exited(0))
+        let html = cli.read(cli.path("r.html"))
+        #expect(html.contains("not completed: ") && html.contains("sub.isr CANCELLED after 00:00:0"), "\(html.prefix(2500))")
+    }
 }
