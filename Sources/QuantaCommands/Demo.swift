@@ -162,7 +162,8 @@ struct Demo: ParsableCommand {
         }
         // The run as one page: states, failures, resources, timeline, map.
         let reportPath = submitDir.root + "/report.html"
-        if let measures = try? RunMeasures.collect(submitDir) {
+        if var measures = try? RunMeasures.collect(submitDir) {
+            measures.footprints = RawFootprints.read(repo: repo)
             try AtomicFile.write(ReportPage.html(measures), to: reportPath)
             print("\nReport: \(reportPath) (open it in a browser)")
         }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import QuantaCore
 import QuantaReport
+import QuantaDemo
+import QuantaButler
 import QuantaCampaign
 import QuantaScheduler
 
@@ -22,11 +24,18 @@ struct Report: ParsableCommand {
         if campaign { return try campaignReport() }
         let submission = try SubmissionArgument.open(dir)
         let started = Date()
-        let measures = try RunMeasures.collect(submission.dir)
+        var measures = try RunMeasures.collect(submission.dir)
+        measures.footprints = Self.footprints(measures.plan.repo)
         let path = out ?? submission.dir.root + "/report.html"
         try AtomicFile.write(ReportPage.html(measures), to: path)
         let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) / 1024
         print("\(path): \(measures.attempts.count) attempts of \(measures.plan.jobs) jobs, \(measures.status.failures.count) failure groups\(measures.status.active ? ", partial (jobs still running)" : "") — \(size) KB in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+    }
+
+    /// Where the raws land on the sky, for a Quanta repository (a butler's regions: not read).
+    static func footprints(_ repo: String) -> [String: [(ra: Double, dec: Double)]] {
+        guard let r = try? Repository(root: repo), r.kind == .quanta else { return [:] }
+        return RawFootprints.read(repo: r)
     }
 
     func campaignReport() throws {
@@ -37,7 +46,8 @@ struct Report: ParsableCommand {
         var links: [(name: String, report: String, summary: String)] = []
         var statuses: [SubmissionStatus] = []
         for g in try store.groups(campaign: spec.name, run: run.number) where FileManager.default.fileExists(atPath: SubmitDirectory(g.submitDir).planJSON) {
-            let measures = try RunMeasures.collect(SubmitDirectory(g.submitDir))
+            var measures = try RunMeasures.collect(SubmitDirectory(g.submitDir))
+            measures.footprints = Self.footprints(measures.plan.repo)
             let page = g.submitDir + "/report.html"
             try AtomicFile.write(ReportPage.html(measures), to: page)
             statuses.append(measures.status)

@@ -203,3 +203,25 @@ extension PipelineGraph {
         return seen.sorted()
     }
 }
+
+/// Where each raw of a Quanta repository lands on the sky, from its own WCS header: the four
+/// corners (RA, Dec in degrees) of its science area, by exposure and detector. `quanta report`
+/// draws the focal plane and the sky from them.
+public enum RawFootprints {
+    public static func read(repo: Repository) -> [String: [(ra: Double, dec: Double)]] {
+        guard let registry = try? Registry(path: repo.registryPath),
+              let rows = try? registry.datasets(runs: nil, types: ["raw"]) else { return [:] }
+        var out: [String: [(ra: Double, dec: Double)]] = [:]
+        for r in rows {
+            guard let id = try? DataID(json: r.dataID), case .int(let exposure)? = id["exposure"], case .int(let detector)? = id["detector"],
+                  out[key(exposure: exposure, detector: detector)] == nil,
+                  let g = try? DemoSurvey.rawGeometry(repo.absolutePath(r.path)) else { continue }
+            let w = Double(g.width), h = Double(g.height)
+            out[key(exposure: exposure, detector: detector)] = [(0.5, 0.5), (w + 0.5, 0.5), (w + 0.5, h + 0.5), (0.5, h + 0.5)].map { g.wcs.pixelToSky(x: $0.0, y: $0.1) }
+        }
+        return out
+    }
+
+    /// `exposure/detector`; a visit's number is its exposure's.
+    public static func key(exposure: Int64, detector: Int64) -> String { "\(exposure)/\(detector)" }
+}

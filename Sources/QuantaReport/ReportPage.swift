@@ -206,7 +206,57 @@ public enum ReportPage {
             drawn += 1
         }
         if drawn == 0 { out += "<p>No quantum has a visit/exposure/patch × detector/band data ID to place.</p>" }
+        if !m.footprints.isEmpty { out += sky(m) }
         return out + "</section>\n"
+    }
+
+    /// The detectors on the sky (every visit at once) and each visit's focal plane, coloured by the
+    /// worst state of the quanta of that visit and detector (any task).
+    static func sky(_ m: RunMeasures) -> String {
+        var worst: [String: String] = [:]
+        let rank = ["failed": 3, "blocked": 2, "noWork": 1, "succeeded": 0]
+        for q in m.quanta {
+            guard case .int(let v)? = q.dataID["visit"] ?? q.dataID["exposure"], case .int(let d)? = q.dataID["detector"] else { continue }
+            let k = "\(v)/\(d)"
+            if worst[k].map({ rank[$0, default: 1] < rank[q.state, default: 1] }) ?? true { worst[k] = q.state }
+        }
+        let all = m.footprints.values.flatMap { $0 }
+        guard !all.isEmpty else { return "" }
+        let ra0 = all.map(\.ra).reduce(0, +) / Double(all.count), dec0 = all.map(\.dec).reduce(0, +) / Double(all.count)
+        let cosd = cos(dec0 * .pi / 180)
+        func project(_ p: (ra: Double, dec: Double)) -> (Double, Double) {
+            var dra = p.ra - ra0
+            if dra > 180 { dra -= 360 } else if dra < -180 { dra += 360 }
+            return (-dra * cosd, p.dec - dec0)   // east to the left, as on the sky
+        }
+        func cls(_ state: String?) -> String {
+            switch state {
+            case "failed"?: return "failed"
+            case "blocked"?: return "blocked"
+            case "succeeded"?, "noWork"?: return "ok"
+            default: return "other"
+            }
+        }
+        func panel(_ keys: [String], size: Double, label: String) -> String {
+            let pts = keys.flatMap { m.footprints[$0]!.map(project) }
+            let xs = pts.map(\.0), ys = pts.map(\.1)
+            guard let x0 = xs.min(), let x1 = xs.max(), let y0 = ys.min(), let y1 = ys.max() else { return "" }
+            let scale = (size - 20) / max(x1 - x0, y1 - y0, 1e-9)
+            var svg = "<text x=\"2\" y=\"11\">\(esc(label))</text>"
+            for k in keys {
+                let poly = m.footprints[k]!.map(project).map { "\(f(10 + ($0.0 - x0) * scale)),\(f(16 + (y1 - $0.1) * scale))" }.joined(separator: " ")
+                svg += "<polygon class=\"\(cls(worst[k]))\" fill-opacity=\"0.55\" stroke=\"#333\" stroke-width=\"0.5\" points=\"\(poly)\"><title>\(esc("visit/detector \(k): \(worst[k] ?? "not run")"))</title></polygon>"
+            }
+            return svgBox(width: size, height: size + 10, svg)
+        }
+        var out = "<h3>On the sky: every visit's detectors where their WCS puts them (north up, east left)</h3>"
+        out += panel(m.footprints.keys.sorted(), size: 420, label: String(format: "RA %.3f°, Dec %.3f° at the centre", ra0, dec0))
+        let visits = Dictionary(grouping: m.footprints.keys, by: { $0.split(separator: "/").first.map(String.init) ?? $0 })
+        out += "<h3>Focal plane, per visit</h3><div>"
+        for v in visits.keys.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }).prefix(60) {
+            out += panel(visits[v]!.sorted(), size: 130, label: "visit \(v)")
+        }
+        return out + "</div>"
     }
 
     static func attempts(_ m: RunMeasures) -> String {

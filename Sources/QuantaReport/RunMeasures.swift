@@ -49,6 +49,9 @@ public struct RunMeasures: Sendable {
     public var rounds: [(number: Int, at: Date)] = []
     /// What SLURM's accounting says of the submission's jobs (states counted), or why it cannot.
     public var accounting: String?
+    /// Where each (exposure or visit)/detector lands on the sky: four corners (RA, Dec), when the
+    /// repository knows (`RawFootprints` for Quanta repositories); keyed `exposure/detector`.
+    public var footprints: [String: [(ra: Double, dec: Double)]] = [:]
 
     public static func collect(_ dir: SubmitDirectory) throws -> RunMeasures {
         let plan = try PlanDocument.read(dir)
@@ -105,11 +108,19 @@ public struct RunMeasures: Sendable {
         let list = ids.map(String.init).joined(separator: ",")
         var why = ""
         for (flags, source) in [([], "the accounting database"), (["-c"], "the job completion log (sacct -c)")] {
-            guard let r = try? Spawn.capture(sacct, flags + ["-n", "-P", "-X", "-o", "JobID,State", "-j", list]) else { continue }
-            let rows = r.stdout.split(separator: "\n").map { $0.split(separator: "|").map(String.init) }.filter { $0.count == 2 }
+            guard let r = try? Spawn.capture(sacct, flags + ["-n", "-P", "-X", "-o", "JobID,JobName,State,Elapsed", "-j", list]) else { continue }
+            let rows = r.stdout.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }.filter { $0.count == 4 }
             if r.status.succeeded, !rows.isEmpty {
-                let states = Dictionary(grouping: rows, by: { $0[1].split(separator: " ").first.map(String.init) ?? $0[1] }).mapValues(\.count)
-                return "SLURM's accounting (\(source)): " + states.keys.sorted().map { "\(states[$0]!) \($0)" }.joined(separator: ", ")
+                func state(_ row: [String]) -> String { row[2].split(separator: " ").first.map(String.init) ?? row[2] }
+                let states = Dictionary(grouping: rows, by: state).mapValues(\.count)
+                var text = "SLURM's accounting (\(source)): " + states.keys.sorted().map { "\(states[$0]!) \($0)" }.joined(separator: ", ")
+                // Jobs SLURM ended otherwise (time limit, memory, node, cancel): a manifest may not say.
+                let odd = rows.filter { !["COMPLETED", "RUNNING", "PENDING"].contains(state($0)) }
+                if !odd.isEmpty {
+                    text += "; not completed: " + odd.prefix(10).map { "\($0[0]) \($0[1]) \(state($0)) after \($0[3])" }.joined(separator: "; ")
+                        + (odd.count > 10 ? "; … \(odd.count - 10) more" : "")
+                }
+                return text
             }
             if why.isEmpty { why = r.stderr.split(separator: "\n").first.map(String.init) ?? "\(r.status)" }
         }

@@ -84,7 +84,11 @@ import QuantaCore
         #expect(cli.allFiles().filter { !$0.hasSuffix("report.html") && $0 != "r.html" }.sorted() == before, "the report changes nothing else")
         let html = cli.read(cli.path("r.html"))
         #expect(html.contains("manifests could not be read") && html.contains("makeWarp:"), "the damaged manifest is named")
-        #expect(html.contains("2 × isr failed, blocking"), "the failure group")
+        #expect(html.contains("2 × isr failed (payload), blocking") || html.contains("2 × isr failed, blocking"), "the failure group")
+        // The raws' WCS place every detector of every visit: on the sky, and per visit on the focal plane.
+        #expect(html.contains("On the sky: every visit") && html.contains("Focal plane, per visit"), "the sky map")
+        #expect(html.components(separatedBy: "<polygon").count - 1 == 2 * 16, "16 raws, each on the sky and on its visit's focal plane")
+        #expect(html.components(separatedBy: "<polygon class=\"failed\"").count - 1 == 2 * 2, "the two cut-short raws in red")
         #expect(!html.contains("<script") && !html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "self-contained")
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
         let shot = try cli.run(flags + ["--window-size=1280,3200", "--screenshot=" + cli.path("report.png"), "file://" + cli.path("r.html")],
@@ -136,5 +140,24 @@ import QuantaCore
         #expect(html.contains("SLURM's accounting (the job completion log (sacct -c)): ") || html.contains("SLURM's accounting (the accounting database): "), "\(html.prefix(3000))")
         #expect(html.contains("COMPLETED"), "states from sacct")
         #expect(!html.contains("A local run: no queue.") && html.contains("<rect class=\"other\""), "queue waits drawn")
+    }
+
+    /// Jobs SLURM ended otherwise than completed (here cancelled) are named with their state and
+    /// elapsed time from SLURM's own accounting.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster"))
+    func jobsSlurmEndedAreNamedFromItsAccounting() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["graph", "synth", "--visits", "1", "--detectors", "2", "--patches", "1", "--patches-per-visit", "1",
+                             "--out", "g.qgn", "--repo", "repo"]).status == .exited(0))
+        let slow = (try String(contentsOfFile: CLI.repoRoot + "/scripts/synth-commands.yaml", encoding: .utf8))
+            .replacingOccurrences(of: "{command: \"", with: "{command: \"sleep 30; ")
+        try slow.write(toFile: cli.path("slow.yaml"), atomically: true, encoding: .utf8)
+        #expect(try cli.run(["submit", "g.qgn", "--repo", "repo", "--config", "slow.yaml", "--site", "local-slurm", "--out", "sub"]).status == .exited(0))
+        sleep(3)
+        #expect(try cli.run(["cancel", "sub"]).status == .exited(0))
+        sleep(2)
+        #expect(try cli.run(["report", "sub", "--out", "r.html"]).status == .exited(0))
+        let html = cli.read(cli.path("r.html"))
+        #expect(html.contains("not completed: ") && html.contains("sub.isr CANCELLED after 00:00:0"), "\(html.prefix(2500))")
     }
 }
