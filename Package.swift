@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // zlib's crc32 (native graph trailer, output checksums): ~10× a byte-wise table.
@@ -56,10 +57,15 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // PostgreSQL (issue 18, work in progress): the registry on a server, through postgres-nio.
+        .target(name: "QuantaPostgres", dependencies: [
+            "QuantaCore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         // Reports (issue 17): what a submission's jobs did, as one self-contained HTML file.
         .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign", "QuantaReport",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign", "QuantaReport", "QuantaPostgres",
             "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
