@@ -30,9 +30,16 @@ let package = Package(
         // What a job reads and writes of a submission and a repository (snapshot, manifests,
         // repository layout): run-quantum links this, so no SQLite here.
         .target(name: "QuantaButler", dependencies: ["QuantaCore"]),
-        // The repository's registry (SQLite through GRDB) and what uses it: the merge, plan checks.
+        // A PostgreSQL server used synchronously (issue 18): the URL, credentials, one connection,
+        // errors in one line. For the registry and the campaign database; never run-quantum.
+        .target(name: "QuantaPostgres", dependencies: [
+            "QuantaCore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
+        // The repository's registry (SQLite through GRDB, or PostgreSQL) and what uses it: the
+        // merge, plan checks.
         .target(name: "QuantaRegistry", dependencies: [
-            "QuantaCore", "QuantaButler",
+            "QuantaCore", "QuantaButler", "QuantaPostgres",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "QuantaScheduler", dependencies: [
@@ -57,15 +64,10 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),
-        // PostgreSQL (issue 18, work in progress): the registry on a server, through postgres-nio.
-        .target(name: "QuantaPostgres", dependencies: [
-            "QuantaCore",
-            .product(name: "PostgresNIO", package: "postgres-nio"),
-        ]),
         // Reports (issue 17): what a submission's jobs did, as one self-contained HTML file.
         .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler"]),
         .target(name: "QuantaCommands", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign", "QuantaReport", "QuantaPostgres",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaExec", "QuantaDemo", "QuantaCampaign", "QuantaReport",
             "QuantaSlurm", "QuantaFITS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -77,6 +79,7 @@ let package = Package(
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaTestSupport"]),
         .testTarget(name: "QuantaGraphIOTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaDemo", "QuantaTestSupport"]),
         .testTarget(name: "QuantaButlerTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaRegistryTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaRegistry", "QuantaPostgres", "QuantaTestSupport"]),
         .testTarget(name: "QuantaSchedulerTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler", "QuantaSlurm", "QuantaTestSupport"]),
         .testTarget(name: "QuantaFITSTests", dependencies: ["QuantaCore", "QuantaFITS", "QuantaTestSupport"]),
         .testTarget(name: "QuantaExecTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS", "QuantaExec", "QuantaTestSupport"]),

@@ -2,7 +2,17 @@ import Foundation
 import QuantaCore
 import Yams
 
-/// A native repository: `quanta-repo.yaml`, a SQLite registry and a POSIX datastore.
+/// Where a repository's registry is (`registry:` in quanta-repo.yaml).
+public enum RegistryLocation: Sendable, Equatable {
+    /// A SQLite file (the default, `registry.sqlite` beside the config).
+    case sqlite(String)
+    /// A PostgreSQL server: a `postgresql://user@host:port/database` URL with no password in it.
+    case postgresql(String)
+    /// An LSST butler's registry, reached only through the butler's tools.
+    case butler
+}
+
+/// A native repository: `quanta-repo.yaml`, a registry (SQLite or PostgreSQL) and a POSIX datastore.
 public struct Repository: Sendable {
     public static let configName = "quanta-repo.yaml"
     public static let defaultTemplate = "{run}/{datasetType}/{datasetType}_{dataId}.{ext}"
@@ -13,7 +23,7 @@ public struct Repository: Sendable {
 
     public let root: String
     public let kind: Kind
-    public let registryPath: String
+    public let registry: RegistryLocation
     public let datastoreRoot: String
     public let template: String
     /// The repository's identity (`id:` in quanta-repo.yaml): a plan records it, and jobs and the
@@ -27,7 +37,7 @@ public struct Repository: Sendable {
         if !FileManager.default.fileExists(atPath: configPath), FileManager.default.fileExists(atPath: root + "/butler.yaml") {
             self.root = root
             kind = .butler
-            registryPath = ""
+            registry = .butler
             datastoreRoot = root
             template = ""
             id = nil
@@ -42,11 +52,15 @@ public struct Repository: Sendable {
             throw QuantaError(.registry, "\(configPath): not valid YAML: \(error)")
         }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : root + "/" + p }
-        if let url = config["registry"] as? String, url.contains("://") {
-            throw QuantaError(.registry, "\(configPath): registry '\(url)': only SQLite registries (a file path) are built so far; PostgreSQL comes with issue 18")
+        let named = config["registry"] as? String ?? "registry.sqlite"
+        if named.hasPrefix("postgresql://") || named.hasPrefix("postgres://") {
+            registry = .postgresql(named)
+        } else if let scheme = named.range(of: "://") {
+            throw QuantaError(.registry, "\(configPath): registry '\(Redact.urls(named))': \(named[..<scheme.lowerBound]) is not a registry Quanta knows; name a SQLite file (registry.sqlite) or a postgresql://user@host:port/database URL")
+        } else {
+            registry = .sqlite(resolve(named))
         }
         self.root = root
-        registryPath = resolve(config["registry"] as? String ?? "registry.sqlite")
         datastoreRoot = resolve(config["datastore"] as? String ?? "datastore")
         template = config["template"] as? String ?? Self.defaultTemplate
         id = config["id"].map { "\($0)" }

@@ -694,7 +694,7 @@ public struct CampaignEngine {
     /// The Quanta repository's registry, or nil for an LSST butler (see `butler`).
     func registry(_ spec: CampaignSpec) throws -> Registry? {
         let repo = try Repository(root: resolve(spec.repository, spec))
-        return repo.kind == .quanta ? try Registry(path: repo.registryPath) : nil
+        return repo.kind == .quanta ? try repo.openRegistry() : nil
     }
 
     /// An LSST butler repository's collections, through the LSST stack; nil for a Quanta repository.

@@ -20,7 +20,7 @@ struct OutputsAudit {
 
     /// Audits the datasets of `runs` in a Quanta repository, with each run's validation limits.
     static func run(repo: Repository, runs: [(run: String, validation: ValidationConfig)]) throws -> OutputsAudit {
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         var audit = OutputsAudit()
         for (run, validation) in runs where try registry.collectionType(run) == .run {
             for d in try registry.datasets(runs: [run], types: nil) {

@@ -3,35 +3,12 @@ import Foundation
 import QuantaDemo
 import QuantaButler
 import QuantaCore
-import QuantaPostgres
 
 /// Benchmark helpers (hidden): what scripts/bench.sh needs that no user command does.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmark helpers (scripts/bench.sh).", shouldDisplay: false,
-        subcommands: [SimulateRun.self, PostgresInsert.self])
-
-    struct PostgresInsert: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "postgres-insert", abstract: "Datasets per second into PostgreSQL in UNNEST batches (issue 18, work in progress).")
-        @Option(name: .long, help: "postgresql://user@host:port/database (password: PGPASSWORD or ~/.pgpass).") var url: String
-        @Option(name: .long) var count = 150_000
-        @Option(name: .long) var batch = 5_000
-
-        func run() throws {
-            let target = try PostgresTarget(url: url)
-            final class Box: @unchecked Sendable { var result: Result<(seconds: Double, inserted: Int), Error>? }
-            let box = Box(), done = DispatchSemaphore(value: 0)
-            let (count, batch) = (self.count, self.batch)
-            Task {
-                do { box.result = .success(try await PostgresInsertBench.run(target, count: count, batch: batch)) } catch { box.result = .failure(error) }
-                done.signal()
-            }
-            done.wait()
-            let (seconds, n) = try box.result!.get()
-            print("\(target): \(n) datasets in \(String(format: "%.2f", seconds)) s = \(Int(Double(n) / seconds)) datasets/s (batches of \(batch))")
-        }
-    }
+        subcommands: [SimulateRun.self])
 
     struct SimulateRun: ParsableCommand {
         static let configuration = CommandConfiguration(

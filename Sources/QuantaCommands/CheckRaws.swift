@@ -20,7 +20,7 @@ struct CheckRaws: ParsableCommand {
         for p in paths {
             if FileManager.default.fileExists(atPath: p + "/" + Repository.configName) {
                 let repo = try Repository(root: p)
-                let registry = try Registry(path: repo.registryPath)
+                let registry = try repo.openRegistry()
                 let runs = collections.isEmpty ? nil : try registry.resolveRuns(collections)
                 files += try registry.datasets(runs: runs, types: ["raw", "bias", "flat"]).map { repo.absolutePath($0.path) }
             } else {

@@ -138,7 +138,7 @@ struct Demo: ParsableCommand {
             status = try SubmissionStatus.read(submitDir)
         }
         print(status.render(showElements: false))
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         let count = try registry.count(run: plan.outputRun)
         print("Outputs: \(count) datasets in run \(plan.outputRun), chained into demo/out")
         print("  files:  \(repo.datastoreRoot)/demo/out/\(stamp)/")

@@ -13,15 +13,25 @@ struct RepoCommand: ParsableCommand {
         subcommands: [Create.self, Ingest.self, Query.self, Collections.self, RemoveRun.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a repository (SQLite registry + POSIX datastore).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a repository (a SQLite or PostgreSQL registry + a POSIX datastore).",
+            discussion: """
+            The registry is a SQLite file in the repository unless --registry names a PostgreSQL server:
+            postgresql://USER@HOST:PORT/DATABASE, optionally ?schema=NAME (several repositories in one
+            database), ?sslmode=disable|prefer|require|verify-full, ?host=/socket/directory. The password
+            comes from PGPASSWORD or ~/.pgpass (host:port:database:user:password, mode 600), never from the
+            URL or a file Quanta writes.
+            """)
         @Argument(help: "Directory for the new repository.") var path: String
+        @Option(name: .long, help: "A postgresql:// URL for a registry on a PostgreSQL server (default: SQLite in the repository).")
+        var registry: String?
         @Option(name: .long, help: "Site config whose umask the repository's files follow (a name in site-configs/ or a path).")
         var site = "local"
 
         func run() throws {
             _ = try Installation.site(site)
-            let repo = try Repository.create(at: path)
-            print("Created repository \(repo.root) (registry \(repo.registryPath), datastore \(repo.datastoreRoot))")
+            let repo = try Repository.create(at: path, registry: registry)
+            print("Created repository \(repo.root) (registry \(try repo.openRegistry().location), datastore \(repo.datastoreRoot))")
         }
     }
 
@@ -60,7 +70,7 @@ struct RepoCommand: ParsableCommand {
 
         func run() throws {
             let repo = try Repository(root: path)
-            let registry = try Registry(path: repo.registryPath)
+            let registry = try repo.openRegistry()
             let runs = collections.isEmpty ? nil : try registry.resolveRuns(collections)
             let rows = try registry.datasets(runs: runs, types: type)
             if json {
@@ -93,7 +103,7 @@ struct RepoCommand: ParsableCommand {
 
         func run() throws {
             let repo = try Repository(root: path)
-            for c in try Registry(path: repo.registryPath).collections() {
+            for c in try repo.openRegistry().collections() {
                 print("\(c.name)  \(c.type)\(c.children.isEmpty ? "" : "  [\(c.children.joined(separator: ", "))]")")
             }
         }
@@ -128,7 +138,7 @@ struct RepoCommand: ParsableCommand {
             let blockers = try removal.blockers(collections)
             guard blockers.isEmpty else { throw QuantaError(.registry, blockers.joined(separator: "; ") + "; nothing was removed") }
             if dryRun {
-                let registry = try Registry(path: repository.registryPath)
+                let registry = try repository.openRegistry()
                 for c in collections {
                     let type = try registry.collectionType(c)
                     let n = type == .chained ? 0 : try registry.count(run: c)

@@ -139,7 +139,7 @@ public struct DemoSurvey: Sendable {
                                                 withIntermediateDirectories: true)
         let data = SkyMapFile.encode(design.skyMap)
         try AtomicFile.write(data, to: abs)
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         try registry.registerDatasetType(name: "skyMap", dimensions: ["skymap"], storageClass: "JSON")
         try registry.registerCollection(Self.skymapRun, type: .run)
         var crc = CRC32()

@@ -47,7 +47,7 @@ public enum PipelineGraph {
 
     public static func build(repo: Repository, _ request: Request) throws -> QuantumGraph {
         let selected = try checkedTasks(request.tasks)
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         let inputs = request.inputs.isEmpty ? defaultInputs : request.inputs
         let runs = try registry.resolveRuns(inputs)
         // What the tasks left out would have made is read from the collections instead.
@@ -194,7 +194,7 @@ extension PipelineGraph {
     public static func values(of dimension: String, repo: Repository, inputs: [String]) throws -> [DimensionValue]? {
         let key = dimension == "visit" ? "exposure" : dimension
         guard RawIngest.rawDimensions.contains(key) else { return nil }
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         let runs = try registry.resolveRuns(inputs.isEmpty ? defaultInputs : inputs)
         var seen = Set<DimensionValue>()
         for r in try registry.datasets(runs: runs, types: ["raw"]) {
@@ -209,7 +209,7 @@ extension PipelineGraph {
 /// draws the focal plane and the sky from them.
 public enum RawFootprints {
     public static func read(repo: Repository) -> [String: [(ra: Double, dec: Double)]] {
-        guard let registry = try? Registry(path: repo.registryPath),
+        guard let registry = try? repo.openRegistry(),
               let rows = try? registry.datasets(runs: nil, types: ["raw"]) else { return [:] }
         var out: [String: [(ra: Double, dec: Double)]] = [:]
         for r in rows {

@@ -82,7 +82,7 @@ public enum RawIngest {
             }
             seen[key] = d.path
         }
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         var summary = Summary()
         var records: [DatasetRecord] = []
         for (k, d) in described.enumerated() {

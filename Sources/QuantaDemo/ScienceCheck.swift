@@ -48,7 +48,7 @@ public struct ScienceCheck: Sendable, Codable {
         guard case .double(let ra)? = try? t.readColumn("ra"), case .double(let dec)? = try? t.readColumn("dec") else {
             throw QuantaError(.io, "\(truth): no ra/dec columns")
         }
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         let map = design.skyMap
         // Per (band, patch): the coadd's depth plane, and the inner objects.
         var depth: [String: [Int: [Int32]]] = [:]

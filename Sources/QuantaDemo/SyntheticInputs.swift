@@ -7,7 +7,7 @@ import QuantaCore
 /// The raws a synthetic graph reads, as tiny files registered in its input run.
 public enum SyntheticInputs {
     public static func write(_ synth: SyntheticGraph, graph: QuantumGraph, repo: Repository) throws -> Int {
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         try registry.registerDatasetType(name: "raw", dimensions: ["instrument", "visit", "detector"], storageClass: "Text")
         try registry.registerCollection(synth.inputRun, type: .run)
         let producers = graph.producers()

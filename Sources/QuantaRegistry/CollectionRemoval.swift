@@ -25,7 +25,7 @@ public struct CollectionRemoval: Sendable {
 
     /// Why each collection cannot be removed together with the others; empty when all can.
     public func blockers(_ names: [String]) throws -> [String] {
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         let removing = Set(names)
         var out: [String] = []
         for n in names {
@@ -44,7 +44,7 @@ public struct CollectionRemoval: Sendable {
     @discardableResult
     public func remove(_ names: [String], progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
         if let why = try blockers(names).first { throw QuantaError(.registry, why) }
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         var outcome = Outcome()
         var runs: [String] = []
         for n in names {
@@ -76,38 +76,5 @@ public struct CollectionRemoval: Sendable {
             while d.hasPrefix(root + "/"), rmdir(d) == 0 { d = (d as NSString).deletingLastPathComponent }
         }
         return outcome
-    }
-}
-
-extension Registry {
-    /// The CHAINED collections that list `name`.
-    public func parents(of name: String) throws -> [String] {
-        try wrap("reading the chains of \(name)") {
-            try db.read { db in
-                try String.fetchAll(db, sql: "SELECT DISTINCT parent FROM collection_chain WHERE child = ? ORDER BY parent", arguments: [name])
-            }
-        }
-    }
-
-    /// Deletes the collections, their datasets' rows and their chains' links in one transaction;
-    /// returns the datasets removed. The caller has checked no other chain lists them.
-    func removeCollections(_ names: [String]) throws -> Int {
-        try wrap("removing \(names.joined(separator: ", "))") {
-            try db.write { db in
-                var datasets = 0
-                for n in names {
-                    try db.execute(sql: "DELETE FROM dataset WHERE run = ?", arguments: [n])
-                    datasets += db.changesCount
-                    try db.execute(sql: "DELETE FROM collection_chain WHERE parent = ?", arguments: [n])
-                }
-                for n in names {
-                    if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM collection_chain WHERE child = ?", arguments: [n])! > 0 {
-                        throw QuantaError(.registry, "\(self.path): \(n) is in a chain that is not being removed; nothing was removed")
-                    }
-                    try db.execute(sql: "DELETE FROM collection WHERE name = ?", arguments: [n])
-                }
-                return datasets
-            }
-        }
     }
 }

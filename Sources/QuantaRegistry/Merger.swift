@@ -18,7 +18,7 @@ public struct Merger: Sendable {
         let meta = try Snapshot.meta(path: dir.snapshot)
         let repo = try Repository(root: meta.repo)
         try Repository.checkIdentity(root: meta.repo, expected: meta.repoID, what: "the merge")
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         for t in try Snapshot.datasetTypes(path: dir.snapshot) {
             try registry.registerDatasetType(name: t.name, dimensions: t.dimensions, storageClass: t.storageClass)
         }

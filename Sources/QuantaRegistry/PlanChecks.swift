@@ -46,8 +46,8 @@ public enum PlanChecks {
                 return (ds.id.lowercased, graph.runs[Int(ds.run)], ds.location!)
             }
         }
-        let (a, b) = try Parallel.both({ try Registry(path: repo.registryPath).verify(expected(0..<half)) },
-                                       { try Registry(path: repo.registryPath).verify(expected(half..<inputs.count)) })
+        let (a, b) = try Parallel.both({ try repo.openRegistry().verify(expected(0..<half)) },
+                                       { try repo.openRegistry().verify(expected(half..<inputs.count)) })
         var missing: [Int] = [], moved: [(Int, String)] = []
         for (k, why) in a + b.map({ ($0.0 + half, $0.1) }) {
             switch why {

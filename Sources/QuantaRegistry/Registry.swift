@@ -1,8 +1,7 @@
 import Foundation
-import GRDB
-import GRDBSQLite
 import QuantaButler
 import QuantaCore
+import QuantaPostgres
 
 /// One registered (or to-be-registered) dataset.
 public struct DatasetRecord: Sendable, Equatable, Codable {
@@ -27,134 +26,55 @@ public struct DatasetRecord: Sendable, Equatable, Codable {
 
 public enum CollectionType: String, Sendable { case run = "RUN", chained = "CHAINED", tagged = "TAGGED" }
 
-/// The SQLite registry: dataset types, RUN and CHAINED collections, datasets.
-public final class Registry: Sendable {
-    public let path: String
-    let db: DatabaseQueue
+/// How a dataset differs from what was expected: no dataset with that UUID in that run, or
+/// registered at another path.
+public enum RegistryDiscrepancy: Sendable, Equatable { case missing, elsewhere(String) }
 
-    public init(path: String) throws {
-        self.path = path
-        var config = Configuration()
-        config.busyMode = .timeout(30)
-        do {
-            db = try DatabaseQueue(path: path, configuration: config)
-            // WAL with synchronous=NORMAL: a crash can lose the last commit, never corrupt the file;
-            // merges are idempotent and resumable, so a lost batch is registered again. A 64 MB page
-            // cache (used only as far as needed): with SQLite's 2 MB default, a 150,000-dataset merge
-            // re-read and re-wrote index pages ~97,000 times.
-            try db.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536")
-            }
-            try migrate()
-        } catch let e as QuantaError {
-            throw e
-        } catch {
-            throw QuantaError(.registry, "\(path): cannot open the registry (\(error))")
-        }
-    }
+/// Quanta's registry: dataset types, RUN and CHAINED collections, datasets. Two stores with one
+/// schema, one idempotent batched merge and the same errors: `SQLiteRegistry` (one file, the
+/// default) and `PostgresRegistry` (a server, for production). `Repository.openRegistry()` opens
+/// the one a repository's quanta-repo.yaml names.
+public protocol Registry: AnyObject, Sendable {
+    /// Where it is, for messages: the file, or the URL without password.
+    var location: String { get }
 
-    private func migrate() throws {
-        try db.write { db in
-            try db.execute(sql: """
-            CREATE TABLE IF NOT EXISTS dataset_type (
-                name TEXT PRIMARY KEY, dimensions TEXT NOT NULL, storage_class TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS collection (
-                name TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('RUN','CHAINED','TAGGED')));
-            CREATE TABLE IF NOT EXISTS collection_chain (
-                parent TEXT NOT NULL REFERENCES collection(name), position INTEGER NOT NULL,
-                child TEXT NOT NULL REFERENCES collection(name), PRIMARY KEY (parent, position));
-            CREATE TABLE IF NOT EXISTS dataset (
-                id TEXT PRIMARY KEY,
-                dataset_type TEXT NOT NULL REFERENCES dataset_type(name),
-                run TEXT NOT NULL REFERENCES collection(name),
-                data_id TEXT NOT NULL,
-                path TEXT NOT NULL,
-                size INTEGER NOT NULL,
-                checksum TEXT,
-                ingest_date TEXT NOT NULL DEFAULT (datetime('now')),
-                UNIQUE (dataset_type, run, data_id));
-            CREATE INDEX IF NOT EXISTS dataset_run ON dataset(run, dataset_type);
-            """)
-        }
-    }
+    func registerDatasetType(name: String, dimensions: [String], storageClass: String) throws
+    func registerCollection(_ name: String, type: CollectionType) throws
+    func collectionType(_ name: String) throws -> CollectionType?
+    /// The children of a CHAINED collection, in search order.
+    func chain(_ parent: String) throws -> [String]
+    /// The CHAINED collections that list `name`.
+    func parents(of name: String) throws -> [String]
+    /// Puts `run` first in the CHAINED collection `parent`, creating it with `[run] + rest` if
+    /// needed. Concurrent calls on one chain are serialised: each run ends up in it once.
+    func prependToChain(_ parent: String, run: String, rest: [String]) throws
+    func collections() throws -> [(name: String, type: String, children: [String])]
 
-    func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as QuantaError { throw e } catch {
-            throw QuantaError(.registry, "\(path): \(what) failed: \(error)")
-        }
-    }
+    /// Around a long series of inserts (a merge).
+    func beginBulk() throws
+    func endBulk() throws
+    /// Inserts one batch in one transaction; datasets whose UUID is already registered in the same
+    /// run are skipped. Returns how many were new. A UUID registered in another run, or another
+    /// dataset with the same type, run and data ID, is an error and nothing of the batch stays.
+    func insert(_ batch: [DatasetRecord]) throws -> Int
+    /// Datasets in the given runs (all runs when nil), optionally of some types, ordered by type,
+    /// run and data ID (bytewise).
+    func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord]
+    /// Updates size and checksum of datasets already registered under these UUIDs (same type, run,
+    /// data ID and path): a deliberate replacement of their files. Returns how many changed.
+    func replace(_ records: [DatasetRecord]) throws -> Int
+    /// Run and path of each of `ids` that is registered (lower-case UUID text).
+    func locate(ids: [String]) throws -> [String: (run: String, path: String)]
+    /// The expected datasets that are not registered as expected, by their position in `expected`.
+    func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, RegistryDiscrepancy)]
+    func count(run: String?) throws -> Int
+    /// Deletes the collections, their datasets' rows and their chains' links in one transaction;
+    /// returns the datasets removed. Refused (nothing removed) when a chain outside them lists one.
+    func removeCollections(_ names: [String]) throws -> Int
+}
 
-    public func registerDatasetType(name: String, dimensions: [String], storageClass: String) throws {
-        try wrap("registering dataset type \(name)") {
-            try db.write { db in
-                if let row = try Row.fetchOne(db, sql: "SELECT dimensions, storage_class FROM dataset_type WHERE name = ?", arguments: [name]) {
-                    let dims: String = row["dimensions"], sc: String = row["storage_class"]
-                    guard dims == dimensions.joined(separator: ","), sc == storageClass else {
-                        throw QuantaError(.registry, "\(self.path): dataset type '\(name)' is registered as (\(dims)) \(sc) but the submission has (\(dimensions.joined(separator: ","))) \(storageClass); rename the dataset type in the pipeline")
-                    }
-                    return
-                }
-                try db.execute(sql: "INSERT INTO dataset_type (name, dimensions, storage_class) VALUES (?, ?, ?)",
-                               arguments: [name, dimensions.joined(separator: ","), storageClass])
-            }
-        }
-    }
-
-    public func registerCollection(_ name: String, type: CollectionType) throws {
-        try wrap("registering collection \(name)") {
-            try db.write { db in
-                if let existing = try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [name]) {
-                    guard existing == type.rawValue else {
-                        throw QuantaError(.registry, "\(self.path): collection '\(name)' exists as \(existing), not \(type.rawValue); choose another name")
-                    }
-                    return
-                }
-                try db.execute(sql: "INSERT INTO collection (name, type) VALUES (?, ?)", arguments: [name, type.rawValue])
-            }
-        }
-    }
-
-    public func collectionType(_ name: String) throws -> CollectionType? {
-        try wrap("reading collection \(name)") {
-            try db.read { db in
-                try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [name]).flatMap(CollectionType.init)
-            }
-        }
-    }
-
-    public func chain(_ parent: String) throws -> [String] {
-        try wrap("reading chain \(parent)") {
-            try db.read { db in
-                try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [parent])
-            }
-        }
-    }
-
-    /// Puts `run` first in the CHAINED collection `parent`, creating it with `[run] + rest` if needed.
-    public func prependToChain(_ parent: String, run: String, rest: [String]) throws {
-        try wrap("updating chain \(parent)") {
-            try db.write { db in
-                let type = try String.fetchOne(db, sql: "SELECT type FROM collection WHERE name = ?", arguments: [parent])
-                if let type, type != CollectionType.chained.rawValue {
-                    throw QuantaError(.registry, "\(self.path): output collection '\(parent)' is a \(type) collection, not CHAINED; choose another output name")
-                }
-                var children = try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [parent])
-                if type == nil {
-                    try db.execute(sql: "INSERT INTO collection (name, type) VALUES (?, 'CHAINED')", arguments: [parent])
-                    children = rest
-                }
-                children.removeAll { $0 == run }
-                children.insert(run, at: 0)
-                for c in children {
-                    try db.execute(sql: "INSERT OR IGNORE INTO collection (name, type) VALUES (?, 'RUN')", arguments: [c])
-                }
-                try db.execute(sql: "DELETE FROM collection_chain WHERE parent = ?", arguments: [parent])
-                for (i, c) in children.enumerated() {
-                    try db.execute(sql: "INSERT INTO collection_chain (parent, position, child) VALUES (?, ?, ?)", arguments: [parent, i, c])
-                }
-            }
-        }
-    }
+extension Registry {
+    public func count() throws -> Int { try count(run: nil) }
 
     /// Runs reached from `collections` (CHAINED ones flattened, in search order).
     public func resolveRuns(_ collections: [String]) throws -> [String] {
@@ -165,197 +85,62 @@ public final class Registry: Sendable {
             switch try collectionType(c) {
             case .chained?: for child in try chain(c) { try visit(child, depth: depth + 1) }
             case .run?, .tagged?: out.append(c)
-            case nil: throw QuantaError(.registry, "\(path): no collection named '\(c)'; 'quanta repo collections' lists them")
+            case nil: throw QuantaError(.registry, "\(location): no collection named '\(c)'; 'quanta repo collections' lists them")
             }
         }
         for c in collections { try visit(c, depth: 0) }
         return out
     }
+}
 
-    /// For a long series of inserts (a merge): no automatic WAL checkpoints until `endBulk()`, which
-    /// checkpoints once. Checkpointing every 1,000 pages wrote each index page several times.
-    public func beginBulk() throws {
-        try wrap("setting up the merge") { try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_autocheckpoint=0") } }
-    }
+/// The registry schema's version, recorded in `quanta_schema` by whichever Quanta made or migrated
+/// it. A Quanta refuses a registry whose schema is newer than it knows.
+public enum RegistrySchema {
+    /// 1: dataset_type, collection, collection_chain, dataset (the schema since the first release).
+    public static let version = 1
 
-    public func endBulk() throws {
-        try wrap("checkpointing the registry") {
-            try db.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA wal_autocheckpoint=1000")
-                _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
-            }
+    static func check(found: Int, at location: String) throws {
+        if found > version {
+            throw QuantaError(.registry, "\(location): the registry's schema is version \(found), made by a newer Quanta; this one reads up to version \(version) — use a newer quanta")
         }
     }
+}
 
-    /// Inserts one batch in one transaction; datasets whose UUID is already registered are skipped.
-    /// Returns how many were new. A different dataset with the same type, run and data ID is an error.
-    public func insert(_ batch: [DatasetRecord]) throws -> Int {
-        try wrap("registering \(batch.count) datasets") {
-            try db.write { db in
-                var added = 0
-                let stmt = try db.makeStatement(sql: """
-                    INSERT OR IGNORE INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-                // Bound through SQLite's own API: GRDB's argument arrays boxed seven values per row,
-                // a third of the insert time at 150,000 datasets.
-                let s = stmt.sqliteStatement
-                for r in batch {
-                    sqlite3_reset(s)
-                    Self.bind(s, 1, r.id); Self.bind(s, 2, r.datasetType); Self.bind(s, 3, r.run)
-                    Self.bind(s, 4, r.dataID); Self.bind(s, 5, r.path)
-                    sqlite3_bind_int64(s, 6, r.size)
-                    Self.bind(s, 7, r.checksum)
-                    let rc = sqlite3_step(s)
-                    guard rc == SQLITE_DONE else {
-                        throw QuantaError(.registry, "\(self.path): registering \(r.datasetType) \(r.dataID) failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                    }
-                    if db.changesCount == 1 {
-                        added += 1
-                    } else if let run = try String.fetchOne(db, sql: "SELECT run FROM dataset WHERE id = ?", arguments: [r.id]) {
-                        // Already registered: fine when it is this very dataset (a resumed merge), not
-                        // when the UUID belongs to another run's dataset.
-                        guard run == r.run else {
-                            throw QuantaError(.registry, "\(self.path): dataset \(r.id) (\(r.datasetType) \(r.dataID)) is already registered in run \(run), not \(r.run): this graph's outputs were run into \(run) before; plan it again with a new --output-run, which gives its outputs new UUIDs")
-                        }
-                    } else {
-                        throw QuantaError(.registry, "\(self.path): \(r.datasetType) \(r.dataID) is already registered in run \(r.run) under another UUID; this submission's output run was used before — use a new run")
-                    }
-                }
-                return added
-            }
-        }
+/// The errors both registries give, word for word.
+enum RegistryError {
+    static func datasetTypeClash(_ at: String, name: String, registered: (String, String), wanted: (String, String)) -> QuantaError {
+        QuantaError(.registry, "\(at): dataset type '\(name)' is registered as (\(registered.0)) \(registered.1) but the submission has (\(wanted.0)) \(wanted.1); rename the dataset type in the pipeline")
     }
 
-    /// Text bound as a copy (SQLITE_TRANSIENT): the Swift string's storage is not kept alive.
-    private static func bind(_ s: OpaquePointer?, _ i: Int32, _ text: String?) {
-        guard let text else { sqlite3_bind_null(s, i); return }
-        var t = text
-        t.withUTF8 { u in
-            _ = sqlite3_bind_text(s, i, UnsafeRawPointer(u.baseAddress!).assumingMemoryBound(to: CChar.self), Int32(u.count),
-                                  unsafeBitCast(-1, to: sqlite3_destructor_type.self))
-        }
+    static func collectionClash(_ at: String, name: String, existing: String, wanted: String) -> QuantaError {
+        QuantaError(.registry, "\(at): collection '\(name)' exists as \(existing), not \(wanted); choose another name")
     }
 
-    /// Datasets in the given runs (all runs when nil), optionally of some types.
-    public func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord] {
-        try wrap("querying datasets") {
-            try db.read { db in
-                var sql = "SELECT id, dataset_type, run, data_id, path, size, checksum FROM dataset"
-                var clauses: [String] = []
-                var args: [DatabaseValueConvertible] = []
-                if let runs {
-                    clauses.append("run IN (\(runs.map { _ in "?" }.joined(separator: ",")))")
-                    args += runs
-                }
-                if let types, !types.isEmpty {
-                    clauses.append("dataset_type IN (\(types.map { _ in "?" }.joined(separator: ",")))")
-                    args += types
-                }
-                if runs?.isEmpty == true { return [] }
-                if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
-                sql += " ORDER BY dataset_type, run, data_id"
-                return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
-                    DatasetRecord(id: $0[0], datasetType: $0[1], run: $0[2], dataID: $0[3], path: $0[4], size: $0[5], checksum: $0[6])
-                }
-            }
-        }
+    static func notAChain(_ at: String, parent: String, type: String) -> QuantaError {
+        QuantaError(.registry, "\(at): output collection '\(parent)' is a \(type) collection, not CHAINED; choose another output name")
     }
 
-    public func collections() throws -> [(name: String, type: String, children: [String])] {
-        try wrap("listing collections") {
-            try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT name, type FROM collection ORDER BY name").map { row in
-                    let name: String = row[0]
-                    let children = try String.fetchAll(db, sql: "SELECT child FROM collection_chain WHERE parent = ? ORDER BY position", arguments: [name])
-                    return (name, row[1], children)
-                }
-            }
-        }
+    static func uuidInOtherRun(_ at: String, _ r: DatasetRecord, run: String) -> QuantaError {
+        QuantaError(.registry, "\(at): dataset \(r.id) (\(r.datasetType) \(r.dataID)) is already registered in run \(run), not \(r.run): this graph's outputs were run into \(run) before; plan it again with a new --output-run, which gives its outputs new UUIDs")
     }
 
-    /// Updates size and checksum of datasets already registered under these UUIDs (same type, run,
-    /// data ID and path): a deliberate replacement of their files. Returns how many changed.
-    public func replace(_ records: [DatasetRecord]) throws -> Int {
-        try wrap("replacing \(records.count) dataset records") {
-            try db.write { db in
-                var changed = 0
-                for r in records {
-                    try db.execute(sql: """
-                        UPDATE dataset SET size = ?, checksum = ?, ingest_date = datetime('now')
-                        WHERE id = ? AND dataset_type = ? AND run = ? AND path = ?
-                        """, arguments: [r.size, r.checksum, r.id, r.datasetType, r.run, r.path])
-                    changed += db.changesCount
-                }
-                return changed
-            }
-        }
+    static func dataIDClash(_ at: String, _ r: DatasetRecord) -> QuantaError {
+        QuantaError(.registry, "\(at): \(r.datasetType) \(r.dataID) is already registered in run \(r.run) under another UUID; this submission's output run was used before — use a new run")
     }
 
-    /// Run and path of each of `ids` that is registered (lower-case UUID text), in batches.
-    public func locate(ids: [String]) throws -> [String: (run: String, path: String)] {
-        try wrap("looking up \(ids.count) datasets") {
-            try db.read { db in
-                var out: [String: (run: String, path: String)] = [:]
-                out.reserveCapacity(ids.count)
-                let batch = 500
-                for start in stride(from: 0, to: ids.count, by: batch) {
-                    let slice = Array(ids[start..<min(start + batch, ids.count)])
-                    let sql = "SELECT id, run, path FROM dataset WHERE id IN (\(slice.map { _ in "?" }.joined(separator: ",")))"
-                    for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(slice)) {
-                        out[row[0] as String] = (row[1] as String, row[2] as String)
-                    }
-                }
-                return out
-            }
-        }
+    static func stillChained(_ at: String, _ name: String) -> QuantaError {
+        QuantaError(.registry, "\(at): \(name) is in a chain that is not being removed; nothing was removed")
     }
+}
 
-    /// How a dataset differs from what was expected: no dataset with that UUID in that run, or
-    /// registered at another path.
-    public enum Discrepancy: Sendable, Equatable { case missing, elsewhere(String) }
-
-    /// The expected datasets that are not registered as expected, by their position in
-    /// `expected`. One prepared statement stepped per dataset, compared as bytes (plan checks
-    /// 500,000 inputs: the batched `locate` took 3.5 s building strings and rows).
-    public func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, Discrepancy)] {
-        try wrap("checking \(expected.count) datasets") {
-            try db.read { db in
-                // Pages through a memory map: a B-tree descent per dataset otherwise cost a read() per page.
-                try db.execute(sql: "PRAGMA mmap_size = 1073741824")
-                let statement = try db.makeStatement(sql: "SELECT run, path FROM dataset WHERE id = ?")
-                // The Statement owns the sqlite3_stmt: it must outlive every use of the raw handle.
-                defer { withExtendedLifetime(statement) {} }
-                let s = statement.sqliteStatement
-                var out: [(Int, Discrepancy)] = []
-                func equal(_ column: Int32, _ text: String) -> Bool {
-                    guard let p = sqlite3_column_text(s, column) else { return false }
-                    let n = Int(sqlite3_column_bytes(s, column))
-                    var t = text
-                    return t.withUTF8 { u in u.count == n && (n == 0 || memcmp(u.baseAddress!, p, n) == 0) }
-                }
-                for (k, e) in expected.enumerated() {
-                    sqlite3_reset(s)
-                    Self.bind(s, 1, e.id)
-                    let rc = sqlite3_step(s)
-                    if rc == SQLITE_DONE { out.append((k, .missing)); continue }
-                    guard rc == SQLITE_ROW else {
-                        throw QuantaError(.registry, "\(self.path): looking up \(e.id) failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                    }
-                    if !equal(0, e.run) { out.append((k, .missing)); continue }
-                    if !equal(1, e.path) { out.append((k, .elsewhere(String(cString: sqlite3_column_text(s, 1))))) }
-                }
-                return out
-            }
-        }
-    }
-
-    public func count(run: String? = nil) throws -> Int {
-        try wrap("counting datasets") {
-            try db.read { db in
-                if let run { return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dataset WHERE run = ?", arguments: [run]) ?? 0 }
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dataset") ?? 0
-            }
+extension Repository {
+    /// The registry this repository's quanta-repo.yaml names: a SQLite file or a PostgreSQL server.
+    public func openRegistry() throws -> any Registry {
+        switch registry {
+        case .sqlite(let path): return try SQLiteRegistry(path: path)
+        case .postgresql(let url): return try PostgresRegistry(target: try PostgresTarget(url: url), repositoryID: id, root: root)
+        case .butler:
+            throw QuantaError(.registry, "\(root): an LSST butler repository; its registry is reached through the butler's own tools")
         }
     }
 }

@@ -77,7 +77,7 @@ public enum Planner {
             guard req.repo.kind == .quanta else {
                 throw QuantaError(.planning, "\(req.repo.root): a butler repository runs LSST graphs (.qg); for this graph use a Quanta repository ('quanta repo create')")
             }
-            let existing = try Registry(path: req.repo.registryPath).count(run: outputRun)
+            let existing = try req.repo.openRegistry().count(run: outputRun)
             if existing > 0 && !req.extendRun {
                 throw QuantaError(.planning, "\(req.repo.root): output run '\(outputRun)' already holds \(existing) datasets; a submission writes a new run — pass --output-run with a new name, or --extend-run to add to it")
             }

@@ -10,7 +10,7 @@ import QuantaTestSupport
     /// Two runs of two files each, chained into `u/x`; `u/y` lists run b only.
     func repository() throws -> Repository {
         let repo = try Repository.create(at: try temporaryDirectory() + "/repo")
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         try registry.registerDatasetType(name: "calexp", dimensions: ["visit"], storageClass: "ExposureF")
         for run in ["u/x/a", "u/x/b"] {
             try registry.registerCollection(run, type: .run)
@@ -40,7 +40,7 @@ import QuantaTestSupport
 
         let o = try removal.remove(["u/x/a", "u/x/b", "u/x", "u/y"])
         #expect(o == CollectionRemoval.Outcome(runs: 2, chains: 2, datasets: 4, files: 4, bytes: 400))
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         #expect(try registry.collections().isEmpty && registry.count() == 0)
         #expect(!FileManager.default.fileExists(atPath: repo.absolutePath("u")), "empty directories go too")
         #expect(FileManager.default.fileExists(atPath: repo.datastoreRoot))
@@ -53,6 +53,6 @@ import QuantaTestSupport
         unlink(repo.absolutePath("u/x/a/calexp/calexp_1.fits"))
         let o = try CollectionRemoval(repo: repo).remove(["u/x/a", "u/x/b", "u/x", "u/y"])
         #expect(o.datasets == 4 && o.files == 3)
-        #expect(try Registry(path: repo.registryPath).count() == 0)
+        #expect(try repo.openRegistry().count() == 0)
     }
 }

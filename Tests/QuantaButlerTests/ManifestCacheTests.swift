@@ -141,7 +141,7 @@ import QuantaCore
 @Suite struct RegistryRunTests {
     @Test func aUUIDRegisteredInAnotherRunIsRefusedNotCountedAsDone() throws {
         let dir = try temporaryDirectory()
-        let registry = try Registry(path: dir + "/registry.sqlite3")
+        let registry = try SQLiteRegistry(path: dir + "/registry.sqlite3")
         try registry.registerDatasetType(name: "calexp", dimensions: ["visit"], storageClass: "Exposure")
         for run in ["u/a", "u/b"] { try registry.registerCollection(run, type: .run) }
         let id = UUID().uuidString.lowercased()
@@ -168,7 +168,7 @@ import QuantaCore
         let dir = NSTemporaryDirectory() + "quanta-verify-" + UUID().uuidString
         let repo = try Repository.create(at: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         try registry.registerDatasetType(name: "raw", dimensions: ["visit"], storageClass: "Text")
         try registry.registerCollection("in", type: .run)
         let ids = (0..<3).map { _ in UUID().uuidString.lowercased() }

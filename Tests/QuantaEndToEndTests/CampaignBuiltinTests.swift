@@ -154,7 +154,7 @@ import QuantaRegistry
         #expect(try cli.run(["campaign", "keep", "nightly", "1", "--db", db]).status == .exited(0))
         #expect(try run().status == .exited(0))
         let repo = try Repository(root: cli.path("d/repo"))
-        let registry = try Registry(path: repo.registryPath)
+        let registry = try repo.openRegistry()
         #expect(try registry.collectionType("u/t/nightly/1") != nil, "run 1 is marked keep")
         // Someone chains run 2's output into their own collection: retention leaves run 2 alone.
         try registry.prependToChain("u/someone/favourite", run: "u/t/nightly/2/sfp/all", rest: [])
@@ -245,7 +245,7 @@ import QuantaRegistry
         #expect(text.contains("sfp            passed   8 succeeded, 0 failed, 0 blocked of 8 quanta"), "\(r.stdout)")
         #expect(text.contains("      g: succeeded  demo/campaign/2/sfp/g"), "\(r.stdout)")
         #expect(r.stdout.contains("Science check of demo/campaign/2/coadd/all"), "\(r.stdout)")
-        let repo = try Registry(path: try Repository(root: cli.path("dc/repo")).registryPath)
+        let repo = try Repository(root: cli.path("dc/repo")).openRegistry()
         #expect(try repo.collectionType("demo/campaign/1") == nil && repo.collectionType("demo/campaign/2") == .chained)
         // One page for the campaign's latest run, linking each submission's report.
         let report = try cli.run(["report", "demo", "--campaign", "--db", cli.path("dc/campaigns.sqlite")])

@@ -83,7 +83,7 @@ extension CLI {
     /// repository, as ingest would: `quanta plan` checks they are there.
     func registerInputs(_ graph: QuantumGraph, repo: String) throws {
         let r = try Repository(root: path(repo))
-        let registry = try Registry(path: r.registryPath)
+        let registry = try r.openRegistry()
         let producers = graph.producers()
         var records: [DatasetRecord] = []
         for (d, ds) in graph.datasets.enumerated() where producers[d] < 0 {

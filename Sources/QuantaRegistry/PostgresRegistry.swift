@@ -1,0 +1,284 @@
+import Foundation
+import PostgresNIO
+import QuantaCore
+import QuantaPostgres
+
+/// The registry on a PostgreSQL server (issue 18): the SQLite registry's schema, merge and errors,
+/// for a data facility's server and many submissions merging at once.
+///
+/// - Batches go in as arrays: one `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING` per batch,
+///   never a round trip per dataset; the datasets the insert skipped are then looked up in one
+///   query to tell a resumed merge (same UUID, same run) from a clash (the SQLite registry's errors).
+/// - Concurrent merges: types and collections are inserted with ON CONFLICT DO NOTHING and read
+///   back; a chain is rewritten under a row lock on its collection, so eight merges prepending to
+///   one chain queue up instead of losing each other's runs.
+/// - Orderings are bytewise (`COLLATE "C"`), as in SQLite, so listings are identical.
+/// - The schema is made and migrated under an advisory lock, its version kept in `quanta_schema`,
+///   and the repository it belongs to in `quanta_repository`.
+public final class PostgresRegistry: Registry, @unchecked Sendable {
+    public let target: PostgresTarget
+    let session: PostgresSession
+
+    public var location: String { target.description }
+
+    /// Opens the registry of the repository with identity `repositoryID` (nil: any).
+    public init(target: PostgresTarget, repositoryID: String?, root: String) throws {
+        self.target = target
+        session = try PostgresSession(target)
+        try migrate()
+        if let repositoryID, let owner = try owner(), owner != repositoryID {
+            throw QuantaError(.registry, "\(target): this registry belongs to repository \(owner), not to \(root) (\(repositoryID)); each repository needs its own database or schema (?schema=NAME)")
+        }
+    }
+
+    /// Makes the registry for a new repository: refused when the database or schema already holds
+    /// another repository's registry.
+    public init(target: PostgresTarget, creatingFor repositoryID: String) throws {
+        self.target = target
+        session = try PostgresSession(target)
+        try migrate()
+        try session.transaction("recording the repository") {
+            try session.execute("LOCK TABLE quanta_repository IN EXCLUSIVE MODE", doing: "recording the repository")
+            if let owner = try owner() {
+                throw QuantaError(.registry, "\(target): already the registry of repository \(owner); give the new repository its own database or schema (…?schema=NAME)")
+            }
+            try session.query("INSERT INTO quanta_repository (id) VALUES (\(repositoryID))", doing: "recording the repository")
+        }
+    }
+
+    private func owner() throws -> String? {
+        try session.query("SELECT id FROM quanta_repository LIMIT 1", doing: "reading the repository's identity")
+            .first.map { try $0.decode(String.self) }
+    }
+
+    private func migrate() throws {
+        try session.transaction("creating the registry's tables") {
+            // One migration at a time across every process using this database.
+            try session.execute("SELECT pg_advisory_xact_lock(7201201801)", doing: "locking the schema")
+            try session.execute("CREATE TABLE IF NOT EXISTS quanta_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", doing: "creating quanta_schema")
+            if let found = try session.query("SELECT version FROM quanta_schema WHERE component = 'registry'", doing: "reading the schema version")
+                .first.map({ try $0.decode(Int.self) }) {
+                try RegistrySchema.check(found: found, at: target.description)
+                if found == RegistrySchema.version { return }
+            }
+            for ddl in [
+                "CREATE TABLE IF NOT EXISTS quanta_repository (id TEXT PRIMARY KEY)",
+                "CREATE TABLE IF NOT EXISTS dataset_type (name TEXT PRIMARY KEY, dimensions TEXT NOT NULL, storage_class TEXT NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS collection (name TEXT PRIMARY KEY, type TEXT NOT NULL CHECK (type IN ('RUN','CHAINED','TAGGED')))",
+                """
+                CREATE TABLE IF NOT EXISTS collection_chain (
+                    parent TEXT NOT NULL REFERENCES collection(name), position INTEGER NOT NULL,
+                    child TEXT NOT NULL REFERENCES collection(name), PRIMARY KEY (parent, position))
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS dataset (
+                    id TEXT PRIMARY KEY,
+                    dataset_type TEXT NOT NULL REFERENCES dataset_type(name),
+                    run TEXT NOT NULL REFERENCES collection(name),
+                    data_id TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    size BIGINT NOT NULL,
+                    checksum TEXT,
+                    ingest_date TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    UNIQUE (dataset_type, run, data_id))
+                """,
+                "CREATE INDEX IF NOT EXISTS dataset_run ON dataset(run, dataset_type)",
+                "CREATE INDEX IF NOT EXISTS collection_chain_child ON collection_chain(child)",
+            ] {
+                try session.execute(ddl, doing: "creating the registry's tables")
+            }
+            try session.query("""
+                INSERT INTO quanta_schema (component, version) VALUES ('registry', \(RegistrySchema.version))
+                ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version
+                """, doing: "recording the schema version")
+        }
+    }
+
+    public func registerDatasetType(name: String, dimensions: [String], storageClass: String) throws {
+        let dims = dimensions.joined(separator: ",")
+        let what = "registering dataset type \(name)"
+        try session.query("INSERT INTO dataset_type (name, dimensions, storage_class) VALUES (\(name), \(dims), \(storageClass)) ON CONFLICT (name) DO NOTHING", doing: what)
+        guard let row = try session.query("SELECT dimensions, storage_class FROM dataset_type WHERE name = \(name)", doing: what).first else {
+            throw QuantaError(.registry, "\(location): \(what) failed: it vanished while being registered")
+        }
+        let (d, sc) = try row.decode((String, String).self)
+        guard d == dims, sc == storageClass else {
+            throw RegistryError.datasetTypeClash(location, name: name, registered: (d, sc), wanted: (dims, storageClass))
+        }
+    }
+
+    public func registerCollection(_ name: String, type: CollectionType) throws {
+        let what = "registering collection \(name)"
+        try session.query("INSERT INTO collection (name, type) VALUES (\(name), \(type.rawValue)) ON CONFLICT (name) DO NOTHING", doing: what)
+        let existing = try collectionType(name)
+        guard existing == type else {
+            throw RegistryError.collectionClash(location, name: name, existing: existing?.rawValue ?? "nothing", wanted: type.rawValue)
+        }
+    }
+
+    public func collectionType(_ name: String) throws -> CollectionType? {
+        try session.query("SELECT type FROM collection WHERE name = \(name)", doing: "reading collection \(name)")
+            .first.flatMap { CollectionType(rawValue: try $0.decode(String.self)) }
+    }
+
+    public func chain(_ parent: String) throws -> [String] {
+        try session.query("SELECT child FROM collection_chain WHERE parent = \(parent) ORDER BY position", doing: "reading chain \(parent)")
+            .map { try $0.decode(String.self) }
+    }
+
+    public func parents(of name: String) throws -> [String] {
+        try session.query("SELECT parent FROM collection_chain WHERE child = \(name) GROUP BY parent ORDER BY parent COLLATE \"C\"", doing: "reading the chains of \(name)")
+            .map { try $0.decode(String.self) }
+    }
+
+    public func prependToChain(_ parent: String, run: String, rest: [String]) throws {
+        let what = "updating chain \(parent)"
+        try session.transaction(what) {
+            let created = try session.query("INSERT INTO collection (name, type) VALUES (\(parent), 'CHAINED') ON CONFLICT (name) DO NOTHING", doing: what)
+                .metadata.rows == 1
+            // The chain's row, locked until commit: concurrent prepends to one chain take turns.
+            guard let type = try session.query("SELECT type FROM collection WHERE name = \(parent) FOR UPDATE", doing: what)
+                .first.map({ try $0.decode(String.self) }) else {
+                throw QuantaError(.registry, "\(location): \(what) failed: the collection vanished")
+            }
+            guard type == CollectionType.chained.rawValue else { throw RegistryError.notAChain(location, parent: parent, type: type) }
+            var children = created ? rest : try chain(parent)
+            children.removeAll { $0 == run }
+            children.insert(run, at: 0)
+            try session.query("""
+                INSERT INTO collection (name, type) SELECT c, 'RUN' FROM UNNEST(\(children)::text[]) AS c
+                ON CONFLICT (name) DO NOTHING
+                """, doing: what)
+            try session.query("DELETE FROM collection_chain WHERE parent = \(parent)", doing: what)
+            try session.query("""
+                INSERT INTO collection_chain (parent, position, child)
+                SELECT \(parent), k - 1, c FROM UNNEST(\(children)::text[]) WITH ORDINALITY AS t(c, k)
+                """, doing: what)
+        }
+    }
+
+    public func collections() throws -> [(name: String, type: String, children: [String])] {
+        let what = "listing collections"
+        var children: [String: [String]] = [:]
+        for row in try session.query("SELECT parent, child FROM collection_chain ORDER BY parent, position", doing: what) {
+            let (p, c) = try row.decode((String, String).self)
+            children[p, default: []].append(c)
+        }
+        return try session.query("SELECT name, type FROM collection ORDER BY name COLLATE \"C\"", doing: what).map { row in
+            let (name, type) = try row.decode((String, String).self)
+            return (name, type, children[name] ?? [])
+        }
+    }
+
+    public func beginBulk() throws {}
+    public func endBulk() throws {}
+
+    public func insert(_ batch: [DatasetRecord]) throws -> Int {
+        guard !batch.isEmpty else { return 0 }
+        let what = "registering \(batch.count) datasets"
+        let ids = batch.map(\.id)
+        return try session.transaction(what) {
+            let added = try session.query("""
+                INSERT INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
+                SELECT i, t, r, d, p, s, NULLIF(c, '') FROM UNNEST(\(ids)::text[], \(batch.map(\.datasetType))::text[],
+                    \(batch.map(\.run))::text[], \(batch.map(\.dataID))::text[], \(batch.map(\.path))::text[],
+                    \(batch.map(\.size))::int8[], \(batch.map { $0.checksum ?? "" })::text[]) AS b(i, t, r, d, p, s, c)
+                ON CONFLICT DO NOTHING
+                """, doing: what).metadata.rows ?? 0
+            if added < batch.count {
+                // Skipped: fine when this very dataset is registered already (a resumed merge); an
+                // error when its UUID is another run's, or its (type, run, data ID) another UUID's.
+                var runs: [String: String] = [:]
+                for row in try session.query("SELECT id, run FROM dataset WHERE id = ANY(\(ids)::text[])", doing: what) {
+                    let (id, run) = try row.decode((String, String).self)
+                    runs[id] = run
+                }
+                for r in batch {
+                    guard let run = runs[r.id] else { throw RegistryError.dataIDClash(location, r) }
+                    guard run == r.run else { throw RegistryError.uuidInOtherRun(location, r, run: run) }
+                }
+            }
+            return added
+        }
+    }
+
+    public func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord] {
+        if runs?.isEmpty == true { return [] }
+        var sql = "SELECT id, dataset_type, run, data_id, path, size, checksum FROM dataset"
+        var binds = PostgresBindings()
+        var clauses: [String] = []
+        if let runs {
+            binds.append(runs)
+            clauses.append("run = ANY($\(binds.count)::text[])")
+        }
+        if let types, !types.isEmpty {
+            binds.append(types)
+            clauses.append("dataset_type = ANY($\(binds.count)::text[])")
+        }
+        if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
+        sql += " ORDER BY dataset_type COLLATE \"C\", run COLLATE \"C\", data_id COLLATE \"C\""
+        return try session.query(PostgresQuery(unsafeSQL: sql, binds: binds), doing: "querying datasets").map { row in
+            let (id, type, run, dataID, path, size, checksum) = try row.decode((String, String, String, String, String, Int64, String?).self)
+            return DatasetRecord(id: id, datasetType: type, run: run, dataID: dataID, path: path, size: size, checksum: checksum)
+        }
+    }
+
+    public func replace(_ records: [DatasetRecord]) throws -> Int {
+        guard !records.isEmpty else { return 0 }
+        let what = "replacing \(records.count) dataset records"
+        return try session.transaction(what) {
+            try session.query("""
+                UPDATE dataset SET size = b.s, checksum = NULLIF(b.c, ''), ingest_date = now()
+                FROM UNNEST(\(records.map(\.id))::text[], \(records.map(\.datasetType))::text[], \(records.map(\.run))::text[],
+                            \(records.map(\.path))::text[], \(records.map(\.size))::int8[], \(records.map { $0.checksum ?? "" })::text[])
+                     AS b(i, t, r, p, s, c)
+                WHERE dataset.id = b.i AND dataset.dataset_type = b.t AND dataset.run = b.r AND dataset.path = b.p
+                """, doing: what).metadata.rows ?? 0
+        }
+    }
+
+    public func locate(ids: [String]) throws -> [String: (run: String, path: String)] {
+        var out: [String: (run: String, path: String)] = [:]
+        out.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: 20_000) {
+            let slice = Array(ids[start..<min(start + 20_000, ids.count)])
+            for row in try session.query("SELECT id, run, path FROM dataset WHERE id = ANY(\(slice)::text[])", doing: "looking up \(ids.count) datasets") {
+                let (id, run, path) = try row.decode((String, String, String).self)
+                out[id] = (run, path)
+            }
+        }
+        return out
+    }
+
+    public func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, RegistryDiscrepancy)] {
+        var out: [(Int, RegistryDiscrepancy)] = []
+        for start in stride(from: 0, to: expected.count, by: 20_000) {
+            let slice = expected[start..<min(start + 20_000, expected.count)]
+            let found = try locate(ids: slice.map(\.id))
+            for (k, e) in zip(slice.indices, slice) {
+                guard let f = found[e.id], f.run == e.run else { out.append((k, .missing)); continue }
+                if f.path != e.path { out.append((k, .elsewhere(f.path))) }
+            }
+        }
+        return out
+    }
+
+    public func count(run: String?) throws -> Int {
+        let q: PostgresQuery = run.map { "SELECT COUNT(*) FROM dataset WHERE run = \($0)" } ?? "SELECT COUNT(*) FROM dataset"
+        return try session.query(q, doing: "counting datasets").first.map { Int(try $0.decode(Int64.self)) } ?? 0
+    }
+
+    public func removeCollections(_ names: [String]) throws -> Int {
+        let what = "removing \(names.joined(separator: ", "))"
+        return try session.transaction(what) {
+            let datasets = try session.query("DELETE FROM dataset WHERE run = ANY(\(names)::text[])", doing: what).metadata.rows ?? 0
+            try session.query("DELETE FROM collection_chain WHERE parent = ANY(\(names)::text[])", doing: what)
+            if let still = try session.query("SELECT child FROM collection_chain WHERE child = ANY(\(names)::text[]) LIMIT 1", doing: what)
+                .first.map({ try $0.decode(String.self) }) {
+                throw RegistryError.stillChained(location, still)
+            }
+            try session.query("DELETE FROM collection WHERE name = ANY(\(names)::text[])", doing: what)
+            return datasets
+        }
+    }
+}
