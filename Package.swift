@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "QuantaFITSTests", dependencies: ["QuantaCore", "QuantaFITS", "QuantaTestSupport"]),
         .testTarget(name: "QuantaExecTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS", "QuantaExec", "QuantaTestSupport"]),
         .testTarget(name: "QuantaCampaignTests", dependencies: ["QuantaCore", "QuantaCampaign", "QuantaTestSupport"]),
-        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaFITS", "QuantaExec", "QuantaDemo"]),
+        .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaPostgres", "QuantaFITS", "QuantaExec", "QuantaDemo", "QuantaTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
