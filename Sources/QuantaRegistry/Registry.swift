@@ -50,13 +50,13 @@ public protocol Registry: AnyObject, Sendable {
     func prependToChain(_ parent: String, run: String, rest: [String]) throws
     func collections() throws -> [(name: String, type: String, children: [String])]
 
-    /// Around a long series of inserts (a merge).
-    func beginBulk() throws
-    func endBulk() throws
     /// Inserts one batch in one transaction; datasets whose UUID is already registered in the same
     /// run are skipped. Returns how many were new. A UUID registered in another run, or another
     /// dataset with the same type, run and data ID, is an error and nothing of the batch stays.
     func insert(_ batch: [DatasetRecord]) throws -> Int
+    /// A merge's inserts: `records` in batches of `batchSize`, each one `insert` (its own
+    /// transaction, all or nothing); after each commits, `committed(batch size, new in it)`.
+    func insertBatches(_ records: [DatasetRecord], batchSize: Int, committed: (Int, Int) throws -> Void) throws
     /// Datasets in the given runs (all runs when nil), optionally of some types, ordered by type,
     /// run and data ID (bytewise).
     func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord]

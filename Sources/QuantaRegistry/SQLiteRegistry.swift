@@ -142,13 +142,23 @@ public final class SQLiteRegistry: Registry {
         }
     }
 
-    /// For a long series of inserts (a merge): no automatic WAL checkpoints until `endBulk()`, which
-    /// checkpoints once. Checkpointing every 1,000 pages wrote each index page several times.
-    public func beginBulk() throws {
+    /// No automatic WAL checkpoints while the batches go in, one checkpoint after: checkpointing
+    /// every 1,000 pages wrote each index page several times.
+    public func insertBatches(_ records: [DatasetRecord], batchSize: Int, committed: (Int, Int) throws -> Void) throws {
+        try beginBulk()
+        let size = max(1, batchSize)
+        for start in stride(from: 0, to: records.count, by: size) {
+            let batch = Array(records[start ..< min(start + size, records.count)])
+            try committed(batch.count, try insert(batch))
+        }
+        try endBulk()
+    }
+
+    func beginBulk() throws {
         try wrap("setting up the merge") { try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_autocheckpoint=0") } }
     }
 
-    public func endBulk() throws {
+    func endBulk() throws {
         try wrap("checkpointing the registry") {
             try db.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA wal_autocheckpoint=1000")

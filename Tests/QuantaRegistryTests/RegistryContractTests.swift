@@ -46,6 +46,8 @@ enum Contract {
         step("uuid in other run") { String(try r.insert([record(uuid(101), "calexp", "run/2", "fresh"), record(uuid(0), "calexp", "run/2", "b")])) }
         step("after refused batch") { String(try r.count(run: "run/2")) }
         step("data ID clash") { String(try r.insert([record(uuid(102), "calexp", "run/1", "b")])) }
+        step("unregistered type") { String(try r.insert([record(uuid(103), "nope", "run/1", "x")])) }
+        step("unregistered run") { String(try r.insert([record(uuid(104), "calexp", "run/nope", "x")])) }
         step("raws") { String(try r.insert([record(uuid(200), "raw", "raw/all", "e1"), record(uuid(201), "raw", "raw/all", "e2")])) }
         step("datasets run/1") { try r.datasets(runs: ["run/1"], types: nil).map(\.dataID).joined(separator: " ") }
         step("datasets of type") { try r.datasets(runs: nil, types: ["raw"]).map { "\($0.id) \($0.path) \($0.size) \($0.checksum ?? "-")" }.joined(separator: ";") }
@@ -81,7 +83,7 @@ enum Contract {
         for line in t {
             let (name, value) = (String(line.prefix { $0 != ":" }), String(line.drop { $0 != ":" }.dropFirst(2)))
             if let want = expected[name] { #expect(value == want, "\(name)") }
-            if ["type clash", "collection clash", "chain on a run", "resolve missing", "uuid in other run", "data ID clash", "remove chained run"].contains(name) {
+            if ["type clash", "collection clash", "unregistered type", "unregistered run", "chain on a run", "resolve missing", "uuid in other run", "data ID clash", "remove chained run"].contains(name) {
                 #expect(value.hasPrefix("ERROR "), "\(name) must fail: \(value)")
             }
         }
@@ -124,7 +126,10 @@ struct PostgresRegistryTests {
         let pg = try Contract.transcript(try PostgresRegistry(target: try PostgresTarget(url: url), repositoryID: nil, root: "test"))
         Contract.check(pg)
         let sqlite = try Contract.transcript(try SQLiteRegistry(path: dir + "/r.sqlite"))
-        #expect(pg == sqlite)
+        // Word for word, but for the two errors SQLite's foreign keys word themselves.
+        let own = ["unregistered type", "unregistered run"]
+        let mine = { (t: [String]) in t.filter { line in !own.contains { line.hasPrefix($0 + ":") } } }
+        #expect(mine(pg) == mine(sqlite))
     }
 
     @Test func aSchemaFromANewerQuantaIsRefused() throws {
