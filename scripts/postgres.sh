@@ -2,14 +2,14 @@
 # A local PostgreSQL server for Quanta's tests and CI (issue 18), owned by the project: data and
 # the Unix socket under $QUANTA_PG_DIR (default /var/tmp/quanta-postgres), TCP on 127.0.0.1 only
 # ($QUANTA_PG_PORT, default 55432). Makes the role `quanta` (password $QUANTA_PG_PASSWORD, default
-# quanta-test; md5 over TCP, trust on the socket) and the databases quanta_test and
+# pg-test-secret-51; md5 over TCP, trust on the socket) and the databases quanta_test and
 # quanta_campaigns. Installs Debian's postgresql when missing. Idempotent.
 #   scripts/postgres.sh start|stop|status|url
 set -euo pipefail
 PROG=postgres.sh
 DIR=${QUANTA_PG_DIR:-/var/tmp/quanta-postgres}
 PORT=${QUANTA_PG_PORT:-55432}
-PASSWORD=${QUANTA_PG_PASSWORD:-quanta-test}
+PASSWORD=${QUANTA_PG_PASSWORD:-pg-test-secret-51}
 DATA=$DIR/data
 log() { printf '%s %s\n' "$PROG" "$*" >&2; }
 fail() { log "error: $*"; exit 1; }

@@ -87,6 +87,16 @@ public final class PostgresSession: @unchecked Sendable {
         do { return try pending.wait() } catch { throw Self.explain(error, target: target, doing: what()) }
     }
 
+    /// As `wait`, but a failure with SQLSTATE `state` (e.g. 23505, a unique key already taken)
+    /// gives nil: the caller has another way.
+    public func wait(_ pending: EventLoopFuture<PostgresQueryResult>, doing what: @autoclosure () -> String,
+                     unless state: String) throws -> PostgresQueryResult? {
+        do { return try pending.wait() } catch {
+            if Self.sqlState(error) == state { return nil }
+            throw Self.explain(error, target: target, doing: what())
+        }
+    }
+
     /// Runs one statement without parameters.
     public func execute(_ sql: String, doing what: @autoclosure () -> String) throws {
         try query(PostgresQuery(unsafeSQL: sql), doing: what())

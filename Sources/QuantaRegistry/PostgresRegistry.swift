@@ -182,40 +182,50 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
     }
 
     /// Each batch one `INSERT … SELECT FROM UNNEST(arrays)`, in its own transaction; the next
-    /// batch's arrays are encoded while the server inserts this one.
+    /// batch's arrays are encoded while the server inserts this one. A plain INSERT first: with ON
+    /// CONFLICT DO NOTHING the server took 3.6–4.0 s for 152,700 datasets, without it 1.6–2.0 s. A
+    /// batch that meets a registered dataset (a resumed merge) fails as a whole, is rolled back, and
+    /// goes in again with ON CONFLICT DO NOTHING, its skipped rows checked.
     public func insertBatches(_ records: [DatasetRecord], batchSize: Int, committed: (Int, Int) throws -> Void) throws {
         guard !records.isEmpty else { return }
         try checkReferences(records)
         let size = max(1, batchSize)
         let ranges = stride(from: 0, to: records.count, by: size).map { $0 ..< min($0 + size, records.count) }
-        var next: PostgresQuery? = Self.insertQuery(records[ranges[0]])
+        var next: PostgresQuery? = Self.insertQuery(records[ranges[0]], skippingRegistered: false)
         for (k, range) in ranges.enumerated() {
             let batch = records[range]
             let what = "registering \(batch.count) datasets"
+            var added: Int?
             try session.execute("BEGIN", doing: what)
-            let added: Int
             do {
                 let pending = session.send(next!)
-                next = k + 1 < ranges.count ? Self.insertQuery(records[ranges[k + 1]]) : nil
-                added = try session.wait(pending, doing: what).metadata.rows ?? 0
-                if added < batch.count { try checkSkipped(batch, what: what) }
-                try session.execute("COMMIT", doing: what)
+                next = k + 1 < ranges.count ? Self.insertQuery(records[ranges[k + 1]], skippingRegistered: false) : nil
+                if let result = try session.wait(pending, doing: what, unless: "23505") { added = result.metadata.rows ?? batch.count }
+                try session.execute(added == nil ? "ROLLBACK" : "COMMIT", doing: what)
             } catch {
                 try? session.execute("ROLLBACK", doing: what)
                 throw error
             }
-            try committed(batch.count, added)
+            if added == nil {
+                added = try session.transaction(what) {
+                    let n = try session.query(Self.insertQuery(batch, skippingRegistered: true), doing: what).metadata.rows ?? 0
+                    if n < batch.count { try checkSkipped(batch, what: what) }
+                    return n
+                }
+            }
+            try committed(batch.count, added!)
         }
     }
 
-    static func insertQuery(_ batch: ArraySlice<DatasetRecord>) -> PostgresQuery {
-        """
-        INSERT INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
-        SELECT i, t, r, d, p, s, NULLIF(c, '') FROM UNNEST(\(batch.map(\.id))::uuid[], \(batch.map(\.datasetType))::text[],
-            \(batch.map(\.run))::text[], \(batch.map(\.dataID))::text[], \(batch.map(\.path))::text[],
-            \(batch.map(\.size))::int8[], \(batch.map { $0.checksum ?? "" })::text[]) AS b(i, t, r, d, p, s, c)
-        ON CONFLICT DO NOTHING
-        """
+    static func insertQuery(_ batch: ArraySlice<DatasetRecord>, skippingRegistered: Bool) -> PostgresQuery {
+        var q: PostgresQuery = """
+            INSERT INTO dataset (id, dataset_type, run, data_id, path, size, checksum)
+            SELECT i, t, r, d, p, s, NULLIF(c, '') FROM UNNEST(\(batch.map(\.id))::uuid[], \(batch.map(\.datasetType))::text[],
+                \(batch.map(\.run))::text[], \(batch.map(\.dataID))::text[], \(batch.map(\.path))::text[],
+                \(batch.map(\.size))::int8[], \(batch.map { $0.checksum ?? "" })::text[]) AS b(i, t, r, d, p, s, c)
+            """
+        if skippingRegistered { q.sql += " ON CONFLICT DO NOTHING" }
+        return q
     }
 
     /// Skipped rows: fine when this very dataset is registered already (a resumed merge); an error

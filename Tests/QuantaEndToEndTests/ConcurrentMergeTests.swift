@@ -129,6 +129,31 @@ struct ConcurrentMergePostgresTests {
         try MergeFixture(registry: url, visits: 40, detectors: 20, submissions: 1).checkKilled()
     }
 
+    /// A whole run on a repository whose registry is on the server — plan (its input checks), the
+    /// jobs, the merge, status, report — and the password in none of the files Quanta wrote.
+    @Test func aRunOnAPostgreSQLRegistryLeavesNoPasswordBehind() throws {
+        let url = TestPostgres.scratchURL("run")
+        defer { PostgresScratch.drop(url) }
+        let cli = try CLI()
+        let secret = ProcessInfo.processInfo.environment["PGPASSWORD"] ?? ""
+        try MergeFixture.ok(cli.run(["repo", "create", cli.path("repo"), "--registry", url]))
+        try MergeFixture.ok(cli.run(["graph", "synth", "--visits", "3", "--detectors", "4", "--out", cli.path("g.qgn"), "--repo", cli.path("repo")]))
+        try MergeFixture.ok(cli.run(["plan", cli.path("g.qgn"), "--repo", cli.path("repo"), "--config", CLI.repoRoot + "/scripts/synth-commands.yaml", "--out", cli.path("sub")]))
+        let run = try cli.run(["run", cli.path("sub"), "-j", "2"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        let status = try cli.run(["status", cli.path("sub")])
+        #expect(status.stdout.contains("succeeded"), "\(status.output)")
+        try MergeFixture.ok(cli.run(["report", cli.path("sub")]))
+        let registry = try Repository(root: cli.path("repo")).openRegistry()
+        #expect(try registry.count(run: "synth/run") > 0)
+        #expect(try registry.chain("synth") == ["synth/run", "synth/raw"])
+        #expect(!secret.isEmpty)
+        for file in cli.allFiles().map(cli.path) {
+            guard let data = FileManager.default.contents(atPath: file) else { continue }
+            #expect(data.range(of: Data(secret.utf8)) == nil, "the password is in \(file)")
+        }
+    }
+
     /// Server down at merge time: one line naming the server (no password), exit non-zero, nothing
     /// registered; with the server back, the same merge finishes.
     @Test func serverDownAtMergeTimeThenBack() throws {

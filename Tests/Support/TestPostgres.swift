@@ -4,7 +4,7 @@ import Foundation
 /// sets QUANTA_POSTGRES_TESTS=1 and PGPASSWORD; without them the PostgreSQL tests are skipped.
 public enum TestPostgres {
     public static let enabled = ProcessInfo.processInfo.environment["QUANTA_POSTGRES_TESTS"] == "1"
-    public static let why = "needs the project's PostgreSQL: scripts/postgres.sh start; QUANTA_POSTGRES_TESTS=1 PGPASSWORD=quanta-test"
+    public static let why = "needs the project's PostgreSQL: scripts/postgres.sh start; QUANTA_POSTGRES_TESTS=1 PGPASSWORD=pg-test-secret-51"
     /// The test database (scripts/postgres.sh url), no password in it.
     public static let url = ProcessInfo.processInfo.environment["QUANTA_POSTGRES_URL"] ?? "postgresql://quanta@127.0.0.1:55432/quanta_test"
 
