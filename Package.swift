@@ -60,7 +60,7 @@ let package = Package(
         // Campaigns (issue 16): the campaign file, its schedule, the campaign database and the tick
         // that advances campaigns through PlanService and Submission.
         .target(name: "QuantaCampaign", dependencies: [
-            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaSlurm", "QuantaDemo", "QuantaFITS",
+            "QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaSlurm", "QuantaDemo", "QuantaFITS", "QuantaPostgres",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "QuantaSchedulerTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaScheduler", "QuantaSlurm", "QuantaTestSupport"]),
         .testTarget(name: "QuantaFITSTests", dependencies: ["QuantaCore", "QuantaFITS", "QuantaTestSupport"]),
         .testTarget(name: "QuantaExecTests", dependencies: ["QuantaCore", "QuantaButler", "QuantaFITS", "QuantaExec", "QuantaTestSupport"]),
-        .testTarget(name: "QuantaCampaignTests", dependencies: ["QuantaCore", "QuantaCampaign", "QuantaTestSupport"]),
+        .testTarget(name: "QuantaCampaignTests", dependencies: ["QuantaCore", "QuantaCampaign", "QuantaPostgres", "QuantaTestSupport"]),
         .testTarget(name: "QuantaEndToEndTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaPostgres", "QuantaFITS", "QuantaExec", "QuantaDemo", "QuantaTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -32,7 +32,7 @@ public struct CampaignEngine {
                 backend: @escaping () throws -> any SlurmBackend, note: @escaping (String) -> Void = { _ in }) {
         self.store = store
         self.actor = actor
-        self.workRoot = workRoot ?? (store.path as NSString).deletingLastPathComponent + "/runs"
+        self.workRoot = workRoot ?? store.directory + "/runs"
         self.backend = backend
         self.note = note
     }

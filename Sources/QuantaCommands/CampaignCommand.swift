@@ -25,7 +25,7 @@ struct CampaignDatabaseOption: ParsableArguments {
         guard let c = try store.campaign(name) else {
             let known = try store.campaigns().map(\.name)
             let hint = DidYouMean.suggestion(for: name, among: known).map { "; did you mean '\($0)'?" } ?? (known.isEmpty ? "" : "; known: \(known.joined(separator: ", "))")
-            throw QuantaError(.usage, "no campaign '\(name)' in \(store.path)\(hint)")
+            throw QuantaError(.usage, "no campaign '\(name)' in \(store.location)\(hint)")
         }
         return try CampaignFile.load(path: c.file)
     }
@@ -71,7 +71,7 @@ struct CampaignRun: ParsableCommand {
         let store = try database.open()
         let engine = database.engine(store, actor: "run", backend: backendOption)
         let number = try engine.start(spec)
-        print("campaign \(spec.name): run \(number) (database \(store.path))")
+        print("campaign \(spec.name): run \(number) (database \(store.location))")
         let line = Progress("steps done")
         let state = try engine.runUntilSettled(spec, run: number, poll: poll) { p in
             line.update(p.stepsDone, p.steps, p.working.joined(separator: "; "))
@@ -98,7 +98,7 @@ struct CampaignStart: ParsableCommand {
         let spec = try CampaignFile.load(path: file)
         let store = try database.open()
         let n = try database.engine(store, actor: person, backend: backendOption).start(spec)
-        print("campaign \(spec.name): run \(n) started; 'quanta campaign tick --db \(shellQuote(store.path))' advances it (see 'quanta campaign schedule')")
+        print("campaign \(spec.name): run \(n) started; 'quanta campaign tick --db \(shellQuote(store.location))' advances it (see 'quanta campaign schedule')")
     }
 }
 
@@ -123,8 +123,8 @@ struct CampaignSchedule: ParsableCommand {
 
     func run() throws {
         let store = try database.open()
-        let clock = TickClock(quanta: Installation.executable, database: store.path, everyMinutes: every, everySeconds: seconds)
-        let script = (store.path as NSString).deletingLastPathComponent + "/tick.sbatch"
+        let clock = TickClock(quanta: Installation.executable, database: store.location, everyMinutes: every, everySeconds: seconds)
+        let script = store.directory + "/tick.sbatch"
         if stop {
             _ = FileManager.default.createFile(atPath: script + ".stop", contents: Data())
             let r = try Spawn.capture("/bin/sh", ["-c", "scancel --name=\(clock.jobName) --state=PENDING"])
@@ -143,7 +143,7 @@ struct CampaignSchedule: ParsableCommand {
             guard r.status.succeeded else {
                 throw QuantaError(.scheduler, "sbatch \(script) failed (\(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)); is SLURM reachable from here?")
             }
-            print("submitted \(clock.jobName) (job \(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))): one tick now, then every \(seconds.map { "\($0) s" } ?? "\(every) min"); log \((store.path as NSString).deletingLastPathComponent)/tick.log; stop with 'quanta campaign schedule --stop --db \(shellQuote(store.path))'")
+            print("submitted \(clock.jobName) (job \(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))): one tick now, then every \(seconds.map { "\($0) s" } ?? "\(every) min"); log \(store.directory)/tick.log; stop with 'quanta campaign schedule --stop --db \(shellQuote(store.location))'")
             return
         }
         if install {
@@ -185,7 +185,7 @@ struct CampaignTick: ParsableCommand {
             return d
         } ?? Date()
         guard let lines = try database.engine(store, actor: "tick", backend: backendOption).tick(now: at) else {
-            print("another tick is running (\(store.path)); nothing done")
+            print("another tick is running (\(store.location)); nothing done")
             return
         }
         for l in lines { print(l) }

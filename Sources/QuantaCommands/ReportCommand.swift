@@ -53,7 +53,7 @@ struct Report: ParsableCommand {
             statuses.append(measures.status)
             links.append(("\(g.step)/\(g.group)", page, "\(measures.plan.quanta) quanta, \(measures.status.failures.count) failure groups"))
         }
-        let path = out ?? (store.path as NSString).deletingLastPathComponent + "/runs/\(spec.name)/\(run.number)/report.html"
+        let path = out ?? store.directory + "/runs/\(spec.name)/\(run.number)/report.html"
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let failures = FailureGroups.of(statuses, rule: spec.ruleLabel)
         try AtomicFile.write(ReportPage.campaignIndex(title: "Campaign \(spec.name), run \(run.number)", status: overview.text,

@@ -36,14 +36,14 @@ import QuantaTestSupport
     @Test func theActivityLogIsAppendOnly() throws {
         let s = try store()
         try s.register(name: "demo", file: "f", actor: "test")
-        let q = try DatabaseQueue(path: s.path)
+        let q = try DatabaseQueue(path: s.path!)
         #expect(throws: (any Error).self) { try q.write { try $0.execute(sql: "UPDATE event SET what = 'rewritten'") } }
         #expect(try s.events(campaign: "demo").map(\.what) == ["registered from f"])
     }
 
     @Test func oneTickHoldsTheLockAtATime() throws {
         let s = try store()
-        let q = try DatabaseQueue(path: s.path)
+        let q = try DatabaseQueue(path: s.path!)
         // Held: the row names this process; released after, even when the body throws.
         let held = try s.withTickLock(holder: "tick A") { _ in
             try q.read { try Int.fetchOne($0, sql: "SELECT pid FROM tick_lock") }
@@ -72,7 +72,7 @@ import QuantaTestSupport
         dead = child
         var status: Int32 = 0
         waitpid(child, &status, 0)
-        let q = try DatabaseQueue(path: s.path)
+        let q = try DatabaseQueue(path: s.path!)
         try q.write { try $0.execute(sql: "INSERT INTO tick_lock (id, holder, host, pid, expires_at) VALUES (1, 'killed', ?, ?, ?)",
                                      arguments: [ProcessInfo.processInfo.hostName, Int(dead), Date().timeIntervalSince1970 + 600]) }
         #expect(try s.withTickLock(holder: "next") { _ in "ran" } == "ran")
@@ -88,10 +88,10 @@ import QuantaTestSupport
 
     @Test func aDatabaseFromANewerQuantaIsRefused() throws {
         let s = try store()
-        let q = try DatabaseQueue(path: s.path)
+        let q = try DatabaseQueue(path: s.path!)
         try q.write { try $0.execute(sql: "UPDATE meta SET value = '99' WHERE key = 'schema'") }
         #expect {
-            try CampaignStore(path: s.path)
+            try CampaignStore(path: s.path!)
         } throws: { "\($0)".contains("a campaign database from a newer Quanta (schema 99") }
     }
 }
