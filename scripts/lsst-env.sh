@@ -35,7 +35,7 @@ venv=${1:-${QUANTA_LSST_VENV:-$HOME/.cache/quanta/lsst-venv}}
 case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 python=${QUANTA_PYTHON:-python3}
 
-# What we install. The four packages we ask for are pinned exactly; everything they pull in is
+# What we install. The packages we ask for are pinned exactly; everything they pull in is
 # held by constraints at the versions this kit was checked with (pipe_base 30.2026.500 reads and
 # writes `.qg` format version 1; newer numpy/pydantic/SQLAlchemy/astropy releases have broken
 # older middleware before, and pipe_base needs zstandard < 0.24).
@@ -44,6 +44,8 @@ requirements=(
   lsst-pipe-base==30.2026.500
   lsst-ctrl-mpexec==30.2026.500
   zstandard==0.23.0
+  # daf_butler's PostgreSQL registry (issue 18): SQLAlchemy 2's postgresql:// driver.
+  "psycopg[binary]==3.3.9"
 )
 constraints="lsst-pex-config==30.2026.4300
 lsst-resources==30.2026.4200
@@ -70,6 +72,7 @@ pydantic==2.14.3
 pydantic_core==2.50.4
 pyerfa==2.0.1.5
 python-dateutil==2.9.0.post0
+psycopg-binary==3.3.9
 PyYAML==6.0.3
 s3transfer==0.19.3
 six==1.17.0

@@ -63,6 +63,8 @@ CONF
   fi
   for db in quanta_test quanta_campaigns; do
     [ "$(q "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || q "CREATE DATABASE $db OWNER quanta" >/dev/null
+    # LSST's butler needs btree_gist in its registry's database, and only a superuser may add it.
+    as_owner "$psql" -h "$DIR" -p "$PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -qtAc "CREATE EXTENSION IF NOT EXISTS btree_gist" >/dev/null
   done
   log "ready: role quanta, databases quanta_test and quanta_campaigns"
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import QuantaCore
+import QuantaTestSupport
 
 /// Against the real LSST middleware from PyPI (scripts/lsst-env.sh) and real graphs built by
 /// `pipetask qgraph` (Tests/lsst/make_fixtures.sh). `.ci/run` sets QUANTA_LSST_TESTS=1,
@@ -222,5 +223,36 @@ struct LSSTRunTests {
         let last = dump.split(separator: "\n").last.map(String.init) ?? "{}"
         let summary = (try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])?["summary"] as? [String: Any]
         return ((summary?["tasks"] as? [String: Any]) ?? [:]).keys.sorted()
+    }
+}
+
+/// A butler whose registry is on the project's PostgreSQL server (issue 18): the chain fixture
+/// copied into it (same UUIDs), run by Quanta — jobs through `pipetask run-qbb`, the merge through
+/// `butler transfer-from-graph` — registers what `pipetask run` registers in the SQLite fixture.
+@Suite(.enabled(if: LSSTKit.enabled && TestPostgres.enabled, "needs the LSST venv and fixtures and the project's PostgreSQL"))
+struct LSSTPostgresTests {
+    @Test func localRunOnAPostgreSQLButlerMatchesPipetaskRun() throws {
+        let cli = try CLI()
+        let info = try LSSTKit.info("chain")
+        let graph = "\(LSSTKit.fixtures)/chain/graph.qg"
+        let outputRun = info["outputRun"] as? String ?? ""
+        let namespace = "butler_\(UUID().uuidString.prefix(8).lowercased())"
+        defer { PostgresScratch.drop("\(TestPostgres.url)?schema=\(namespace)") }
+        let copy = try cli.run([LSSTKit.scripts + "/copy_to_postgres.py", "\(LSSTKit.fixtures)/chain/repo", cli.path("ours"), TestPostgres.url, namespace],
+                               executable: LSSTKit.venv + "/bin/python")
+        #expect(copy.status == .exited(0), "\(copy.output)")
+        let butlerYAML = try String(contentsOfFile: cli.path("ours/butler.yaml"), encoding: .utf8)
+        #expect(butlerYAML.contains("postgresql://") && butlerYAML.contains(namespace), "\(butlerYAML)")
+        let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
+        let plan = try cli.run(["plan", graph, "--repo", cli.path("ours"), "--site", try LSSTKit.site(cli), "--out", "sub"])
+        #expect(plan.status == .exited(0), "\(plan.output)")
+        let run = try cli.run(["run", "sub"])
+        #expect(run.status == .exited(0), "\(run.output)")
+        try LSSTKit.expectSameAsPipetaskRun(cli, ours: cli.path("ours"), theirs: theirs, graph: graph, outputRun: outputRun)
+        let secret = ProcessInfo.processInfo.environment["PGPASSWORD"] ?? ""
+        for file in cli.allFiles().map(cli.path) where !file.hasPrefix(cli.path("theirs")) {
+            guard let data = FileManager.default.contents(atPath: file) else { continue }
+            #expect(data.range(of: Data(secret.utf8)) == nil, "the password is in \(file)")
+        }
     }
 }
