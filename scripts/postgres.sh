@@ -3,7 +3,9 @@
 # the Unix socket under $QUANTA_PG_DIR (default /var/tmp/quanta-postgres), TCP on 127.0.0.1 only
 # ($QUANTA_PG_PORT, default 55432). Makes the role `quanta` (password $QUANTA_PG_PASSWORD, default
 # pg-test-secret-51; md5 over TCP, trust on the socket) and the databases quanta_test and
-# quanta_campaigns. Installs Debian's postgresql when missing. Idempotent.
+# quanta_campaigns. TLS is on (a self-signed certificate made here), and the database quanta_tls
+# refuses connections without it — for the test that a server requiring TLS gets it. Installs
+# Debian's postgresql when missing. Idempotent.
 #   scripts/postgres.sh start|stop|status|url
 set -euo pipefail
 PROG=postgres.sh
@@ -50,6 +52,22 @@ max_connections = 100
 fsync = on
 CONF
   fi
+  # TLS: a self-signed certificate, and quanta_tls reachable only over TLS.
+  local changed=0
+  if [ ! -f "$DATA/server.crt" ]; then
+    changed=1
+    as_owner openssl req -new -x509 -days 3650 -nodes -subj "/CN=localhost" \
+      -keyout "$DATA/server.key" -out "$DATA/server.crt" >/dev/null 2>&1 || fail "openssl could not make the server's certificate"
+    as_owner chmod 600 "$DATA/server.key"
+    echo "ssl = on" >> "$DATA/postgresql.conf"
+  fi
+  if ! grep -q "^hostnossl quanta_tls" "$DATA/pg_hba.conf"; then
+    { echo "hostnossl quanta_tls all 127.0.0.1/32 reject"; cat "$DATA/pg_hba.conf"; } > "$DIR/pg_hba.new"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR/pg_hba.new"
+    mv "$DIR/pg_hba.new" "$DATA/pg_hba.conf"
+    changed=1
+  fi
+  if [ $changed -eq 1 ] && running; then as_owner "$(bin pg_ctl)" -D "$DATA" reload >/dev/null; fi
   if running; then log "running (port $PORT, socket $DIR)"; else
     as_owner "$(bin pg_ctl)" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null || { tail -5 "$DIR/server.log" >&2; fail "the server did not start (log $DIR/server.log)"; }
     log "started (port $PORT, socket $DIR)"
@@ -61,12 +79,12 @@ CONF
   else
     q "ALTER ROLE quanta PASSWORD '$PASSWORD'" >/dev/null
   fi
-  for db in quanta_test quanta_campaigns; do
+  for db in quanta_test quanta_campaigns quanta_tls; do
     [ "$(q "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || q "CREATE DATABASE $db OWNER quanta" >/dev/null
     # LSST's butler needs btree_gist in its registry's database, and only a superuser may add it.
-    as_owner "$psql" -h "$DIR" -p "$PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -qtAc "CREATE EXTENSION IF NOT EXISTS btree_gist" >/dev/null
+    as_owner "$psql" -h "$DIR" -p "$PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 -qtAc "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS btree_gist" >/dev/null
   done
-  log "ready: role quanta, databases quanta_test and quanta_campaigns"
+  log "ready: role quanta, databases quanta_test, quanta_campaigns and quanta_tls (TLS only)"
 }
 
 stop() {

@@ -131,7 +131,11 @@ public final class PostgresSession: @unchecked Sendable {
         if let info = p.serverInfo {
             let state = info[.sqlState] ?? "", message = info[.message] ?? "error"
             switch state {
-            case "28P01", "28000":
+            case "28000":
+                // pg_hba.conf has no line letting this connection in (e.g. "no encryption").
+                let hint = message.contains("no encryption") ? "the server requires TLS: use sslmode=prefer or require" : "ask the server's administrator for a pg_hba.conf line for this user, database and host"
+                return QuantaError(.registry, "\(server): the server refused the connection (\(message)); \(hint)")
+            case "28P01":
                 let how = target.hasPassword ? "the password from PGPASSWORD or the password file was refused" : "no password was found in PGPASSWORD or the password file"
                 return QuantaError(.registry, "\(server): the server refused user \(target.user) (\(message)); \(how) — set PGPASSWORD or put host:port:database:user:password in ~/.pgpass (mode 600)")
             case "3D000":

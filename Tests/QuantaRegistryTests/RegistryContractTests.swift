@@ -180,6 +180,12 @@ struct PostgresRegistryTests {
         try fails(TestPostgres.url, password: nil, "PGPASSWORD")
         try fails("postgresql://quanta@\(t.host):\(t.port)/no_such_db", password: ProcessInfo.processInfo.environment["PGPASSWORD"], "database no_such_db does not exist; create it")
         try fails("postgresql://quanta@127.0.0.1:1/quanta_test", password: secret, "cannot reach the server")
+        // A server that requires TLS: refused without it, with the fix; served with it.
+        try fails("postgresql://quanta@\(t.host):\(t.port)/quanta_tls?sslmode=disable", password: ProcessInfo.processInfo.environment["PGPASSWORD"], "the server requires TLS: use sslmode=prefer or require")
+        for mode in ["prefer", "require"] {
+            let s = try PostgresSession(try PostgresTarget(url: "postgresql://quanta@\(t.host):\(t.port)/quanta_tls?sslmode=\(mode)"))
+            #expect(try s.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", doing: "test").first?.decode(Bool.self) == true, "\(mode)")
+        }
         let e = #expect(throws: QuantaError.self) { try PostgresTarget(url: "postgresql://quanta:\(secret)@127.0.0.1:55432/quanta_test") }
         #expect(e?.message.contains("put no password in the URL") == true)
         #expect(e?.message.contains(secret) == false)
