@@ -228,10 +228,12 @@ struct LSSTRunTests {
 
 /// A butler whose registry is on the project's PostgreSQL server (issue 18): the chain fixture
 /// copied into it (same UUIDs), run by Quanta — jobs through `pipetask run-qbb`, the merge through
-/// `butler transfer-from-graph` — registers what `pipetask run` registers in the SQLite fixture.
+/// `butler transfer-from-graph` or `aggregate-graph` — registers what `pipetask run` registers in
+/// the SQLite fixture.
 @Suite(.enabled(if: LSSTKit.enabled && TestPostgres.enabled, "needs the LSST venv and fixtures and the project's PostgreSQL"))
 struct LSSTPostgresTests {
-    @Test func localRunOnAPostgreSQLButlerMatchesPipetaskRun() throws {
+    @Test(arguments: ["transfer-from-graph", "aggregate-graph"])
+    func localRunOnAPostgreSQLButlerMatchesPipetaskRun(merge: String) throws {
         let cli = try CLI()
         let info = try LSSTKit.info("chain")
         let graph = "\(LSSTKit.fixtures)/chain/graph.qg"
@@ -244,7 +246,8 @@ struct LSSTPostgresTests {
         let butlerYAML = try String(contentsOfFile: cli.path("ours/butler.yaml"), encoding: .utf8)
         #expect(butlerYAML.contains("postgresql://") && butlerYAML.contains(namespace), "\(butlerYAML)")
         let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
-        let plan = try cli.run(["plan", graph, "--repo", cli.path("ours"), "--site", try LSSTKit.site(cli), "--out", "sub"])
+        try Data("lsstMerge: \(merge)\n".utf8).write(to: URL(fileURLWithPath: cli.path("bps.yaml")))
+        let plan = try cli.run(["plan", graph, "--repo", cli.path("ours"), "--site", try LSSTKit.site(cli), "--out", "sub", "--config", "bps.yaml"])
         #expect(plan.status == .exited(0), "\(plan.output)")
         let run = try cli.run(["run", "sub"])
         #expect(run.status == .exited(0), "\(run.output)")
