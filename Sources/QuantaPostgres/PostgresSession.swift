@@ -115,6 +115,16 @@ public final class PostgresSession: @unchecked Sendable {
         }
     }
 
+    /// NIO's connection errors nest several layers of description; the reason a person needs.
+    static func shortReason(_ text: String) -> String {
+        for (needle, reason) in [("Connection refused", "connection refused: nothing listens there"),
+                                 ("connectTimeout", "no answer within the connect timeout"), ("timed out", "no answer within the connect timeout"),
+                                 ("No such file or directory", "no server socket there"), ("resolve", "the host name does not resolve"),
+                                 ("Network is unreachable", "network unreachable"), ("No route to host", "no route to host")]
+        where text.contains(needle) { return reason }
+        return text
+    }
+
     /// The SQLSTATE of a server error, if the error is one.
     public static func sqlState(_ error: Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]
@@ -153,7 +163,7 @@ public final class PostgresSession: @unchecked Sendable {
         }
         switch p.code {
         case .connectionError:
-            let why = p.underlying.map { Redact.urls(String(describing: $0)) } ?? "no connection"
+            let why = p.underlying.map { Self.shortReason(Redact.urls(String(describing: $0))) } ?? "no connection"
             return QuantaError(.registry, "\(server): cannot reach the server (\(why)); start it, or check host and port in the URL — nothing was written")
         case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
             return QuantaError(.registry, "\(server): the connection was lost while \(what); what was not committed was rolled back — run it again when the server is up")

@@ -176,6 +176,34 @@ struct ConcurrentMergePostgresTests {
     }
 }
 
+extension ConcurrentMergePostgresTests {
+    /// The final job of a real run meets a server that is down: `quanta run` says so in one line and
+    /// exits non-zero with nothing registered; with the server back, `quanta restart` runs no job
+    /// again and finishes the merge.
+    @Test func theFinalJobMeetsAServerThatIsDownThenRestartFinishes() throws {
+        let url = TestPostgres.scratchURL("final")
+        defer { PostgresScratch.drop(url) }
+        let cli = try CLI()
+        try MergeFixture.ok(cli.run(["repo", "create", cli.path("repo"), "--registry", url]))
+        try MergeFixture.ok(cli.run(["graph", "synth", "--visits", "2", "--detectors", "3", "--out", cli.path("g.qgn"), "--repo", cli.path("repo")]))
+        try MergeFixture.ok(cli.run(["plan", cli.path("g.qgn"), "--repo", cli.path("repo"), "--config", CLI.repoRoot + "/scripts/synth-commands.yaml", "--out", cli.path("sub")]))
+        let config = cli.path("repo/quanta-repo.yaml")
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let target = try PostgresTarget(url: url)
+        try text.replacingOccurrences(of: ":\(target.port)/", with: ":1/").write(toFile: config, atomically: true, encoding: .utf8)
+        let down = try cli.run(["run", cli.path("sub")])
+        #expect(down.status != .exited(0), "\(down.output)")
+        #expect(down.output.contains("cannot reach the server"), "\(down.output)")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let registry = try Repository(root: cli.path("repo")).openRegistry()
+        #expect(try registry.count(run: "synth/run") == 0, "nothing registered while the server was down")
+        let restart = try cli.run(["restart", cli.path("sub")])
+        #expect(restart.status == .exited(0), "\(restart.output)")
+        #expect(try registry.count(run: "synth/run") > 0)
+        #expect(try registry.chain("synth") == ["synth/run", "synth/raw"])
+    }
+}
+
 enum PostgresScratch {
     /// Drops a test's schema.
     static func drop(_ url: String) {
