@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(name: "run-quantum", dependencies: ["QuantaExec"]),
         // Tests mirror the sources: one target per library, the end-to-end suite apart, and the
         // fixtures they share (a DRP-shaped graph, a test site, temporary directories).
-        .target(name: "QuantaTestSupport", dependencies: ["QuantaCore"], path: "Tests/Support"),
+        .target(name: "QuantaTestSupport", dependencies: ["QuantaCore", "QuantaPostgres"], path: "Tests/Support"),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "QuantaTestSupport"]),
         .testTarget(name: "QuantaGraphIOTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaDemo", "QuantaTestSupport"]),
         .testTarget(name: "QuantaButlerTests", dependencies: ["QuantaCore", "QuantaGraphIO", "QuantaButler", "QuantaRegistry", "QuantaScheduler", "QuantaTestSupport"]),

@@ -43,10 +43,12 @@ extension SQLTransaction {
 
 public enum CampaignDatabaseKind: Sendable { case sqlite, postgresql }
 
-/// A campaign database connection: each `transaction` all or nothing.
+/// A campaign database connection: each `transaction` all or nothing, and the tick lock, which
+/// each database holds its own way (see `CampaignStore.withTickLock`).
 protocol SQLDatabase: AnyObject, Sendable {
     var kind: CampaignDatabaseKind { get }
     func transaction<T>(_ body: (SQLTransaction) throws -> T) throws -> T
+    func withTickLock<T>(holder: String, lease: Double, _ body: (_ renew: () throws -> Void) throws -> T) throws -> T?
 }
 
 // MARK: SQLite
@@ -96,6 +98,28 @@ final class SQLiteCampaignDatabase: SQLDatabase, @unchecked Sendable {
 
     func transaction<T>(_ body: (SQLTransaction) throws -> T) throws -> T {
         try queue.write { db in try body(Transaction(db: db)) }
+    }
+
+    /// A row naming the holder's host and pid, with a lease: a holder that died (its pid is gone on
+    /// this host) or whose lease expired is taken over; a longer tick renews through `renew`.
+    func withTickLock<T>(holder: String, lease: Double, _ body: (_ renew: () throws -> Void) throws -> T) throws -> T? {
+        let host = ProcessInfo.processInfo.hostName, pid = Int(getpid())
+        let acquired: Bool = try transaction { tx in
+            if let row = try tx.fetch("SELECT host, pid, expires_at FROM tick_lock WHERE id = 1").first {
+                let h = row.text("host"), p = row.int("pid"), expires = row.real("expires_at")
+                let alive = h != host || (kill(pid_t(p), 0) == 0 || errno == EPERM)
+                if alive && expires > Date().timeIntervalSince1970 && !(h == host && p == pid) { return false }
+            }
+            try tx.execute("INSERT OR REPLACE INTO tick_lock (id, holder, host, pid, expires_at) VALUES (1, ?, ?, ?, ?)",
+                           [.text(holder), .text(host), SQLValue(pid), .real(Date().timeIntervalSince1970 + lease)])
+            return true
+        }
+        guard acquired else { return nil }
+        defer { _ = try? transaction { try $0.execute("DELETE FROM tick_lock WHERE id = 1 AND host = ? AND pid = ?", [.text(host), SQLValue(pid)]) } }
+        return try body {
+            _ = try transaction { try $0.execute("UPDATE tick_lock SET expires_at = ? WHERE id = 1 AND host = ? AND pid = ?",
+                                                 [.real(Date().timeIntervalSince1970 + lease), .text(host), SQLValue(pid)]) }
+        }
     }
 }
 
@@ -155,5 +179,16 @@ final class PostgresCampaignDatabase: SQLDatabase, @unchecked Sendable {
         // One connection: one transaction at a time on it.
         lock.lock(); defer { lock.unlock() }
         return try session.transaction("updating the campaign database") { try body(Transaction(session: session)) }
+    }
+
+    /// A session advisory lock, which the server frees when the holder's connection ends, on
+    /// whatever login node it ran; `renew` has nothing to do.
+    func withTickLock<T>(holder: String, lease: Double, _ body: (_ renew: () throws -> Void) throws -> T) throws -> T? {
+        let key: Int64 = 7_201_201_803
+        guard try session.query("SELECT pg_try_advisory_lock(\(key)) AS held", doing: "taking the tick lock").first?.decode(Bool.self) == true else {
+            return nil
+        }
+        defer { _ = try? session.query("SELECT pg_advisory_unlock(\(key))", doing: "releasing the tick lock") }
+        return try body {}
     }
 }

@@ -408,30 +408,6 @@ public final class CampaignStore: Sendable {
     /// PostgreSQL: a session advisory lock, which the server releases when the holder's connection
     /// ends, on whatever login node it ran; `renew` has nothing to do.
     public func withTickLock<T>(holder: String, lease: Double = 600, _ body: (_ renew: () throws -> Void) throws -> T) throws -> T? {
-        if let pg = db as? PostgresCampaignDatabase {
-            let key: Int64 = 7_201_201_803
-            guard try pg.session.query("SELECT pg_try_advisory_lock(\(key)) AS held", doing: "taking the tick lock").first?.decode(Bool.self) == true else {
-                return nil
-            }
-            defer { _ = try? pg.session.query("SELECT pg_advisory_unlock(\(key))", doing: "releasing the tick lock") }
-            return try body {}
-        }
-        let host = ProcessInfo.processInfo.hostName, pid = Int(getpid())
-        let acquired: Bool = try db.transaction { tx in
-            if let row = try tx.fetch("SELECT host, pid, expires_at FROM tick_lock WHERE id = 1").first {
-                let h = row.text("host"), p = row.int("pid"), expires = row.real("expires_at")
-                let alive = h != host || (kill(pid_t(p), 0) == 0 || errno == EPERM)
-                if alive && expires > Date().timeIntervalSince1970 && !(h == host && p == pid) { return false }
-            }
-            try tx.execute("INSERT OR REPLACE INTO tick_lock (id, holder, host, pid, expires_at) VALUES (1, ?, ?, ?, ?)",
-                           [.text(holder), .text(host), SQLValue(pid), .real(Date().timeIntervalSince1970 + lease)])
-            return true
-        }
-        guard acquired else { return nil }
-        defer { _ = try? db.transaction { try $0.execute("DELETE FROM tick_lock WHERE id = 1 AND host = ? AND pid = ?", [.text(host), SQLValue(pid)]) } }
-        return try body {
-            _ = try db.transaction { try $0.execute("UPDATE tick_lock SET expires_at = ? WHERE id = 1 AND host = ? AND pid = ?",
-                                                    [.real(Date().timeIntervalSince1970 + lease), .text(host), SQLValue(pid)]) }
-        }
+        try db.withTickLock(holder: holder, lease: lease, body)
     }
 }

@@ -43,7 +43,6 @@ public struct PostgresTarget: Sendable, CustomStringConvertible, Equatable {
             guard ["host", "schema", "sslmode", "passfile", "port", "user"].contains(item.name) else {
                 throw QuantaError(.usage, "\(shown): unknown URL parameter '\(item.name)'; Quanta takes host, port, user, schema, sslmode and passfile")
             }
-            if item.name == "password" { continue }
             query[item.name] = item.value ?? ""
         }
         guard let host = query["host"] ?? u.host.flatMap({ $0.isEmpty ? nil : $0.removingPercentEncoding }) else {

@@ -25,7 +25,10 @@ public struct CollectionRemoval: Sendable {
 
     /// Why each collection cannot be removed together with the others; empty when all can.
     public func blockers(_ names: [String]) throws -> [String] {
-        let registry = try repo.openRegistry()
+        try blockers(names, in: try repo.openRegistry())
+    }
+
+    func blockers(_ names: [String], in registry: any Registry) throws -> [String] {
         let removing = Set(names)
         var out: [String] = []
         for n in names {
@@ -43,8 +46,8 @@ public struct CollectionRemoval: Sendable {
     /// Removes them all, or nothing when any cannot go (the first reason, as the error).
     @discardableResult
     public func remove(_ names: [String], progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
-        if let why = try blockers(names).first { throw QuantaError(.registry, why) }
         let registry = try repo.openRegistry()
+        if let why = try blockers(names, in: registry).first { throw QuantaError(.registry, why) }
         var outcome = Outcome()
         var runs: [String] = []
         for n in names {

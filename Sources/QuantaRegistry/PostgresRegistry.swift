@@ -243,30 +243,24 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
     }
 
     /// Types and runs already checked to exist (they are never removed while a merge runs).
-    private let known = Mutex<Set<String>>([])
+    private let knownTypes = Mutex<Set<String>>([]), knownRuns = Mutex<Set<String>>([])
 
     /// What SQLite's foreign keys check per row, once per merge: every type and run is registered.
     private func checkReferences(_ records: [DatasetRecord]) throws {
-        let types = Set(records.map(\.datasetType)).filter { t in !known.withLock { $0.contains("t:" + t) } }
-        let runs = Set(records.map(\.run)).filter { r in !known.withLock { $0.contains("r:" + r) } }
-        if !types.isEmpty {
-            let found = Set(try session.query("SELECT name FROM dataset_type WHERE name = ANY(\(Array(types))::text[])", doing: "checking dataset types")
-                .map { try $0.decode(String.self) })
-            if let missing = types.subtracting(found).sorted().first {
-                throw QuantaError(.registry, "\(location): dataset type '\(missing)' is not registered; register it before its datasets")
-            }
+        try checkExist(Set(records.map(\.datasetType)), known: knownTypes, what: "dataset type",
+                       query: { "SELECT name FROM dataset_type WHERE name = ANY(\($0)::text[])" })
+        try checkExist(Set(records.map(\.run)), known: knownRuns, what: "run",
+                       query: { "SELECT name FROM collection WHERE type <> 'CHAINED' AND name = ANY(\($0)::text[])" })
+    }
+
+    private func checkExist(_ names: Set<String>, known: borrowing Mutex<Set<String>>, what: String, query: ([String]) -> PostgresQuery) throws {
+        let unchecked = known.withLock { names.subtracting($0) }
+        guard !unchecked.isEmpty else { return }
+        let found = Set(try session.query(query(Array(unchecked)), doing: "checking \(what)s").map { try $0.decode(String.self) })
+        if let missing = unchecked.subtracting(found).sorted().first {
+            throw QuantaError(.registry, "\(location): \(what) '\(missing)' is not registered; register it before its datasets")
         }
-        if !runs.isEmpty {
-            let found = Set(try session.query("SELECT name FROM collection WHERE type <> 'CHAINED' AND name = ANY(\(Array(runs))::text[])", doing: "checking runs")
-                .map { try $0.decode(String.self) })
-            if let missing = runs.subtracting(found).sorted().first {
-                throw QuantaError(.registry, "\(location): run '\(missing)' is not registered; register it before its datasets")
-            }
-        }
-        known.withLock { k in
-            for t in types { k.insert("t:" + t) }
-            for r in runs { k.insert("r:" + r) }
-        }
+        known.withLock { $0.formUnion(unchecked) }
     }
 
     public func datasets(runs: [String]?, types: [String]?) throws -> [DatasetRecord] {
@@ -321,14 +315,11 @@ public final class PostgresRegistry: Registry, @unchecked Sendable {
     }
 
     public func verify(_ expected: [(id: String, run: String, path: String)]) throws -> [(Int, RegistryDiscrepancy)] {
+        let found = try locate(ids: expected.map(\.id))
         var out: [(Int, RegistryDiscrepancy)] = []
-        for start in stride(from: 0, to: expected.count, by: 20_000) {
-            let slice = expected[start..<min(start + 20_000, expected.count)]
-            let found = try locate(ids: slice.map(\.id))
-            for (k, e) in zip(slice.indices, slice) {
-                guard let f = found[e.id], f.run == e.run else { out.append((k, .missing)); continue }
-                if f.path != e.path { out.append((k, .elsewhere(f.path))) }
-            }
+        for (k, e) in expected.enumerated() {
+            guard let f = found[e.id], f.run == e.run else { out.append((k, .missing)); continue }
+            if f.path != e.path { out.append((k, .elsewhere(f.path))) }
         }
         return out
     }

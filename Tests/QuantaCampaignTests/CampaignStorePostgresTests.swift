@@ -14,13 +14,7 @@ struct CampaignStorePostgresTests {
     /// A store in a schema of its own, dropped after.
     func withStore(_ body: (CampaignStore, String) throws -> Void) throws {
         let url = TestPostgres.scratchURL("campaign")
-        defer {
-            if let t = try? PostgresTarget(url: url), let schema = t.schema {
-                var bare = t
-                bare.schema = nil
-                try? PostgresSession(bare).execute("DROP SCHEMA IF EXISTS \(schema) CASCADE", doing: "dropping the test schema")
-            }
-        }
+        defer { TestPostgres.drop(url) }
         try body(try CampaignStore(path: url, environment: ProcessInfo.processInfo.environment.merging(["QUANTA_CAMPAIGN_DIR": try temporaryDirectory()]) { $1 }), url)
     }
 

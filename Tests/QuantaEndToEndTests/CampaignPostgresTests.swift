@@ -14,7 +14,7 @@ struct CampaignPostgresTests {
     @Test func aCampaignWithItsDatabaseAndRegistryOnTheServer() throws {
         let cli = try CLI()
         let dbURL = TestPostgres.scratchURL("cdb"), repoURL = TestPostgres.scratchURL("crepo")
-        defer { PostgresScratch.drop(dbURL); PostgresScratch.drop(repoURL) }
+        defer { TestPostgres.drop(dbURL); TestPostgres.drop(repoURL) }
         let env = ["QUANTA_DB": dbURL, "QUANTA_CAMPAIGN_DIR": cli.path("work")]
         // The demo survey's raws, ingested into a repository whose registry is on the server.
         try MergeFixture.ok(cli.run(["demo", "--workdir", "d", "--plan-only", "--visits", "1", "--detectors", "2"]))

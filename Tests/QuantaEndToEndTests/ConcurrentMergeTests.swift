@@ -119,13 +119,13 @@ struct MergeFixture {
 struct ConcurrentMergePostgresTests {
     @Test func eightMergesAtOnceIntoPostgreSQL() throws {
         let url = TestPostgres.scratchURL("merge8")
-        defer { PostgresScratch.drop(url) }
+        defer { TestPostgres.drop(url) }
         try MergeFixture(registry: url, visits: 12, detectors: 10, submissions: 8).checkConcurrent(8)
     }
 
     @Test func aMergeKilledMidBatchThenRunAgainIntoPostgreSQL() throws {
         let url = TestPostgres.scratchURL("kill")
-        defer { PostgresScratch.drop(url) }
+        defer { TestPostgres.drop(url) }
         try MergeFixture(registry: url, visits: 40, detectors: 20, submissions: 1).checkKilled()
     }
 
@@ -133,7 +133,7 @@ struct ConcurrentMergePostgresTests {
     /// jobs, the merge, status, report — and the password in none of the files Quanta wrote.
     @Test func aRunOnAPostgreSQLRegistryLeavesNoPasswordBehind() throws {
         let url = TestPostgres.scratchURL("run")
-        defer { PostgresScratch.drop(url) }
+        defer { TestPostgres.drop(url) }
         let cli = try CLI()
         let secret = ProcessInfo.processInfo.environment["PGPASSWORD"] ?? ""
         try MergeFixture.ok(cli.run(["repo", "create", cli.path("repo"), "--registry", url]))
@@ -158,7 +158,7 @@ struct ConcurrentMergePostgresTests {
     /// registered; with the server back, the same merge finishes.
     @Test func serverDownAtMergeTimeThenBack() throws {
         let url = TestPostgres.scratchURL("down")
-        defer { PostgresScratch.drop(url) }
+        defer { TestPostgres.drop(url) }
         let f = try MergeFixture(registry: url, visits: 4, detectors: 5, submissions: 1)
         // The server "goes down": the repository is pointed at a port where nothing listens.
         let config = f.repo + "/quanta-repo.yaml"
@@ -182,7 +182,7 @@ extension ConcurrentMergePostgresTests {
     /// again and finishes the merge.
     @Test func theFinalJobMeetsAServerThatIsDownThenRestartFinishes() throws {
         let url = TestPostgres.scratchURL("final")
-        defer { PostgresScratch.drop(url) }
+        defer { TestPostgres.drop(url) }
         let cli = try CLI()
         try MergeFixture.ok(cli.run(["repo", "create", cli.path("repo"), "--registry", url]))
         try MergeFixture.ok(cli.run(["graph", "synth", "--visits", "2", "--detectors", "3", "--out", cli.path("g.qgn"), "--repo", cli.path("repo")]))
@@ -201,15 +201,5 @@ extension ConcurrentMergePostgresTests {
         #expect(restart.status == .exited(0), "\(restart.output)")
         #expect(try registry.count(run: "synth/run") > 0)
         #expect(try registry.chain("synth") == ["synth/run", "synth/raw"])
-    }
-}
-
-enum PostgresScratch {
-    /// Drops a test's schema.
-    static func drop(_ url: String) {
-        guard let t = try? PostgresTarget(url: url), let schema = t.schema else { return }
-        var bare = t
-        bare.schema = nil
-        try? PostgresSession(bare).execute("DROP SCHEMA IF EXISTS \(schema) CASCADE", doing: "dropping the test schema")
     }
 }

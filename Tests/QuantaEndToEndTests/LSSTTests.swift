@@ -239,7 +239,7 @@ struct LSSTPostgresTests {
         let graph = "\(LSSTKit.fixtures)/chain/graph.qg"
         let outputRun = info["outputRun"] as? String ?? ""
         let namespace = "butler_\(UUID().uuidString.prefix(8).lowercased())"
-        defer { PostgresScratch.drop("\(TestPostgres.url)?schema=\(namespace)") }
+        defer { TestPostgres.drop("\(TestPostgres.url)?schema=\(namespace)") }
         let copy = try cli.run([LSSTKit.scripts + "/copy_to_postgres.py", "\(LSSTKit.fixtures)/chain/repo", cli.path("ours"), TestPostgres.url, namespace],
                                executable: LSSTKit.venv + "/bin/python")
         #expect(copy.status == .exited(0), "\(copy.output)")

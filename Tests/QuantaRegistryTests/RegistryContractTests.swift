@@ -112,17 +112,10 @@ enum Contract {
 
 @Suite(.enabled(if: TestPostgres.enabled, Comment(rawValue: TestPostgres.why)))
 struct PostgresRegistryTests {
-    static func drop(_ url: String) {
-        guard let t = try? PostgresTarget(url: url), let schema = t.schema else { return }
-        var bare = t
-        bare.schema = nil
-        try? PostgresSession(bare).execute("DROP SCHEMA IF EXISTS \(schema) CASCADE", doing: "dropping the test schema")
-    }
-
     @Test func contractEqualsSQLite() throws {
         let dir = try temporaryDirectory()
         let url = TestPostgres.scratchURL("contract")
-        defer { Self.drop(url) }
+        defer { TestPostgres.drop(url) }
         let pg = try Contract.transcript(try PostgresRegistry(target: try PostgresTarget(url: url), repositoryID: nil, root: "test"))
         Contract.check(pg)
         let sqlite = try Contract.transcript(try SQLiteRegistry(path: dir + "/r.sqlite"))
@@ -134,7 +127,7 @@ struct PostgresRegistryTests {
 
     @Test func aSchemaFromANewerQuantaIsRefused() throws {
         let url = TestPostgres.scratchURL("newer")
-        defer { Self.drop(url) }
+        defer { TestPostgres.drop(url) }
         let target = try PostgresTarget(url: url)
         _ = try PostgresRegistry(target: target, repositoryID: nil, root: "test")
         try PostgresSession(target).execute("UPDATE quanta_schema SET version = 99 WHERE component = 'registry'", doing: "test")
@@ -145,7 +138,7 @@ struct PostgresRegistryTests {
     @Test func oneRegistryPerRepository() throws {
         let dir = try temporaryDirectory()
         let url = TestPostgres.scratchURL("owner")
-        defer { Self.drop(url) }
+        defer { TestPostgres.drop(url) }
         let a = try Repository.create(at: dir + "/a", registry: url)
         let e = #expect(throws: QuantaError.self) { try Repository.create(at: dir + "/b", registry: url) }
         #expect(e?.message.contains("already the registry of repository \(a.id!)") == true)

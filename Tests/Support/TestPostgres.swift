@@ -1,4 +1,5 @@
 import Foundation
+import QuantaPostgres
 
 /// The project's PostgreSQL server for tests (scripts/postgres.sh start): `.ci/run` starts it and
 /// sets QUANTA_POSTGRES_TESTS=1 and PGPASSWORD; without them the PostgreSQL tests are skipped.
@@ -11,5 +12,12 @@ public enum TestPostgres {
     /// The test database with a schema of its own (made on first use), so tests never meet.
     public static func scratchURL(_ tag: String) -> String {
         "\(url)?schema=t_\(tag)_\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Drops the schema a scratch URL names (a test's own, after it).
+    public static func drop(_ url: String) {
+        guard var target = try? PostgresTarget(url: url), let schema = target.schema else { return }
+        target.schema = nil
+        try? PostgresSession(target).execute("DROP SCHEMA IF EXISTS \(schema) CASCADE", doing: "dropping the test schema")
     }
 }
