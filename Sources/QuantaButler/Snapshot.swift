@@ -207,6 +207,33 @@ extension Snapshot {
         let start = try r.datasetIndices(of: Set(ids))
         return try r.downstream(of: start).map { PredictedOutput(try r.dataset($0, repo: repo)) }
     }
+
+    /// The jobs that make those outputs: every job with a quantum that reads, directly or further
+    /// down, the datasets with these UUIDs (`rerun --downstream` runs them again), each once, in
+    /// no particular order. Needs a snapshot that records producers (QSNAP004).
+    public static func downstreamJobs(path: String, of ids: [UUID]) throws -> Set<JobSlot> {
+        try refuseLegacy(path)
+        let r = try SnapshotFile.Reader(path)
+        guard r.hasProducers else {
+            throw QuantaError(.usage, "\(path) was planned by an older Quanta and does not record which job makes each dataset; plan the graph again to rerun downstream")
+        }
+        var jobs = Set<JobSlot>()
+        for d in try r.downstream(of: try r.datasetIndices(of: Set(ids))) {
+            if let p = try r.producer(ofDataset: d) { jobs.insert(JobSlot(array: p.array, index: p.index)) }
+        }
+        return jobs
+    }
+}
+
+/// One job of a submission: an array and an index in it, as status lists them (`isr_0:3`).
+public struct JobSlot: Hashable, Sendable, CustomStringConvertible {
+    public var array: String
+    public var index: Int
+    public init(array: String, index: Int) {
+        self.array = array
+        self.index = index
+    }
+    public var description: String { "\(array):\(index)" }
 }
 
 /// One output the plan predicts a job writes: what the merge compares a manifest's record with.

@@ -22,13 +22,16 @@ struct Rerun: ParsableCommand {
     @Flag(name: .long, help: "Allow replacing outputs the merge already registered: their registry records follow the new files, and the datasets made from the old ones downstream are listed.")
     var replace = false
 
+    @Flag(name: .long, help: "Then run again every job with a quantum made, directly or further down, from this job's outputs (in run order, as with --force), so nothing downstream stays made from the old files. Registered outputs among them need --replace.")
+    var downstream = false
+
     @OptionGroup var backendOption: BackendOption
 
     func run() throws {
         let ctx = try SubmissionArgument.open(dir)
         let (array, slot) = try ctx.job(job.array, job.index)
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
-        let r = try ctx.rerun(array: array, slot: slot, force: force, replace: replace,
+        let r = try ctx.rerun(array: array, slot: slot, force: force, replace: replace, downstream: downstream,
                               backend: { try? backendOption.open(quiet: true) }, note: { print($0) })
         guard r.exit.succeeded else {
             StandardStreams.error("job \(array.name):\(slot) ended with \(r.exit)\n")
@@ -36,10 +39,23 @@ struct Rerun: ParsableCommand {
         }
         if let changed = r.replaced {
             print("replaced \(changed) registered datasets; their registry records now carry the new files' size and checksum")
-            if !r.stale.isEmpty {
-                print("\(r.stale.count) registered datasets downstream were made from the old files and may now be stale:")
-                for line in r.stale.prefix(20) { print("  \(line)") }
-                if r.stale.count > 20 { print("  … \(r.stale.count - 20) more") }
+        }
+        if !r.stale.isEmpty {
+            print("\(r.stale.count) registered datasets downstream were made from the old files and may now be stale (--downstream runs their jobs again):")
+            for line in r.stale.prefix(20) { print("  \(line)") }
+            if r.stale.count > 20 { print("  … \(r.stale.count - 20) more") }
+        }
+        if downstream {
+            let replaced = r.downstream.reduce(0) { $0 + ($1.rerun.replaced ?? 0) }
+            let ok = r.downstream.filter { $0.rerun.exit.succeeded && ($0.rerun.manifest?.status.isSuccess ?? false) }
+            print("downstream: \(ok.count) of \(r.downstream.count + r.notRun.count) jobs run again\(replaced > 0 ? ", \(replaced) registered datasets replaced" : "")")
+            if let bad = r.downstream.last, !(bad.rerun.exit.succeeded && (bad.rerun.manifest?.status.isSuccess ?? false)) {
+                StandardStreams.error("job \(bad.job) ended \(bad.rerun.exit.succeeded ? bad.rerun.manifest?.status.rawValue ?? "without a manifest" : "with \(bad.rerun.exit)"); not run after it: \(r.notRun.isEmpty ? "none" : r.notRun.map(\.description).joined(separator: ", ")); fix it, then 'quanta rerun \(dir) --job \(bad.job) --force --replace --downstream'\n")
+                throw ExitCode(1)
+            }
+            if !r.notRun.isEmpty {
+                StandardStreams.error("job \(array.name):\(slot) did not succeed; the \(r.notRun.count) jobs downstream were not run again\n")
+                throw ExitCode(1)
             }
         }
         if r.manifest?.status == .failed { throw ExitCode(1) }

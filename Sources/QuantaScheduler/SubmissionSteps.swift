@@ -177,52 +177,109 @@ extension Submission {
         public var manifest: Manifest?
         /// With `replace`: how many registered datasets now carry the new files' size and checksum.
         public var replaced: Int?
-        /// Registered datasets downstream made from the replaced files.
+        /// Registered datasets downstream made from the replaced files (not when they were rerun).
         public var stale: [String] = []
+        /// With `downstream`: the jobs run again after this one, in run order, each with its own
+        /// outcome; the first that did not succeed ends the list.
+        public var downstream: [(job: JobSlot, rerun: Rerun)] = []
+        /// Downstream jobs not run because one before them did not succeed.
+        public var notRun: [JobSlot] = []
     }
 
     /// Runs one job in the foreground with the script SLURM runs (its output on this terminal).
     /// Refuses a job SLURM holds (`backend` is asked only for a submission that went to SLURM; nil:
     /// SLURM does not answer, and the person decides), and outputs the merge registered unless
-    /// `replace`: then their registry records follow the new files.
-    public func rerun(array: PlannedArray, slot: Int, force: Bool, replace: Bool,
+    /// `replace`: then their registry records follow the new files. With `downstream`, every job
+    /// with a quantum made, directly or further down, from this job's outputs runs again after it
+    /// (in run order, forced): what was made from the old files is made again from the new ones.
+    public func rerun(array: PlannedArray, slot: Int, force: Bool, replace: Bool, downstream: Bool = false,
                       backend: () -> (any SlurmBackend)?, note: (String) -> Void = { _ in }) throws -> Rerun {
+        let job = JobSlot(array: array.name, index: slot)
+        let after = downstream ? try downstreamJobs(of: job) : []
+        if downstream, isLSST, !after.isEmpty {
+            throw QuantaError(.usage, "--downstream: \(plan.repo) is an LSST butler repository, whose reruns skip quanta that succeeded (pipetask's --skip-existing), so the \(after.count) jobs downstream would not be made again; plan the graph again with a new --output-run")
+        }
         if isOnSlurm, let backend = backend() {
             let (status, view) = try self.status(backend)
-            if view?.note == nil, let row = status.elements.first(where: { $0.array == array.name && $0.index == slot }),
-               row.state == .pending || row.state == .running, let held = row.slurmJob {
-                throw QuantaError(.usage, "\(dir.root): SLURM holds job \(array.name):\(slot) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")
+            if view?.note == nil {
+                for j in [job] + after {
+                    if let row = status.elements.first(where: { $0.array == j.array && $0.index == j.index }),
+                       row.state == .pending || row.state == .running, let held = row.slurmJob {
+                        throw QuantaError(.usage, "\(dir.root): SLURM holds job \(j) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")
+                    }
+                }
             }
         }
-        // A registered output is a file the registry vouches for (size, checksum): never replaced silently.
-        // Without --force a job that succeeded is left alone (run-quantum says so): nothing is replaced.
-        let latest = (try? Manifest.read(path: dir.manifest(array: array.name, index: slot))) ?? nil
-        let runs = force || latest?.status != .succeeded
-        var registered = runs ? try RegisteredOutputs.of(dir, array: array.name, index: slot) : .none(dir)
-        if !force, let latest {
-            // run-quantum keeps what an earlier attempt made and left intact (--skip-existing): not replaced.
+        // Every job to run is checked before the first runs: a refusal leaves everything as it was.
+        var registered = [try registeredOutputs(job, runs: force || latest(job)?.status != .succeeded, force: force)]
+        for j in after { registered.append(try registeredOutputs(j, runs: true, force: true)) }
+        for (j, r) in zip([job] + after, registered) where !r.datasets.isEmpty && !replace {
+            let first = r.datasets[0]
+            throw QuantaError(.usage, "job \(j): \(r.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed, or rerun with --downstream), or plan the graph again with a new --output-run")
+        }
+        var out = try runOne(job, force: force, registered: registered[0], note: note)
+        guard out.exit.succeeded, out.manifest?.status.isSuccess ?? false else {
+            out.notRun = after
+            return out
+        }
+        for (k, j) in after.enumerated() {
+            note("downstream \(k + 1)/\(after.count): job \(j)")
+            let r = try runOne(j, force: true, registered: registered[k + 1], note: note)
+            out.downstream.append((j, r))
+            guard r.exit.succeeded, r.manifest?.status.isSuccess ?? false else {
+                out.notRun = Array(after.dropFirst(k + 1))
+                break
+            }
+        }
+        if !downstream, out.replaced != nil { out.stale = try registered[0].downstream() }
+        return out
+    }
+
+    /// The jobs with a quantum made, directly or further down, from `job`'s outputs, in run order.
+    public func downstreamJobs(of job: JobSlot) throws -> [JobSlot] {
+        let outputs = try Snapshot.job(path: dir.snapshot, array: job.array, index: job.index).quanta.flatMap { $0.outputs.map(\.id) }
+        var jobs = try Snapshot.downstreamJobs(path: dir.snapshot, of: outputs)
+        jobs.remove(job)
+        let order = Dictionary(uniqueKeysWithValues: plan.arrays.enumerated().map { ($1.name, $0) })
+        return jobs.sorted { (order[$0.array] ?? .max, $0.index) < (order[$1.array] ?? .max, $1.index) }
+    }
+
+    func latest(_ job: JobSlot) -> Manifest? {
+        (try? Manifest.read(path: dir.manifest(array: job.array, index: job.index))) ?? nil
+    }
+
+    /// The registered outputs a run of `job` would write over: none when it will not run; without
+    /// `force`, not those an earlier attempt made and left intact (run-quantum keeps them).
+    func registeredOutputs(_ job: JobSlot, runs: Bool, force: Bool) throws -> RegisteredOutputs {
+        guard runs else { return .none(dir) }
+        var registered = try RegisteredOutputs.of(dir, array: job.array, index: job.index)
+        if !force, let latest = latest(job) {
             let kept = latest.intactQuanta(root: try Snapshot.meta(path: dir.snapshot).datastoreRoot).values.flatMap(\.outputs)
             registered = registered.excluding(kept: Set(kept.map(\.id)))
         }
-        if !registered.datasets.isEmpty && !replace {
-            let first = registered.datasets[0]
-            throw QuantaError(.usage, "job \(array.name):\(slot): \(registered.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed), or plan the graph again with a new --output-run")
+        return registered
+    }
+
+    /// One job through its script, then the registry follows the files it replaced.
+    func runOne(_ job: JobSlot, force: Bool, registered: RegisteredOutputs, note: (String) -> Void) throws -> Rerun {
+        let runs = force || latest(job)?.status != .succeeded
+        if runs, let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: [job.array: [job.index]])?.note { note(n) }
+        guard let array = plan.arrays.first(where: { $0.name == job.array }) else {
+            throw QuantaError(.usage, "no array '\(job.array)' in \(dir.root)")
         }
-        if runs, let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: [array.name: [slot]])?.note { note(n) }
         var env = ProcessInfo.processInfo.environment
-        env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: slot))
+        env["SLURM_ARRAY_TASK_ID"] = String(array.element(ofJob: job.index))
         env["SLURM_SUBMIT_DIR"] = dir.root
         env["QUANTA_BACKEND"] = "rerun"
         var o = Spawn.Options()
         o.workingDirectory = dir.root
-        let exit = try Spawn.run("/bin/bash", [dir.script(array: array.name), "--index", String(slot)] + (force ? ["--force"] : []),
+        let exit = try Spawn.run("/bin/bash", [dir.script(array: job.array), "--index", String(job.index)] + (force ? ["--force"] : []),
                                  environment: env, options: o)
         var out = Rerun(exit: exit)
         guard exit.succeeded else { return out }
-        out.manifest = try Manifest.read(path: dir.manifest(array: array.name, index: slot))
-        if replace, !registered.datasets.isEmpty, let m = out.manifest {
+        out.manifest = try Manifest.read(path: dir.manifest(array: job.array, index: job.index))
+        if !registered.datasets.isEmpty, let m = out.manifest {
             out.replaced = try registered.adopt(m)
-            out.stale = try registered.downstream()
         }
         return out
     }

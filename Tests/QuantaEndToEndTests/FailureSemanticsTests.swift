@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import QuantaCore
 import QuantaGraphIO
+import QuantaButler
 
 /// Issue 13 for the command executor: `pipetask run`'s rules whatever the executor — a quantum
 /// whose producer failed is blocked (FAILED_DEP) and never runs, even when it reads its inputs as
@@ -38,7 +39,7 @@ import QuantaGraphIO
         try FileManager.default.createDirectory(atPath: flags, withIntermediateDirectories: true)
         let calib = "if [ -e \(flags)/fail-{dim:visit}-{dim:detector} ]; then echo 'ValueError: injected failure' >&2; exit 3; fi; "
             + "if [ -e \(flags)/nowork-{dim:visit}-{dim:detector} ]; then echo 'no sources found' > $QUANTA_NO_WORK; exit 0; fi; "
-            + "cp {input:raw} {output:calexp}"
+            + "cp {input:raw} {output:calexp}; if [ -e \(flags)/v2-{dim:visit}-{dim:detector} ]; then echo recalibrated >> {output:calexp}; fi"
         var yaml = """
         pipetask:
           calib: {command: "\(calib)"}
@@ -114,6 +115,60 @@ import QuantaGraphIO
         let summary = try String(contentsOfFile: cli.path("repo/datastore/") + ((try cli.datasets(repo: cli.path("repo"), collection: "u/f/run")
             .first { ($0["datasetType"] as? String) == "summary" && ($0["dataID"] as? String ?? "").contains("2") }?["path"] as? String) ?? ""), encoding: .utf8)
         #expect(summary == "raw 2 0\nraw 2 1\nraw 2 2\n", "visit 2's summary is built from every detector: \(summary)")
+    }
+
+    /// A job that succeeded made a wrong file (its cause fixed since): `rerun --force --replace
+    /// --downstream` makes it again and everything made from it, and the repository ends as a
+    /// clean run of the fixed pipeline would — same datasets, same bytes, registry records that
+    /// match the files. Without --replace nothing is touched.
+    @Test func rerunDownstreamRemakesWhatWasMadeFromTheOldFiles() throws {
+        let cli = try CLI()
+        try makeSurvey(cli)
+        #expect(try cli.run(["run", "sub"]).status == .exited(0))
+        let m = try Manifest.read(path: SubmitDirectory(cli.path("sub")).manifest(array: "calib", index: 4))
+        #expect(m?.quanta.first?.dataID == #"[["visit",2],["detector",1]]"#, "calib:4 is \(m?.quanta.first?.dataID ?? "?")")
+        let summaryPath = { () throws -> String in
+            cli.path("repo/datastore/") + ((try cli.datasets(repo: cli.path("repo"), collection: "u/f/run")
+                .first { ($0["datasetType"] as? String) == "summary" && ($0["dataID"] as? String ?? "").contains("2") }?["path"] as? String) ?? "")
+        }
+        let before = try FileManager.default.attributesOfItem(atPath: try summaryPath())
+        try flag(cli, "v2-2-1")
+
+        // Registered outputs downstream: refused without --replace, before anything runs.
+        let refused = try cli.run(["rerun", "sub", "--job", "calib:4", "--force", "--downstream"])
+        #expect(refused.status != .exited(0) && refused.stderr.contains("--replace"), "\(refused.output)")
+        let still = try FileManager.default.attributesOfItem(atPath: try summaryPath())
+        #expect(still[.modificationDate] as? Date == before[.modificationDate] as? Date, "a refused rerun touched a file")
+
+        // Without --downstream the stale summary is named, and --downstream is offered.
+        let one = try cli.run(["rerun", "sub", "--job", "calib:4", "--force", "--replace"])
+        #expect(one.status == .exited(0), "\(one.output)")
+        #expect(one.stdout.contains("summary {visit=2}") && one.stdout.contains("--downstream"), "\(one.stdout)")
+
+        // The same job, already rerun, is left alone; its downstream runs again.
+        let down = try cli.run(["rerun", "sub", "--job", "calib:4", "--replace", "--downstream"])
+        #expect(down.status == .exited(0), "\(down.output)")
+        #expect(down.stdout.contains("downstream: 1 of 1 jobs run again, 1 registered datasets replaced"), "\(down.stdout)")
+        #expect(try String(contentsOfFile: try summaryPath(), encoding: .utf8) == "raw 2 0\nraw 2 1\nrecalibrated\nraw 2 2\n")
+
+        // What a clean run of the fixed pipeline registers, with the same sizes and checksums.
+        let clean = try CLI()
+        try makeSurvey(clean)
+        try flag(clean, "v2-2-1")
+        #expect(try clean.run(["run", "sub"]).status == .exited(0))
+        func rows(_ c: CLI) throws -> [String] {
+            try c.datasets(repo: c.path("repo"), collection: "u/f/run").map {
+                "\($0["datasetType"] as? String ?? "?") \($0["dataID"] as? String ?? "?") \($0["size"] as? Int ?? -1) \($0["checksum"] as? String ?? "-")"
+            }.sorted()
+        }
+        #expect(try rows(cli) == rows(clean))
+        #expect(try rows(cli).allSatisfy { !$0.hasSuffix(" -") && !$0.contains(" -1 ") })
+        // The registry vouches for the files on disk.
+        for d in try cli.datasets(repo: cli.path("repo"), collection: "u/f/run") {
+            let path = cli.path("repo/datastore/") + (d["path"] as? String ?? "")
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -2
+            #expect(size == d["size"] as? Int, "\(path): \(size) bytes, registered as \(d["size"] ?? "?")")
+        }
     }
 
     /// "No work" is a success (the run exits 0); a quantum whose only input was not made has no
