@@ -177,8 +177,9 @@ public struct SubmissionStatus: Sendable, Codable {
                     row.slurmJob = a.slurmID
                     if o.state == .succeeded || o.state == .blocked || (o.state == .failed && manifest?.slurmArrayJobID == String(a.arrayJobID)),
                        let m = manifest {
+                        // This attempt's manifest says what became of each quantum: a blocked or
+                        // no-work quantum of a failed job stays blocked or no work.
                         perQuantum = m.quanta.map { ($0.task, State(rawValue: $0.status.rawValue) ?? .failed) }
-                        if o.state == .failed { perQuantum = perQuantum.map { ($0.0, $0.1 == .succeeded ? .succeeded : o.state) } }
                     }
                 } else {
                     row.reason = "not submitted"

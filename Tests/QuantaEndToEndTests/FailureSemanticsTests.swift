@@ -11,7 +11,7 @@ import QuantaButler
 @Suite(.serialized) struct FailureSemanticsTests {
     /// calib(visit, detector): raw → calexp; gather(visit): every calexp of the visit → summary.
     /// A file `fail-V-D` makes calib fail for (V, D), `nowork-V-D` makes it end with no work.
-    func makeSurvey(_ cli: CLI, visits: Int = 2, detectors: Int = 3, clustered: Bool = false) throws {
+    func makeSurvey(_ cli: CLI, visits: Int = 2, detectors: Int = 3, clustered: Bool = false, site: String? = nil, extra: String = "") throws {
         #expect(try cli.run(["repo", "create", "repo"]).status == .exited(0))
         var b = GraphBuilder(universe: ["visit", "detector"], metadata: ["outputRun": "u/f/run", "output": "u/f", "inputCollections": "raw"])
         b.addDatasetType("raw", dimensions: ["visit", "detector"], storageClass: "Text")
@@ -47,8 +47,9 @@ import QuantaButler
 
         """
         if clustered { yaml += "cluster:\n  perVisit:\n    pipetasks: calib, gather\n    dimensions: visit\n" }
+        yaml += extra
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
-        let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "sub"])
+        let plan = try cli.run(["plan", "g.qgn", "--repo", "repo", "--config", "submit.yaml", "--out", "sub"] + (site.map { ["--site", $0] } ?? []))
         #expect(plan.status == .exited(0), "\(plan.output)")
     }
 
@@ -115,6 +116,24 @@ import QuantaButler
         let summary = try String(contentsOfFile: cli.path("repo/datastore/") + ((try cli.datasets(repo: cli.path("repo"), collection: "u/f/run")
             .first { ($0["datasetType"] as? String) == "summary" && ($0["dataID"] as? String ?? "").contains("2") }?["path"] as? String) ?? ""), encoding: .utf8)
         #expect(summary == "raw 2 0\nraw 2 1\nraw 2 2\n", "visit 2's summary is built from every detector: \(summary)")
+    }
+
+    /// The same on the real SLURM cluster, in clustered jobs: the job with the failed quantum
+    /// ends "failed", and status still counts what its manifest says of each quantum: the
+    /// blocked gather is blocked, not failed (it was counted failed before). Retries are off to
+    /// keep it to one round.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster"))
+    func aFailedProducerBlocksItsConsumersInAClusteredJobOnSlurm() throws {
+        let cli = try CLI()
+        try makeSurvey(cli, clustered: true, site: "local-slurm", extra: "numberOfRetries: 0\n")
+        try flag(cli, "fail-2-1")
+        let submit = try cli.run(["submit", "sub", "--wait", "--poll", "0.5"])
+        #expect(submit.status == .exited(1), "\(submit.output)")
+        let status = try statusJSON(cli)
+        #expect(counts(status, "calib") == ["succeeded": 5, "failed": 1], "\(counts(status, "calib"))")
+        #expect(counts(status, "gather") == ["succeeded": 1, "blocked": 1], "\(counts(status, "gather"))")
+        let reg = try registered(cli)
+        #expect(reg.filter { $0.hasPrefix("summary ") }.count == 1 && reg.filter { $0.hasPrefix("calexp ") }.count == 5, "\(reg)")
     }
 
     /// A job that succeeded made a wrong file (its cause fixed since): `rerun --force --replace
