@@ -32,7 +32,7 @@ struct Rerun: ParsableCommand {
         let (array, slot) = try ctx.job(job.array, job.index)
         if array.name != job.array { print("job \(job.array):\(job.index) is \(array.name):\(slot)") }
         let r = try ctx.rerun(array: array, slot: slot, force: force, replace: replace, downstream: downstream,
-                              backend: { try? backendOption.open(quiet: true) }, note: { print($0) })
+                              backend: { try? backendOption.open(quiet: true) }, note: { StandardStreams.output($0 + "\n") })
         guard r.exit.succeeded else {
             StandardStreams.error("job \(array.name):\(slot) ended with \(r.exit)\n")
             throw ExitCode(r.exit.code)

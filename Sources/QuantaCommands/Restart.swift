@@ -20,6 +20,9 @@ struct Restart: ParsableCommand {
     @Flag(name: .long, help: "SLURM: stay until the restart (and its retries) ended.")
     var wait = false
 
+    @Option(name: .long, help: "Seconds between polls with --wait.")
+    var poll = 2.0
+
     func run() throws {
         let ctx = try SubmissionArgument.open(dir)
         // Submitted to SLURM, even part-way: never run here what SLURM may hold.
@@ -53,7 +56,7 @@ struct Restart: ParsableCommand {
             }
         }
         guard wait else { return }
-        let (after, _) = try ctx.waitShowingProgress(backend, poll: 2)
+        let (after, _) = try ctx.waitShowingProgress(backend, poll: poll)
         print(after.render(showElements: false), terminator: "")
         if !after.isComplete { throw ExitCode(1) }
     }

@@ -215,7 +215,7 @@ extension Submission {
         for j in after { registered.append(try registeredOutputs(j, runs: true, force: true)) }
         for (j, r) in zip([job] + after, registered) where !r.datasets.isEmpty && !replace {
             let first = r.datasets[0]
-            throw QuantaError(.usage, "job \(j): \(r.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry (datasets made from them downstream are listed, or rerun with --downstream), or plan the graph again with a new --output-run")
+            throw QuantaError(.usage, "job \(j): \(r.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry\(downstream ? "" : " (datasets made from them downstream are listed; --downstream makes them again)"), or plan the graph again with a new --output-run")
         }
         var out = try runOne(job, force: force, registered: registered[0], note: note)
         guard out.exit.succeeded, out.manifest?.status.isSuccess ?? false else {

@@ -142,8 +142,9 @@ struct LSSTFailureTests {
         let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
         let (refCode, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
         var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
-        // pipetask run does not retry; the failures injected here are deterministic, so retries only cost time.
-        var config = "numberOfRetries: 0\n"
+        // The default retry policy: a quantum that raised exits 1, which it does not retry
+        // (pipetask run does not retry either).
+        var config = ""
         if let tasks = c.clusterTasks { config += "cluster:\n  perVisit:\n    pipetasks: \(tasks.joined(separator: ", "))\n    dimensions: visit\n" }
         if let merge = c.merge { config += "lsstMerge: \(merge)\n" }
         try Data(config.utf8).write(to: URL(fileURLWithPath: cli.path("submit.yaml")))
@@ -171,8 +172,20 @@ struct LSSTFailureTests {
     /// and no file registered before the restart is rewritten (a stale one is unregistered first).
     @Test(arguments: [false, true])
     func restartRecoversAsPipetaskExtendRun(clustered: Bool) throws {
+        try recover(clustered: clustered, onSlurm: false)
+    }
+
+    /// The same on the real SLURM cluster, clustered: `quanta submit --wait` (one sbatch per
+    /// array, retry rounds, the final job merges), then `quanta restart --wait`, whose clobber
+    /// runs before the new round is queued.
+    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
+    func restartOnSlurmRecoversAsPipetaskExtendRun() throws {
+        try recover(clustered: true, onSlurm: true)
+    }
+
+    func recover(clustered: Bool, onSlurm: Bool) throws {
         let cli = try CLI()
-        let name = clustered ? "recover-clustered" : "recover"
+        let name = (clustered ? "recover-clustered" : "recover") + (onSlurm ? "-slurm" : "")
         let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: "chain", name: name, configs: [])
         let ours = try LSSTKit.copy("chain", into: cli, as: "ours")
         let theirs = try LSSTKit.copy("chain", into: cli, as: "theirs")
@@ -186,12 +199,23 @@ struct LSSTFailureTests {
 
         let (code1, ref1) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref1.json"))
         #expect(code1 != 0)
-        var args = ["plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli), "--out", "sub"]
+        let wait = ["--wait", "--poll", "0.5"]
+        var args = [onSlurm ? "submit" : "plan", graph, "--repo", ours, "--site", try LSSTKit.site(cli, scheduler: onSlurm ? "slurm" : "local"), "--out", "sub"]
         if clustered { args += ["--config", try LSSTCompare.perVisitCluster(cli, tasks: ["isr", "calibrate", "gather"])] }
-        #expect(try cli.run(args).status == .exited(0))
-        #expect(try cli.run(["run", "sub"]).status == .exited(1))
+        if onSlurm {
+            let r = try cli.run(args + wait)
+            #expect(r.status == .exited(1), "a quantum failed: \(r.output.suffix(2500))")
+        } else {
+            #expect(try cli.run(args).status == .exited(0))
+            #expect(try cli.run(["run", "sub"]).status == .exited(1))
+        }
         let mine1 = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
         let counts1 = try LSSTCompare.quantaCounts(cli, "sub")
+        // A quantum that raised is not retried under the default policy (retryUnlessExit: [1, 2]):
+        // run-qbb's exit code 1 is the quantum's. (It was read as 0, and retried five times.)
+        let status1 = (try JSONSerialization.jsonObject(with: Data(try cli.run(["status", "sub", "--json", "--exit-zero"]).stdout.utf8))) as? [String: Any] ?? [:]
+        let failedJobs = (status1["elements"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "failed" }
+        #expect(failedJobs.count == 1 && failedJobs.allSatisfy { $0["attempts"] as? Int == 1 }, "\(failedJobs)")
         LSSTCompare.expectEqual(mine1, ref1, quanta: counts1, "\(name), first run")
 
         // Every registered file as it is now.
@@ -218,7 +242,7 @@ struct LSSTFailureTests {
                                                          extra: ["--output-run", run, "--extend-run", "--skip-existing", "--clobber-outputs"],
                                                          summary: cli.path("ref2.json"))
         #expect(code2 == 0)
-        let restart = try cli.run(["restart", "sub"])
+        let restart = try cli.run(["restart", "sub"] + (onSlurm ? wait : []))
         #expect(restart.status == .exited(0), "\(restart.output.suffix(2500))")
         let mine2 = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
         // The registry after recovery: pipetask's, and a clean run's (every quantum succeeded).
@@ -243,22 +267,6 @@ struct LSSTFailureTests {
         }
         #expect(rewritten.isEmpty, "registered files rewritten in place by the restart: \(rewritten)")
         print("\(name): first run pipetask \(ref1.quanta) / Quanta \(counts1); after recovery \(ref2.registered.count) datasets each")
-    }
-
-    /// The failure case on the real SLURM cluster: one sbatch per array, the final job merges.
-    @Test(.enabled(if: SlurmCluster.enabled, "needs the local SLURM cluster too"))
-    func slurmFailureEndsAsPipetaskRunEnds() throws {
-        let cli = try CLI()
-        let c = FailureCase.all[0]
-        let (graph, run, chain, inputs) = try LSSTCompare.graph(cli, shape: c.shape, name: c.name, configs: c.configs)
-        let ours = try LSSTKit.copy(c.shape, into: cli, as: "ours")
-        let theirs = try LSSTKit.copy(c.shape, into: cli, as: "theirs")
-        let (_, reference) = try LSSTCompare.pipetask(cli, repo: theirs, graph: graph, run: run, chain: chain, inputs: inputs, summary: cli.path("ref.json"))
-        let r = try cli.run(["submit", graph, "--repo", ours, "--site", try LSSTKit.site(cli, scheduler: "slurm"), "--out", "sub",
-                             "--wait", "--poll", "0.5"])
-        #expect(r.status == .exited(1), "a quantum failed: \(r.output.suffix(2500))")
-        let mine = try LSSTCompare.outcome(cli, repo: ours, run: run, chain: chain)
-        LSSTCompare.expectEqual(mine, reference, quanta: try LSSTCompare.quantaCounts(cli, "sub"), "\(c.name) on SLURM")
     }
 }
 

@@ -23,12 +23,17 @@ import uuid
 
 
 def pipetask(args):
-    """Runs a pipetask subcommand in this process; returns (exit code, error text)."""
+    """Runs a pipetask subcommand in this process; returns (exit code, error text).
+
+    Without standalone mode click does not raise for ``ctx.exit(code)`` (which daf_butler's
+    ``catch_and_exit`` calls when a quantum raised): ``main`` returns the code instead.
+    """
     from lsst.ctrl.mpexec.cli.pipetask import cli
 
     try:
-        cli.main(args=args, prog_name="pipetask", standalone_mode=False)
-        return 0, None
+        rv = cli.main(args=args, prog_name="pipetask", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+        return code, None if code == 0 else f"pipetask {args[0]} exited {code}"
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         return code, None if code == 0 else f"pipetask {args[0]} exited {code}"
