@@ -266,6 +266,13 @@ struct LSSTFailureTests {
             if !clobbered.contains(uuid) { rewritten.append(uuid) }
         }
         #expect(rewritten.isEmpty, "registered files rewritten in place by the restart: \(rewritten)")
+        if !clustered && !onSlurm {
+            // Remaking what is downstream of a succeeded job: an LSST butler's rerun would skip it
+            // (--skip-existing), so it is refused with one line before anything runs.
+            let down = try cli.run(["rerun", "sub", "--job", "isr:0", "--force", "--downstream"])
+            #expect(down.status != .exited(0) && down.stderr.contains("LSST butler repository"), "\(down.output)")
+            #expect(try files().mapValues(\.inode) == after.mapValues(\.inode), "a refused rerun changed a file")
+        }
         print("\(name): first run pipetask \(ref1.quanta) / Quanta \(counts1); after recovery \(ref2.registered.count) datasets each")
     }
 }
