@@ -218,6 +218,7 @@ extension Submission {
             throw QuantaError(.usage, "job \(j): \(r.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry\(downstream ? "" : " (datasets made from them downstream are listed; --downstream makes them again)"), or plan the graph again with a new --output-run")
         }
         var out = try runOne(job, force: force, registered: registered[0], note: note)
+        if !downstream, out.replaced != nil { out.stale = try registered[0].downstream() }
         guard out.exit.succeeded, out.manifest?.status.isSuccess ?? false else {
             out.notRun = after
             return out
@@ -231,7 +232,6 @@ extension Submission {
                 break
             }
         }
-        if !downstream, out.replaced != nil { out.stale = try registered[0].downstream() }
         return out
     }
 
@@ -248,8 +248,9 @@ extension Submission {
         (try? Manifest.read(path: dir.manifest(array: job.array, index: job.index))) ?? nil
     }
 
-    /// The registered outputs a run of `job` would write over: none when it will not run; without
-    /// `force`, not those an earlier attempt made and left intact (run-quantum keeps them).
+    /// The registered outputs a run of `job` would write over — files the registry vouches for
+    /// (size, checksum), never replaced silently: none when it will not run; without `force`, not
+    /// those an earlier attempt made and left intact (run-quantum keeps them: --skip-existing).
     func registeredOutputs(_ job: JobSlot, runs: Bool, force: Bool) throws -> RegisteredOutputs {
         guard runs else { return .none(dir) }
         var registered = try RegisteredOutputs.of(dir, array: job.array, index: job.index)
