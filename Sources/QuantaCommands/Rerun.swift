@@ -47,9 +47,9 @@ struct Rerun: ParsableCommand {
         }
         if downstream {
             let replaced = r.downstream.reduce(0) { $0 + ($1.rerun.replaced ?? 0) }
-            let ok = r.downstream.filter { $0.rerun.exit.succeeded && ($0.rerun.manifest?.status.isSuccess ?? false) }
+            let ok = r.downstream.filter(\.rerun.succeeded)
             print("downstream: \(ok.count) of \(r.downstream.count + r.notRun.count) jobs run again\(replaced > 0 ? ", \(replaced) registered datasets replaced" : "")")
-            if let bad = r.downstream.last, !(bad.rerun.exit.succeeded && (bad.rerun.manifest?.status.isSuccess ?? false)) {
+            if let bad = r.downstream.last, !bad.rerun.succeeded {
                 StandardStreams.error("job \(bad.job) ended \(bad.rerun.exit.succeeded ? bad.rerun.manifest?.status.rawValue ?? "without a manifest" : "with \(bad.rerun.exit)"); not run after it: \(r.notRun.isEmpty ? "none" : r.notRun.map(\.description).joined(separator: ", ")); fix it, then 'quanta rerun \(dir) --job \(bad.job) --force --replace --downstream'\n")
                 throw ExitCode(1)
             }

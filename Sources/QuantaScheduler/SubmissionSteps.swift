@@ -184,6 +184,8 @@ extension Submission {
         public var downstream: [(job: JobSlot, rerun: Rerun)] = []
         /// Downstream jobs not run because one before them did not succeed.
         public var notRun: [JobSlot] = []
+        /// The script exited 0 and the manifest says every quantum succeeded or had no work.
+        public var succeeded: Bool { exit.succeeded && (manifest?.status.isSuccess ?? false) }
     }
 
     /// Runs one job in the foreground with the script SLURM runs (its output on this terminal).
@@ -202,32 +204,36 @@ extension Submission {
         if isOnSlurm, let backend = backend() {
             let (status, view) = try self.status(backend)
             if view?.note == nil {
+                // Looked up once for all the jobs to run, not by a scan of the status per job.
+                let queued = Dictionary(status.elements.filter { $0.state == .pending || $0.state == .running }
+                    .map { (JobSlot(array: $0.array, index: $0.index), $0) }, uniquingKeysWith: { a, _ in a })
                 for j in [job] + after {
-                    if let row = status.elements.first(where: { $0.array == j.array && $0.index == j.index }),
-                       row.state == .pending || row.state == .running, let held = row.slurmJob {
+                    if let row = queued[j], let held = row.slurmJob {
                         throw QuantaError(.usage, "\(dir.root): SLURM holds job \(j) (\(held), \(row.state.rawValue)); wait for it, or 'scancel \(held)' first, then rerun it")
                     }
                 }
             }
         }
         // Every job to run is checked before the first runs: a refusal leaves everything as it was.
-        var registered = [try registeredOutputs(job, runs: force || latest(job)?.status != .succeeded, force: force)]
+        // Without --force a job that succeeded is left alone (run-quantum says so).
+        let runs = force || latest(job)?.status != .succeeded
+        var registered = [try registeredOutputs(job, runs: runs, force: force)]
         for j in after { registered.append(try registeredOutputs(j, runs: true, force: true)) }
         for (j, r) in zip([job] + after, registered) where !r.datasets.isEmpty && !replace {
             let first = r.datasets[0]
             throw QuantaError(.usage, "job \(j): \(r.datasets.count) of its outputs are registered already (first: \(first.description) at \(first.path)); a rerun would replace them. Pass --replace to replace them and update the registry\(downstream ? "" : " (datasets made from them downstream are listed; --downstream makes them again)"), or plan the graph again with a new --output-run")
         }
-        var out = try runOne(job, force: force, registered: registered[0], note: note)
+        var out = try runOne(job, force: force, runs: runs, registered: registered[0], note: note)
         if !downstream, out.replaced != nil { out.stale = try registered[0].downstream() }
-        guard out.exit.succeeded, out.manifest?.status.isSuccess ?? false else {
+        guard out.succeeded else {
             out.notRun = after
             return out
         }
         for (k, j) in after.enumerated() {
             note("downstream \(k + 1)/\(after.count): job \(j)")
-            let r = try runOne(j, force: true, registered: registered[k + 1], note: note)
+            let r = try runOne(j, force: true, runs: true, registered: registered[k + 1], note: note)
             out.downstream.append((j, r))
-            guard r.exit.succeeded, r.manifest?.status.isSuccess ?? false else {
+            guard r.succeeded else {
                 out.notRun = Array(after.dropFirst(k + 1))
                 break
             }
@@ -261,9 +267,9 @@ extension Submission {
         return registered
     }
 
-    /// One job through its script, then the registry follows the files it replaced.
-    func runOne(_ job: JobSlot, force: Bool, registered: RegisteredOutputs, note: (String) -> Void) throws -> Rerun {
-        let runs = force || latest(job)?.status != .succeeded
+    /// One job through its script, then the registry follows the files it replaced. `runs`: the
+    /// job will run (forced, or its latest attempt did not succeed), so LSST's stale outputs go first.
+    func runOne(_ job: JobSlot, force: Bool, runs: Bool, registered: RegisteredOutputs, note: (String) -> Void) throws -> Rerun {
         if runs, let n = try LSSTClobber.prepare(dir, plan: plan, site: site, jobs: [job.array: [job.index]])?.note { note(n) }
         guard let array = plan.arrays.first(where: { $0.name == job.array }) else {
             throw QuantaError(.usage, "no array '\(job.array)' in \(dir.root)")
